@@ -1,0 +1,119 @@
+"""ACLs: the fix-up ZooKeeper applies to a create or setACL, permission checks,
+and the digest scheme's hashing."""
+
+import base64
+import hashlib
+import ipaddress
+
+from ..protocol.errors import Err, KeeperError
+from ..protocol.records import ACL
+
+# Schemes whose ids count as "authenticated" for the auth scheme.
+AUTHENTICATED_SCHEMES = frozenset({"digest", "sasl", "x509"})
+
+
+def digest_id(user_password: str, alg: str = "sha1") -> str:
+    """'user:password' -> 'user:base64(sha1(user:password))', as
+    DigestAuthenticationProvider.generateDigest does."""
+    user = user_password.split(":", 1)[0]
+    h = hashlib.new(alg.lower().replace("-", ""), user_password.encode("utf-8")).digest()
+    return f"{user}:{base64.b64encode(h).decode()}"
+
+
+def _valid_digest_id(id_: str) -> bool:
+    # Java's "user:hash".split(":") drops trailing empty strings; it must give 2 parts.
+    parts = id_.split(":")
+    while parts and parts[-1] == "":
+        parts.pop()
+    return len(parts) == 2
+
+
+def parse_ip_spec(spec: str):
+    """An ip ACL id: an address with an optional /bits.  None if invalid."""
+    addr, _, bits = spec.partition("/")
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return None
+    width = ip.max_prefixlen
+    if bits:
+        if not bits.isdigit():
+            return None
+        n = int(bits)
+        if n < 0 or n > width:
+            return None
+    else:
+        n = width
+    return ip, n
+
+
+def ip_matches(spec: str, address: str) -> bool:
+    parsed = parse_ip_spec(spec)
+    if parsed is None:
+        return False
+    net_ip, bits = parsed
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version != net_ip.version:
+        return False
+    shift = ip.max_prefixlen - bits
+    return (int(ip) >> shift) == (int(net_ip) >> shift)
+
+
+def fixup_acl(acls, auth_ids) -> tuple:
+    """Validate and expand an ACL list for create/setACL (InvalidACL on failure).
+    auth_ids: the (scheme, id) pairs the connection holds."""
+    if not acls:
+        raise KeeperError(Err.INVALID_ACL)
+    out = []
+    seen = set()
+
+    def add(a):
+        if a not in seen:
+            seen.add(a)
+            out.append(a)
+
+    for a in acls:
+        scheme, id_ = a.scheme, a.id
+        if scheme == "world" and id_ == "anyone":
+            add(ACL(a.perms, scheme, id_))
+        elif scheme == "auth":
+            granted = False
+            for s, i in auth_ids:
+                if s in AUTHENTICATED_SCHEMES:
+                    add(ACL(a.perms, s, i))
+                    granted = True
+            if not granted:
+                raise KeeperError(Err.INVALID_ACL)
+        elif scheme == "digest" and id_ is not None and _valid_digest_id(id_):
+            add(ACL(a.perms, scheme, id_))
+        elif scheme == "ip" and id_ is not None and parse_ip_spec(id_) is not None:
+            add(ACL(a.perms, scheme, id_))
+        else:
+            raise KeeperError(Err.INVALID_ACL)
+    return tuple(out)
+
+
+def check_acl(acl, perm: int, auth_ids, skip_acl: bool = False) -> bool:
+    """True if a connection holding auth_ids may do perm on a node with acl."""
+    if skip_acl or not acl:
+        return True
+    for scheme, _ in auth_ids:
+        if scheme == "super":
+            return True
+    for a in acl:
+        if not (a.perms & perm):
+            continue
+        if a.scheme == "world" and a.id == "anyone":
+            return True
+        for scheme, id_ in auth_ids:
+            if scheme != a.scheme:
+                continue
+            if scheme == "ip":
+                if ip_matches(a.id, id_):
+                    return True
+            elif id_ == a.id:
+                return True
+    return False

@@ -1,0 +1,38 @@
+"""A znode and its Stat bookkeeping (DataNode + StatPersisted in ZooKeeper)."""
+
+from .txn import owner_kind
+
+
+class ZNode:
+    __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version",
+                 "creates", "aversion", "owner", "pzxid", "children")
+
+    def __init__(self, data, acl, czxid, time, owner):
+        self.data = data              # bytes, or None when created with null data
+        self.acl = acl                # tuple of ACL
+        self.czxid = czxid
+        self.mzxid = czxid
+        self.ctime = time
+        self.mtime = time
+        self.version = 0
+        # Children ever created under this node: the sequential counter and,
+        # with numChildren, the visible cversion (2*creates - numChildren).
+        self.creates = 0
+        self.aversion = 0
+        self.owner = owner            # ephemeralOwner as stored (markers included)
+        self.pzxid = czxid
+        self.children = set()
+
+    def stat(self) -> tuple:
+        owner = self.owner
+        if owner and owner_kind(owner) != "ephemeral":
+            owner = 0  # containers and TTL nodes show ephemeralOwner 0
+        n = len(self.children)
+        data = self.data
+        return (self.czxid, self.mzxid, self.ctime, self.mtime, self.version,
+                2 * self.creates - n, self.aversion, owner,
+                len(data) if data is not None else 0, n, self.pzxid)
+
+    @property
+    def cversion(self) -> int:
+        return 2 * self.creates - len(self.children)

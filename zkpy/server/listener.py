@@ -1,0 +1,85 @@
+"""The asyncio shell around a ZooKeeperServer: the client port, the tick that
+expires sessions and idle connections, and the container/TTL reaper."""
+
+import asyncio
+import logging
+import time
+
+from .connection import CONNECTING, NEW, ClientConnection
+from .zkserver import ZooKeeperServer, monotonic_ms, wall_ms
+
+log = logging.getLogger("zkpy.server")
+
+
+class ServerRunner:
+    def __init__(self, config, server: ZooKeeperServer | None = None):
+        self.config = config
+        self.server = server or ZooKeeperServer(config)
+        self.listener = None
+        self.tasks = []
+        self.port = None
+        self.host = None
+
+    async def start(self):
+        loop = asyncio.get_running_loop()
+        c = self.config
+        host = c.client_port_address or None
+        backlog = c.client_port_listen_backlog if getattr(c, "client_port_listen_backlog", -1) > 0 else 1024
+        self.listener = await loop.create_server(
+            lambda: ClientConnection(self.server, loop), host=host, port=c.client_port,
+            reuse_address=True, backlog=backlog)
+        sock = self.listener.sockets[0]
+        self.host, self.port = sock.getsockname()[:2]
+        self.tasks.append(loop.create_task(self._tick()))
+        self.tasks.append(loop.create_task(self._reap_containers()))
+        return self
+
+    async def _tick(self):
+        """Every tickTime: expire sessions, close idle connections."""
+        server = self.server
+        tick = self.config.tick_time / 1000
+        sessionless = self.config.sessionless_cnxn_timeout_ms
+        while True:
+            await asyncio.sleep(tick)
+            now = monotonic_ms()
+            try:
+                server.expire_sessions(now)
+                for conn in list(server.connections):
+                    idle = now - conn.last_recv
+                    if conn.state in (NEW, CONNECTING):
+                        if idle > sessionless:
+                            conn.close()
+                    elif conn.timeout and idle > conn.timeout:
+                        conn.close()
+            except Exception:
+                log.exception("session tick failed")
+
+    async def _reap_containers(self):
+        interval = self.config.container_check_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.server.reap_containers(wall_ms())
+            except Exception:
+                log.exception("container reaper failed")
+
+    async def stop(self):
+        for t in self.tasks:
+            t.cancel()
+        self.tasks.clear()
+        if self.listener is not None:
+            self.listener.close()
+        self.server.shutdown()
+
+
+async def serve_forever(config, stop_event: asyncio.Event, on_ready=None):
+    runner = await ServerRunner(config).start()
+    log.info("zkpy %s serving clients on %s:%s (dataDir %s)", "standalone",
+             runner.host, runner.port, config.data_dir)
+    if on_ready is not None:
+        on_ready(runner)
+    try:
+        await stop_event.wait()
+    finally:
+        await runner.stop()
+    return runner

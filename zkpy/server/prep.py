@@ -1,0 +1,245 @@
+"""Prep (ZooKeeper's PrepRequestProcessor): validate a write request against the
+tree as it will be once every earlier txn is applied, and turn it into a txn
+body, or raise KeeperError with the code ZooKeeper gives, checked in
+ZooKeeper's order.  Pure: no I/O, no clock (the caller passes the time).
+
+Writes are prepped in arrival order but applied later (after the log), so prep
+keeps "outstanding changes": what each path will look like after the txns
+prepped but not yet applied.  A multi validates its ops in order against a
+private overlay of those changes, which is merged only if every op passes."""
+
+from ..datatree.acl import check_acl, fixup_acl
+from ..datatree.paths import SYSTEM_PATHS, split_path, validate_path
+from ..datatree.txn import CONTAINER_OWNER, MAX_TTL, owner_kind, ttl_owner
+from ..protocol.errors import Err, KeeperError
+from ..protocol.opcodes import CreateMode, Op, Perms
+
+INT_MAX = 2**31 - 1
+
+
+def _next_version(v: int) -> int:
+    return -(2**31) if v == INT_MAX else v + 1
+
+
+class PendingNode:
+    """What prep needs to know of a node, as of the last prepped txn."""
+    __slots__ = ("version", "aversion", "creates", "num_children", "owner", "acl")
+
+    def __init__(self, version, aversion, creates, num_children, owner, acl):
+        self.version = version
+        self.aversion = aversion
+        self.creates = creates
+        self.num_children = num_children
+        self.owner = owner
+        self.acl = acl
+
+    @classmethod
+    def of(cls, node):
+        return cls(node.version, node.aversion, node.creates, len(node.children),
+                   node.owner, node.acl)
+
+    def copy(self, **changes):
+        c = PendingNode(self.version, self.aversion, self.creates, self.num_children,
+                        self.owner, self.acl)
+        for k, v in changes.items():
+            setattr(c, k, v)
+        return c
+
+
+_MISSING = object()
+
+
+class Prep:
+    def __init__(self, tree, extended_types_enabled=False, skip_acl=False):
+        self.tree = tree
+        self.extended_types_enabled = extended_types_enabled
+        self.skip_acl = skip_acl
+        self.outstanding: dict[str, tuple] = {}   # path -> (zxid, PendingNode | None)
+
+    # --- the view prep validates against ------------------------------------------
+
+    def _get(self, path, overlay):
+        rec = overlay.get(path, _MISSING)
+        if rec is not _MISSING:
+            return rec
+        o = self.outstanding.get(path)
+        if o is not None:
+            return o[1]
+        node = self.tree.nodes.get(path)
+        return None if node is None else PendingNode.of(node)
+
+    def _check(self, rec, perm, auth_ids):
+        if not check_acl(rec.acl, perm, auth_ids, self.skip_acl):
+            raise KeeperError(Err.NO_AUTH)
+
+    def applied(self, zxid: int) -> None:
+        """Forget outstanding changes made by txns up to zxid (now in the tree)."""
+        if self.outstanding:
+            done = [p for p, (z, _) in self.outstanding.items() if z <= zxid]
+            for p in done:
+                del self.outstanding[p]
+
+    def commit_overlay(self, overlay, zxid) -> None:
+        for path, rec in overlay.items():
+            self.outstanding[path] = (zxid, rec)
+
+    # --- single ops ----------------------------------------------------------------------
+
+    def prep_op(self, op, req, session_id, auth_ids, overlay):
+        """Validate one write op; returns its txn body and records the change in
+        overlay.  Raises KeeperError."""
+        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
+            return self._create(op, req, session_id, auth_ids, overlay)
+        if op == Op.DELETE:
+            return self._delete(req.path, req.version, auth_ids, overlay)
+        if op == Op.DELETE_CONTAINER:
+            return self._delete_container(req.path, overlay)
+        if op == Op.SET_DATA:
+            return self._set_data(req, auth_ids, overlay)
+        if op == Op.SET_ACL:
+            return self._set_acl(req, auth_ids, overlay)
+        if op == Op.CHECK:
+            return self._check_version(req, auth_ids, overlay)
+        raise KeeperError(Err.UNIMPLEMENTED)
+
+    def _create(self, op, req, session_id, auth_ids, overlay):
+        flags = req.flags
+        if not 0 <= flags <= 6:
+            raise KeeperError(Err.BAD_ARGUMENTS, "invalid create flags")
+        ttl = req.ttl
+        if flags in CreateMode.TTL_MODES:
+            if not self.extended_types_enabled:
+                raise KeeperError(Err.UNIMPLEMENTED)
+            if not 0 < ttl <= MAX_TTL:
+                raise KeeperError(Err.BAD_ARGUMENTS, "invalid ttl")
+        elif ttl >= 0:
+            raise KeeperError(Err.BAD_ARGUMENTS, "ttl given for a non-TTL mode")
+        path = req.path
+        if path is None or "/" not in path or "\0" in path:
+            raise KeeperError(Err.BAD_ARGUMENTS)
+        acl = fixup_acl(req.acl, auth_ids)
+        parent_path, _ = split_path(path)
+        parent = self._get(parent_path, overlay)
+        if parent is None:
+            raise KeeperError(Err.NO_NODE)
+        self._check(parent, Perms.CREATE, auth_ids)
+        creates = parent.creates
+        if flags in CreateMode.SEQUENTIAL_MODES:
+            path = path + ("%010d" % creates if creates >= 0 else "%011d" % creates)
+        validate_path(path)
+        if self._get(path, overlay) is not None:
+            raise KeeperError(Err.NODE_EXISTS)
+        if parent.owner and owner_kind(parent.owner) == "ephemeral":
+            raise KeeperError(Err.NO_CHILDREN_FOR_EPHEMERALS)
+        if flags == CreateMode.CONTAINER:
+            owner = CONTAINER_OWNER
+        elif flags in CreateMode.TTL_MODES:
+            owner = ttl_owner(ttl)
+        elif flags in CreateMode.EPHEMERAL_MODES:
+            owner = session_id
+        else:
+            owner = 0
+        new_creates = creates + 1 if creates != INT_MAX else -(2**31)
+        overlay[parent_path] = parent.copy(creates=new_creates,
+                                           num_children=parent.num_children + 1)
+        overlay[path] = PendingNode(0, 0, 0, 0, owner, acl)
+        return (path, req.data, [tuple(a) for a in acl], owner, new_creates)
+
+    def _delete(self, path, version, auth_ids, overlay):
+        if path is None or "/" not in path or "\0" in path or path in SYSTEM_PATHS:
+            raise KeeperError(Err.BAD_ARGUMENTS)
+        parent_path, _ = split_path(path)
+        parent = self._get(parent_path, overlay)
+        if parent is None:
+            raise KeeperError(Err.NO_NODE)
+        self._check(parent, Perms.DELETE, auth_ids)
+        node = self._get(path, overlay)
+        if node is None:
+            raise KeeperError(Err.NO_NODE)
+        if version != -1 and version != node.version:
+            raise KeeperError(Err.BAD_VERSION)
+        if node.num_children > 0:
+            raise KeeperError(Err.NOT_EMPTY)
+        overlay[parent_path] = parent.copy(num_children=parent.num_children - 1)
+        overlay[path] = None
+        return (path,)
+
+    def _delete_container(self, path, overlay):
+        if path is None or "/" not in path or "\0" in path or path in SYSTEM_PATHS:
+            raise KeeperError(Err.BAD_ARGUMENTS)
+        node = self._get(path, overlay)
+        if node is None:
+            raise KeeperError(Err.NO_NODE)
+        if owner_kind(node.owner) not in ("container", "ttl"):
+            raise KeeperError(Err.BAD_VERSION)
+        if node.num_children > 0:
+            raise KeeperError(Err.NOT_EMPTY)
+        parent_path, _ = split_path(path)
+        parent = self._get(parent_path, overlay)
+        overlay[parent_path] = parent.copy(num_children=parent.num_children - 1)
+        overlay[path] = None
+        return (path,)
+
+    def _set_data(self, req, auth_ids, overlay):
+        path = req.path
+        validate_path(path)
+        node = self._get(path, overlay)
+        if node is None:
+            raise KeeperError(Err.NO_NODE)
+        self._check(node, Perms.WRITE, auth_ids)
+        if req.version != -1 and req.version != node.version:
+            raise KeeperError(Err.BAD_VERSION)
+        version = _next_version(node.version)
+        overlay[path] = node.copy(version=version)
+        return (path, req.data, version)
+
+    def _set_acl(self, req, auth_ids, overlay):
+        path = req.path
+        validate_path(path)
+        acl = fixup_acl(req.acl, auth_ids)
+        node = self._get(path, overlay)
+        if node is None:
+            raise KeeperError(Err.NO_NODE)
+        self._check(node, Perms.ADMIN, auth_ids)
+        if req.version != -1 and req.version != node.aversion:
+            raise KeeperError(Err.BAD_VERSION)
+        aversion = _next_version(node.aversion)
+        overlay[path] = node.copy(aversion=aversion, acl=acl)
+        return (path, [tuple(a) for a in acl], aversion)
+
+    def _check_version(self, req, auth_ids, overlay):
+        validate_path(req.path)
+        node = self._get(req.path, overlay)
+        if node is None:
+            raise KeeperError(Err.NO_NODE)
+        self._check(node, Perms.READ, auth_ids)
+        if req.version != -1 and req.version != node.version:
+            raise KeeperError(Err.BAD_VERSION)
+        return (req.path, req.version)
+
+    # --- whole requests ----------------------------------------------------------------
+
+    def prep_multi(self, ops, session_id, auth_ids):
+        """A multi's txn body and overlay.  On the first failing op every op
+        gets an error result (0 before it, its code, RuntimeInconsistency after)
+        and nothing changes: ZooKeeper's all-or-nothing encoding."""
+        overlay = {}
+        bodies = []
+        for i, (op, req) in enumerate(ops):
+            try:
+                bodies.append((op, self.prep_op(op, req, session_id, auth_ids, overlay)))
+            except KeeperError as e:
+                failed = [(Op.ERROR, (0,))] * i + [(Op.ERROR, (e.code,))]
+                failed += [(Op.ERROR, (Err.RUNTIME_INCONSISTENCY,))] * (len(ops) - i - 1)
+                return (failed,), {}
+        return (bodies,), overlay
+
+    def close_session_paths(self, session_id) -> list:
+        """Ephemerals the closing session owns, counting prepped creates."""
+        paths = set(self.tree.ephemerals.get(session_id, ()))
+        for path, (_, rec) in self.outstanding.items():
+            if rec is None:
+                paths.discard(path)
+            elif rec.owner == session_id:
+                paths.add(path)
+        return sorted(paths)

@@ -1,0 +1,78 @@
+"""Encoding of reply frames: a ReplyHeader and, on success, the response record.
+Hot path: precompiled structs, one bytes object per frame."""
+
+from ..protocol.jute import INT, REPLY_HEADER, STAT, Writer
+from ..protocol.opcodes import KeeperState, Op, Xid
+from ..protocol.records import write_acls
+
+_pack_int = INT.pack
+_pack_header = REPLY_HEADER.pack
+_pack_stat = STAT.pack
+
+NOTIFICATION_ZXID = -1  # ZooKeeper 3.8 sends -1 in the header of a watch event
+
+
+def header_only(xid: int, zxid: int, err: int) -> bytes:
+    return b"\x00\x00\x00\x10" + _pack_header(xid, zxid, err)
+
+
+def with_body(xid: int, zxid: int, body) -> bytes:
+    return _pack_int(16 + len(body)) + _pack_header(xid, zxid, 0) + body
+
+
+def encode_string(s) -> bytes:
+    if s is None:
+        return b"\xff\xff\xff\xff"
+    b = s.encode("utf-8", "surrogatepass")
+    return _pack_int(len(b)) + b
+
+
+def encode_buffer(b) -> bytes:
+    if b is None:
+        return b"\xff\xff\xff\xff"
+    return _pack_int(len(b)) + b
+
+
+def encode_strings(items) -> bytes:
+    parts = [_pack_int(len(items))]
+    for s in items:
+        b = s.encode("utf-8", "surrogatepass")
+        parts.append(_pack_int(len(b)))
+        parts.append(b)
+    return b"".join(parts)
+
+
+def stat_body(stat) -> bytes:
+    return _pack_stat(*stat)
+
+
+def get_data_body(data, stat) -> bytes:
+    if data is None:
+        return b"\xff\xff\xff\xff" + _pack_stat(*stat)
+    return _pack_int(len(data)) + data + _pack_stat(*stat)
+
+
+def acl_body(acl, stat) -> bytes:
+    w = Writer()
+    write_acls(w, acl)
+    w.stat(stat)
+    return bytes(w.out)
+
+
+def notification(event_type: int, path: str) -> bytes:
+    body = _pack_int(event_type) + _pack_int(KeeperState.SYNC_CONNECTED) + encode_string(path)
+    return _pack_int(16 + len(body)) + _pack_header(Xid.NOTIFICATION, NOTIFICATION_ZXID, 0) + body
+
+
+def create_body(op: int, path: str, stat) -> bytes:
+    """create answers the path; create2, createContainer and createTTL add the Stat."""
+    if op == Op.CREATE:
+        return encode_string(path)
+    return encode_string(path) + _pack_stat(*stat)
+
+
+def multi_header(op_type: int, done: bool, err: int) -> bytes:
+    return _pack_int(op_type) + (b"\x01" if done else b"\x00") + _pack_int(err)
+
+
+MULTI_END = multi_header(-1, True, -1)

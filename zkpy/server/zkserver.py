@@ -1,0 +1,282 @@
+"""ZooKeeperServer: the request pipeline of one server (standalone is an
+ensemble of one).  A write goes prep -> log -> apply -> reply; a read is
+answered once the connection's earlier requests are done.
+
+    connection.py  frames in, frames out, handshake, 4lw
+    zkserver.py    this file: sessions, prep, the log, apply, watch delivery
+    prep.py        request -> txn (validation, ZooKeeper's error precedence)
+    reads.py       the read side of FinalRequestProcessor
+    replies.py     reply encoding
+
+The log is pluggable: anything with append(txn, on_logged).  The in-memory log
+calls back at once; a durable log calls back after its group fsync.  Txns are
+applied strictly in zxid order as they come back."""
+
+import logging
+import time
+
+from ..datatree.tree import DataTree, ErrorResult
+from ..datatree.txn import Txn, ttl_of
+from ..datatree.watches import WatchManager
+from ..datatree.acl import check_acl
+from ..protocol.errors import Err, KeeperError
+from ..protocol.opcodes import CREATE_OPS, EventType, Op, Perms
+from ..session.tracker import SessionTracker, session_password
+from . import replies
+from .prep import Prep
+from .request import Request
+from .stats import ServerStats
+
+log = logging.getLogger("zkpy.server")
+
+VERSION = "3.8.0-zkpy"
+
+
+class MemoryLog:
+    """No durability: every txn is "logged" as soon as it is appended."""
+
+    def append(self, txn, on_logged):
+        on_logged(txn)
+
+    def close(self):
+        pass
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ZooKeeperServer:
+    def __init__(self, config, txn_log=None, tree=None, mode="standalone", server_id=1):
+        self.config = config
+        self.mode = mode
+        self.tree = tree or DataTree()
+        self.watches = WatchManager()
+        self.skip_acl = config.skip_acl
+        self.prep = Prep(self.tree, config.extended_types_enabled, config.skip_acl)
+        self.sessions = SessionTracker(server_id, config.tick_time, monotonic_ms(), wall_ms())
+        for sid, timeout in self.tree.sessions.items():
+            self.sessions.add(sid, timeout, monotonic_ms())
+        self.log = txn_log or MemoryLog()
+        self.next_zxid = self.tree.last_zxid + 1
+        self.connections = set()
+        self.conn_by_session: dict[int, object] = {}
+        self.waiting: dict[int, object] = {}   # zxid -> Request or connection awaiting apply
+        self.stats = ServerStats()
+        self.started = time.time()
+        self.serving = True
+        self.super_digest = config.super_digest
+
+    # --- the write path -------------------------------------------------------------
+
+    def submit(self, session_id, cxid, op, build, waiter=None):
+        """Turn a write into a txn and hand it to the log.  build() returns
+        (txn type, body, prep overlay) or raises KeeperError, which becomes an
+        error txn (it consumes a zxid, as in ZooKeeper)."""
+        zxid = self.next_zxid
+        self.next_zxid += 1
+        try:
+            txn_type, body, overlay = build()
+        except KeeperError as e:
+            txn_type, body, overlay = Op.ERROR, (e.code,), None
+        if overlay:
+            self.prep.commit_overlay(overlay, zxid)
+        txn = Txn(session_id, cxid, zxid, wall_ms(), txn_type, body)
+        if waiter is not None:
+            self.waiting[zxid] = waiter
+        self.log.append(txn, self.apply)
+        return txn
+
+    def submit_request(self, request):
+        conn = request.conn
+        sid = conn.session_id
+        op = request.op
+
+        def build():
+            if request.decode_error is not None:
+                raise request.decode_error
+            if not self.sessions.is_valid(sid):
+                raise KeeperError(Err.SESSION_EXPIRED)
+            rec = request.record
+            if op == Op.MULTI:
+                body, overlay = self.prep.prep_multi(rec.ops, sid, conn.auth_ids)
+                return Op.MULTI, body, overlay
+            if op == Op.CLOSE_SESSION:
+                self.sessions.set_closing(sid)
+                return Op.CLOSE_SESSION, (self.prep.close_session_paths(sid),), None
+            if op == Op.RECONFIG:
+                raise KeeperError(Err.RECONFIG_DISABLED if not self.config.reconfig_enabled
+                                  else Err.UNIMPLEMENTED)
+            overlay = {}
+            body = self.prep.prep_op(op, rec, sid, conn.auth_ids, overlay)
+            return op, body, overlay
+
+        self.submit(sid, request.xid, op, build, request)
+
+    def apply(self, txn):
+        """A logged txn: apply it, tell the watchers, then answer its request."""
+        result, events = self.tree.apply(txn)
+        self.prep.applied(txn.zxid)
+        t = txn.type
+        if t == Op.CLOSE_SESSION:
+            self.sessions.remove(txn.session_id)
+        elif t == Op.CREATE_SESSION:
+            self.sessions.add(txn.session_id, txn.body[0], monotonic_ms())
+        if events:
+            self.deliver(events)
+        waiter = self.waiting.pop(txn.zxid, None)
+        if waiter is not None:
+            waiter.conn.txn_applied(waiter, txn, result)
+
+    def deliver(self, events):
+        watches = self.watches
+        for event_type, path, acl in events:
+            watchers = watches.trigger(path, event_type)
+            if not watchers:
+                continue
+            frame = replies.notification(event_type, path)
+            for conn in watchers:
+                # Only to connections that may read the node (ZOOKEEPER-4026).
+                if check_acl(acl, Perms.READ, conn.auth_ids, self.skip_acl):
+                    conn.send_event(frame)
+
+    def write_reply(self, request, txn, result) -> bytes:
+        """The reply frame for a write request whose txn was applied."""
+        xid, zxid = request.xid, txn.zxid
+        t = txn.type
+        if t == Op.ERROR:
+            return replies.header_only(xid, zxid, txn.body[0])
+        if t == Op.MULTI:
+            return replies.with_body(xid, zxid, self._multi_body(txn, result))
+        if t in CREATE_OPS:
+            path, stat = result
+            return replies.with_body(xid, zxid, replies.create_body(request.op, path, stat))
+        if t == Op.SET_DATA or t == Op.SET_ACL:
+            return replies.with_body(xid, zxid, replies.stat_body(result))
+        return replies.header_only(xid, zxid, 0)
+
+    @staticmethod
+    def _multi_body(txn, results) -> bytes:
+        parts = []
+        for (op_type, _), res in zip(txn.body[0], results):
+            if isinstance(res, ErrorResult):
+                parts.append(replies.multi_header(Op.ERROR, False, res.err))
+                parts.append(replies.INT.pack(res.err))
+            elif op_type in CREATE_OPS:
+                path, stat = res
+                rtype = Op.CREATE if op_type == Op.CREATE else Op.CREATE2
+                parts.append(replies.multi_header(rtype, False, 0))
+                parts.append(replies.create_body(rtype, path, stat))
+            elif op_type == Op.SET_DATA:
+                parts.append(replies.multi_header(op_type, False, 0))
+                parts.append(replies.stat_body(res))
+            else:  # delete, check
+                parts.append(replies.multi_header(op_type, False, 0))
+        parts.append(replies.MULTI_END)
+        return b"".join(parts)
+
+    # --- sessions ----------------------------------------------------------------------
+
+    def negotiate_timeout(self, requested: int) -> int:
+        c = self.config
+        return max(c.min_session_timeout, min(requested, c.max_session_timeout))
+
+    def create_session(self, conn, timeout):
+        sid = self.sessions.new_session_id()
+        # Tracked at once so that expiry covers a session whose txn is in flight.
+        self.sessions.add(sid, timeout, monotonic_ms())
+        handshake = Request(conn, 0, Op.CREATE_SESSION, None, monotonic_ms())
+        self.submit(sid, 0, Op.CREATE_SESSION,
+                    lambda: (Op.CREATE_SESSION, (timeout,), None), handshake)
+        return sid
+
+    def password(self, sid) -> bytes:
+        return session_password(sid)
+
+    def expire_sessions(self, now_ms):
+        for sid in self.sessions.expired(now_ms):
+            log.info("Expiring session 0x%x", sid & 0xFFFFFFFFFFFFFFFF)
+            self.close_session(sid)
+            conn = self.conn_by_session.get(sid)
+            if conn is not None:
+                conn.close()
+
+    def close_session(self, sid):
+        self.sessions.set_closing(sid)
+        self.submit(sid, 0, Op.CLOSE_SESSION,
+                    lambda: (Op.CLOSE_SESSION, (self.prep.close_session_paths(sid),), None))
+
+    # --- containers and TTL nodes -------------------------------------------------
+
+    def reap_containers(self, now_wall_ms) -> int:
+        """Delete empty containers and expired TTL nodes (ContainerManager), each
+        through a deleteContainer txn so that watches fire as for a delete."""
+        c = self.config
+        budget = max(1, c.container_max_per_minute * max(1, c.container_check_interval_ms // 60000))
+        never_used = c.container_max_never_used_interval_ms
+        candidates = []
+        tree = self.tree
+        for path in tree.containers:
+            node = tree.nodes.get(path)
+            if node is None or node.children:
+                continue
+            if node.creates > 0 or (never_used > 0 and now_wall_ms - node.mtime > never_used):
+                candidates.append(path)
+        for path in tree.ttls:
+            node = tree.nodes.get(path)
+            if node is not None and not node.children and \
+                    now_wall_ms - node.mtime > ttl_of(node.owner):
+                candidates.append(path)
+        for path in sorted(candidates)[:budget]:
+            self.submit(0, 0, Op.DELETE_CONTAINER, lambda p=path: self._prep_reap(p))
+        return min(len(candidates), budget)
+
+    def _prep_reap(self, path):
+        overlay = {}
+        body = self.prep.prep_op(Op.DELETE_CONTAINER, _PathOnly(path), 0, (), overlay)
+        return Op.DELETE_CONTAINER, body, overlay
+
+    # --- connections ----------------------------------------------------------------------
+
+    def register(self, conn):
+        self.connections.add(conn)
+
+    def admit(self, conn) -> bool:
+        """maxClientCnxns per client IP (0: unlimited), maxCnxns in all."""
+        c = self.config
+        if c.max_cnxns and len(self.connections) > c.max_cnxns:
+            return False
+        if c.max_client_cnxns:
+            ip = conn.peer[0]
+            same = sum(1 for other in self.connections if other.peer[0] == ip)
+            if same > c.max_client_cnxns:
+                return False
+        return True
+
+    def unregister(self, conn):
+        self.connections.discard(conn)
+        self.watches.remove_watcher(conn)
+        if conn.session_id and self.conn_by_session.get(conn.session_id) is conn:
+            del self.conn_by_session[conn.session_id]
+
+    @property
+    def last_zxid(self) -> int:
+        return self.tree.last_zxid
+
+    def shutdown(self):
+        self.serving = False
+        for conn in list(self.connections):
+            conn.close()
+        self.log.close()
+
+
+
+class _PathOnly:
+    __slots__ = ("path",)
+
+    def __init__(self, path):
+        self.path = path
