@@ -55,7 +55,8 @@ class ZkpyServer:
 
     def __init__(self, config: dict | None = None, subprocess: bool = False,
                  port: int | None = None, data_dir: str | None = None):
-        self.config = {"tickTime": "2000", "4lw.commands.whitelist": "*"}
+        # forceSync=no: tests want speed, not survival of power loss.
+        self.config = {"tickTime": "2000", "4lw.commands.whitelist": "*", "forceSync": "no"}
         self.config.update({k: str(v) for k, v in (config or {}).items()})
         self.use_subprocess = subprocess
         self.host = "127.0.0.1"

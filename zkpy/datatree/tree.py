@@ -98,8 +98,20 @@ class DataTree:
 
     # --- apply ---------------------------------------------------------------------
 
-    def apply(self, txn: Txn):
-        """Apply txn; returns (result, events)."""
+    def apply(self, txn: Txn, replay: bool = False):
+        """Apply txn; returns (result, events).
+
+        replay=True is for recovery over a fuzzy snapshot, which may already
+        hold some effects of the txns replayed after it: a create of a node that
+        exists, or a change to a node that no longer exists, is then skipped
+        (every txn carries absolute values, so the rest converges)."""
+        if replay:
+            try:
+                return self.apply(txn)
+            except (KeyError, KeeperError):
+                if txn.zxid > self.last_zxid:
+                    self.last_zxid = txn.zxid
+                return None, []
         events = []
         t = txn.type
         if t == Op.MULTI:
@@ -155,7 +167,10 @@ class DataTree:
         parent_path, name = split_path(path)
         parent = self.nodes.get(parent_path)
         if parent is None or path in self.nodes:
-            # Only a replay over a fuzzy snapshot meets this; the txn is already in.
+            # Only a replay over a fuzzy snapshot meets this; the node is in it.
+            if parent is not None:
+                parent.creates = parent_creates
+                parent.pzxid = max(parent.pzxid, zxid)
             raise KeeperError(Err.NODE_EXISTS if parent else Err.NO_NODE)
         node = self._new_node(data, acl, zxid, time, owner)
         self.nodes[path] = node

@@ -3,9 +3,9 @@ expires sessions and idle connections, and the container/TTL reaper."""
 
 import asyncio
 import logging
-import time
 
 from .connection import CONNECTING, NEW, ClientConnection
+from ..storage.database import DurableLog, dirs, restore
 from .zkserver import ZooKeeperServer, monotonic_ms, wall_ms
 
 log = logging.getLogger("zkpy.server")
@@ -14,7 +14,7 @@ log = logging.getLogger("zkpy.server")
 class ServerRunner:
     def __init__(self, config, server: ZooKeeperServer | None = None):
         self.config = config
-        self.server = server or ZooKeeperServer(config)
+        self.server = server
         self.listener = None
         self.tasks = []
         self.port = None
@@ -23,6 +23,10 @@ class ServerRunner:
     async def start(self):
         loop = asyncio.get_running_loop()
         c = self.config
+        if self.server is None:
+            snap_dir, log_dir = dirs(c)
+            tree = await loop.run_in_executor(None, restore, snap_dir, log_dir)
+            self.server = ZooKeeperServer(c, DurableLog(c, loop, tree), tree)
         host = c.client_port_address or None
         backlog = c.client_port_listen_backlog if getattr(c, "client_port_listen_backlog", -1) > 0 else 1024
         self.listener = await loop.create_server(
@@ -32,6 +36,8 @@ class ServerRunner:
         self.host, self.port = sock.getsockname()[:2]
         self.tasks.append(loop.create_task(self._tick()))
         self.tasks.append(loop.create_task(self._reap_containers()))
+        if c.autopurge_purge_interval > 0:
+            self.tasks.append(loop.create_task(self._autopurge()))
         return self
 
     async def _tick(self):
@@ -62,6 +68,17 @@ class ServerRunner:
                 self.server.reap_containers(wall_ms())
             except Exception:
                 log.exception("container reaper failed")
+
+    async def _autopurge(self):
+        """autopurge.purgeInterval hours apart: keep autopurge.snapRetainCount snapshots."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.config.autopurge_purge_interval * 3600)
+            try:
+                deleted = await loop.run_in_executor(None, self.server.log.purge)
+                log.info("Purged %d old snapshot and log files", len(deleted))
+            except Exception:
+                log.exception("autopurge failed")
 
     async def stop(self):
         for t in self.tasks:

@@ -7,6 +7,7 @@ import signal
 import sys
 
 from .config import ConfigError, load_config
+from ..storage.database import DataDirError
 from .listener import serve_forever
 
 log = logging.getLogger("zkpy.server")
@@ -40,6 +41,9 @@ def main(argv=None) -> int:
     except OSError as e:
         print(f"zkpy-server: cannot listen on port {config.client_port}: {e}", file=sys.stderr)
         return 1
+    except DataDirError as e:
+        print(f"zkpy-server: refusing to start: {e}", file=sys.stderr)
+        return 3
     return 0
 
 

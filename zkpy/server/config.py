@@ -1,0 +1,894 @@
+"""zoo.cfg parsing: Java ``Properties`` syntax plus ZooKeeper's key semantics.
+
+The public entry points are :func:`load_config` (read a file) and
+:func:`parse_config` (parse text); both return a :class:`ServerConfig` or
+raise :class:`ConfigError`, whose ``str()`` is a single line naming the file
+and the offending key.
+
+Behaviour follows Apache ZooKeeper 3.8 (``QuorumPeerConfig`` and the system
+properties that unrecognised zoo.cfg keys turn into), with these deliberate
+differences:
+
+* A key may be written with or without a leading ``zookeeper.`` prefix
+  (``snapCount`` and ``zookeeper.snapCount`` are the same key).  ZooKeeper
+  copies unknown keys into the system property ``zookeeper.<key>``; we
+  normalise both spellings to one name.  If both appear, the later line wins.
+* Malformed integers are always an error.  ZooKeeper silently falls back to
+  the default for keys read through ``Integer.getInteger``.
+* ``clientPort=0`` is kept as 0 (bind an ephemeral port) instead of meaning
+  "not set".
+* The ``myid`` file's first line is stripped of surrounding whitespace.
+* Features zkpy does not implement and that would silently change quorum
+  semantics if ignored are rejected: hierarchical quorums (``group.N``,
+  ``weight.N``), ``dynamicConfigFile`` and multiple ``|``-separated
+  addresses on a ``server.N`` line.
+
+Nothing here touches the network or resolves host names; the only file
+reads are the config file itself and ``<dataDir>/myid`` (quorum mode only).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+__all__ = [
+    "ConfigError",
+    "ServerSpec",
+    "ServerConfig",
+    "parse_properties",
+    "iter_properties",
+    "normalize_key",
+    "parse_server_spec",
+    "parse_config",
+    "load_config",
+]
+
+DEFAULT_SOURCE = "zoo.cfg"
+PARTICIPANT = "participant"
+OBSERVER = "observer"
+ALL_FOUR_LETTER_WORDS = frozenset({"*"})
+
+
+class ConfigError(Exception):
+    """A configuration problem, rendered as ``<source>: <key>: <message>``.
+
+    ``source`` (usually the config file name) and ``key`` (the key as the
+    user wrote it) are optional, so the rendered text is always one line.
+    """
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.key = key
+        self.source = source
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.source, self.key, self.message) if p]
+        # Keep the promise of one line even if a value smuggled in a newline.
+        return ": ".join(parts).replace("\r", " ").replace("\n", " ")
+
+
+# ---------------------------------------------------------------------------
+# Java Properties syntax (java.util.Properties.load)
+# ---------------------------------------------------------------------------
+
+# Properties treats only these three as whitespace; not \v, not Unicode spaces.
+_PROP_WS = " \t\f"
+# String.trim() strips every char <= U+0020, which is what ZooKeeper applies.
+_JAVA_TRIM = "".join(chr(c) for c in range(0x21))
+# Java ends lines on \n, \r or \r\n only (str.splitlines would also split on
+# \v, \f, U+2028 and friends, which Java keeps as ordinary characters).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_SIMPLE_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """Parse Java Properties text into a dict; later duplicates win."""
+    return dict(iter_properties(text))
+
+
+def iter_properties(text: str) -> Iterator[tuple[str, str]]:
+    """Yield ``(key, value)`` pairs in file order, unescaped and trimmed."""
+    for line in _logical_lines(text):
+        raw_key, raw_value = _split_key_value(line)
+        key = _unescape(raw_key, raw_key).strip(_JAVA_TRIM)
+        value = _unescape(raw_value, raw_key).strip(_JAVA_TRIM)
+        yield key, value
+
+
+def _logical_lines(text: str) -> Iterator[str]:
+    """Join continued lines and drop blank and comment lines.
+
+    As in JDK 9+, '#' or '!' starts a comment only while nothing has been
+    collected for the logical line yet: ``a=1\\`` followed by ``#x`` is the
+    value "1#x", while a comment ending in a backslash does not continue.
+    Leading whitespace of every natural line (continuations included) is
+    dropped.
+    """
+    pending: str | None = None
+    for natural in _LINE_BREAK.split(text):
+        line = natural.lstrip(_PROP_WS)
+        if not pending:
+            if not line or line[0] in "#!":
+                pending = None
+                continue
+            pending = ""
+        if _continues(line):
+            pending += line[:-1]
+            continue
+        logical, pending = pending + line, None
+        if logical:
+            yield logical
+    # A backslash on the very last line: Java drops it and keeps the line.
+    if pending:
+        yield pending
+
+
+def _continues(line: str) -> bool:
+    """An odd number of trailing backslashes means the line continues."""
+    trailing = len(line) - len(line.rstrip("\\"))
+    return trailing % 2 == 1
+
+
+def _split_key_value(line: str) -> tuple[str, str]:
+    """Split a logical line the way Properties.load does (still escaped).
+
+    The key ends at the first unescaped '=', ':' or whitespace.  After it,
+    whitespace and at most one '=' or ':' are skipped, so ``k = v``,
+    ``k:v`` and ``k v`` all give ("k", "v"), while ``k==v`` gives "=v".
+    """
+    n = len(line)
+    key_end = n
+    value_start = n
+    has_separator = False
+    escaped = False
+    for i, c in enumerate(line):
+        if not escaped and c in "=:":
+            key_end, value_start, has_separator = i, i + 1, True
+            break
+        if not escaped and c in _PROP_WS:
+            key_end, value_start = i, i + 1
+            break
+        escaped = c == "\\" and not escaped
+    j = value_start
+    while j < n:
+        c = line[j]
+        if c not in _PROP_WS:
+            if has_separator or c not in "=:":
+                break
+            has_separator = True
+        j += 1
+    return line[:key_end], line[j:]
+
+
+def _unescape(raw: str, key_for_errors: str) -> str:
+    """Apply Properties escapes: \\t \\n \\r \\f \\uXXXX, and \\c -> c."""
+    out: list[str] = []
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        i += 1
+        if c != "\\":
+            out.append(c)
+            continue
+        if i >= n:  # a lone trailing backslash; Java drops it too
+            break
+        c = raw[i]
+        i += 1
+        if c == "u":
+            digits = raw[i:i + 4]
+            if len(digits) < 4 or not set(digits) <= _HEX:
+                raise ConfigError(
+                    f"malformed \\uXXXX escape in {raw!r}", key=key_for_errors or None
+                )
+            out.append(chr(int(digits, 16)))
+            i += 4
+        else:
+            out.append(_SIMPLE_ESCAPES.get(c, c))
+    return _join_surrogates("".join(out))
+
+
+def _join_surrogates(s: str) -> str:
+    """Java strings are UTF-16: \\uD83D\\uDE00 is one character, not two."""
+    if not any("\ud800" <= c <= "\udfff" for c in s):
+        return s
+    try:
+        return s.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:  # an unpaired surrogate; keep it as written
+        return s
+
+
+# ---------------------------------------------------------------------------
+# Value parsers.  Each takes (key as written, value) and returns a typed value
+# or raises ConfigError naming the key.
+# ---------------------------------------------------------------------------
+
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+_BITS_RANGE = {32: (-(2**31), 2**31 - 1), 64: (-(2**63), 2**63 - 1)}
+
+
+def _java_decode(text: str) -> int | None:
+    """Integer.decode: optional sign, then 0x/0X/# hex, 0-prefixed octal, or decimal."""
+    m = re.fullmatch(r"([+-]?)(0[xX][0-9a-fA-F]+|#[0-9a-fA-F]+|0[0-7]+|[0-9]+)", text)
+    if m is None:
+        return None
+    sign, body = m.groups()
+    if body[:2] in ("0x", "0X"):
+        number = int(body[2:], 16)
+    elif body.startswith("#"):
+        number = int(body[1:], 16)
+    elif len(body) > 1 and body.startswith("0"):
+        number = int(body, 8)
+    else:
+        number = int(body)
+    return -number if sign == "-" else number
+
+
+def _parse_int(key: str, value: str, *, bits: int = 32, decode: bool = False) -> int:
+    """Integer.parseInt / Long.parseLong, or Integer.decode when ``decode``.
+
+    ZooKeeper reads its own zoo.cfg keys with parseInt (decimal only) but
+    the ones it forwards as system properties with Integer.getInteger, which
+    decodes; so ``jute.maxbuffer=0xfffff`` is fine and ``tickTime=0x10`` is not.
+    Python's int() is too lenient (underscores, Unicode digits), hence regexes.
+    """
+    number = _java_decode(value) if decode else (
+        int(value) if _DECIMAL.fullmatch(value) else None
+    )
+    if number is None:
+        raise ConfigError(f"expected an integer, got {value!r}", key=key)
+    low, high = _BITS_RANGE[bits]
+    if not low <= number <= high:
+        raise ConfigError(f"{value} is out of range ({low}..{high})", key=key)
+    return number
+
+
+def _int32(key: str, value: str) -> int:
+    return _parse_int(key, value)
+
+
+def _int32_decoded(key: str, value: str) -> int:
+    return _parse_int(key, value, decode=True)
+
+
+def _int64(key: str, value: str) -> int:
+    return _parse_int(key, value, bits=64)
+
+
+def _int64_decoded(key: str, value: str) -> int:
+    return _parse_int(key, value, bits=64, decode=True)
+
+
+def _port(key: str, value: str, *, decode: bool = False) -> int:
+    number = _parse_int(key, value, decode=decode)
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"port {number} is out of range (0..65535)", key=key)
+    return number
+
+
+def _port_decoded(key: str, value: str) -> int:
+    return _port(key, value, decode=True)
+
+
+def _session_timeout(key: str, value: str) -> int | None:
+    # ZooKeeper uses -1 as "derive from tickTime", so an explicit -1 is legal.
+    number = _parse_int(key, value)
+    if number == -1:
+        return None
+    if number < 0:
+        raise ConfigError(f"must be >= 0 (or -1 for the default), got {number}", key=key)
+    return number
+
+
+def _strict_bool(key: str, value: str) -> bool:
+    # QuorumPeerConfig's own boolean keys reject anything but true/false.
+    lowered = value.lower()
+    if lowered not in ("true", "false"):
+        raise ConfigError(f"expected 'true' or 'false', got {value!r}", key=key)
+    return lowered == "true"
+
+
+def _java_bool(key: str, value: str) -> bool:
+    # Boolean.parseBoolean: only "true" (any case) is true, anything else false.
+    return value.lower() == "true"
+
+
+def _yes(key: str, value: str) -> bool:
+    # zookeeper.skipACL: System.getProperty(...).equals("yes"), case-sensitive.
+    return value == "yes"
+
+
+def _not_no(key: str, value: str) -> bool:
+    # zookeeper.forceSync: anything but exactly "no" keeps fsync on.
+    return value != "no"
+
+
+def _not_false(key: str, value: str) -> bool:
+    # zookeeper.admin.enableServer (3.8): disabled only by exactly "false".
+    return value != "false"
+
+
+def _text(key: str, value: str) -> str:
+    return value
+
+
+def _path(key: str, value: str) -> Path:
+    if not value:
+        raise ConfigError("must not be empty", key=key)
+    return Path(value)
+
+
+def _bind_host(key: str, value: str) -> str:
+    if not value:
+        raise ConfigError("must not be empty", key=key)
+    return _strip_brackets(value)
+
+
+def _election_alg(key: str, value: str) -> int:
+    number = _parse_int(key, value)
+    if number != 3:
+        raise ConfigError(
+            f"only 3 (fast leader election) is supported, got {number}", key=key
+        )
+    return number
+
+
+def _learner_type(key: str, value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in (PARTICIPANT, OBSERVER):
+        raise ConfigError(
+            f"expected 'participant' or 'observer', got {value!r}", key=key
+        )
+    return lowered
+
+
+def _four_letter_list(key: str, value: str) -> frozenset[str]:
+    """Comma-separated, entries trimmed, empties ignored; '*' anywhere means all."""
+    entries = {e.strip() for e in value.split(",")} - {""}
+    if "*" in entries:
+        return ALL_FOUR_LETTER_WORDS
+    return frozenset(entries)
+
+
+# ---------------------------------------------------------------------------
+# server.N lines
+# ---------------------------------------------------------------------------
+
+_SERVER_SYNTAX = (
+    "expected host:quorumPort:electionPort[:participant|observer]"
+    "[;[clientHost:]clientPort]"
+)
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "0:0:0:0:0:0:0:0"})
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One ``server.N`` line."""
+
+    id: int
+    host: str
+    quorum_port: int
+    election_port: int
+    role: str = PARTICIPANT
+    # None when the line has no ';' client part; "0.0.0.0" when it gives
+    # only a port (ZooKeeper's meaning: listen on all interfaces).
+    client_host: str | None = None
+    client_port: int | None = None
+
+    @property
+    def is_observer(self) -> bool:
+        return self.role == OBSERVER
+
+
+def _java_split(text: str, sep: str) -> list[str]:
+    """String.split: trailing empty strings are dropped."""
+    parts = text.split(sep)
+    while len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def _strip_brackets(host: str) -> str:
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def _host_and_ports(text: str, key: str) -> list[str]:
+    """Split ``host:a:b`` where host may be a bracketed IPv6 literal."""
+    if not text.startswith("["):
+        return [p.strip() for p in _java_split(text, ":")]
+    close = text.find("]")
+    if close < 0:
+        raise ConfigError(f"{text!r} starts with '[' but has no matching ']'", key=key)
+    rest = text[close + 1:]
+    if not rest.startswith(":") or len(rest) == 1:
+        raise ConfigError(f"{text!r} has no port after the ']:'", key=key)
+    return [text[1:close]] + [p.strip() for p in _java_split(rest[1:], ":")]
+
+
+def parse_server_spec(server_id: int, value: str, key: str | None = None) -> ServerSpec:
+    """Parse the value of ``server.<server_id>``; errors name ``key``."""
+    key = key or f"server.{server_id}"
+    sections = _java_split(value, ";")
+    if len(sections) > 2:
+        raise ConfigError(f"{_SERVER_SYNTAX}, got {value!r}", key=key)
+    if "|" in sections[0]:
+        raise ConfigError(
+            "multiple '|'-separated addresses (multiAddress.enabled) are not supported",
+            key=key,
+        )
+    parts = _host_and_ports(sections[0].strip(), key)
+    if not 3 <= len(parts) <= 4:
+        raise ConfigError(f"{_SERVER_SYNTAX}, got {value!r}", key=key)
+    host = parts[0]
+    if not host:
+        raise ConfigError(f"missing host in {value!r}", key=key)
+    quorum_port = _server_port(parts[1], key)
+    election_port = _server_port(parts[2], key)
+    if quorum_port == election_port:
+        raise ConfigError(
+            f"quorum port and election port must be different (both {quorum_port})",
+            key=key,
+        )
+    role = PARTICIPANT
+    if len(parts) == 4:
+        role = parts[3].lower()
+        if role not in (PARTICIPANT, OBSERVER):
+            raise ConfigError(
+                f"unknown role {parts[3]!r} (expected participant or observer)", key=key
+            )
+    client_host, client_port = None, None
+    if len(sections) == 2:
+        client_host, client_port = _client_address(sections[1].strip(), value, key)
+    return ServerSpec(
+        id=server_id,
+        host=host,
+        quorum_port=quorum_port,
+        election_port=election_port,
+        role=role,
+        client_host=client_host,
+        client_port=client_port,
+    )
+
+
+def _client_address(text: str, whole: str, key: str) -> tuple[str, int]:
+    parts = _host_and_ports(text, key)
+    if len(parts) > 2 or not parts[-1]:
+        raise ConfigError(f"{_SERVER_SYNTAX}, got {whole!r}", key=key)
+    host = parts[0] if len(parts) == 2 else "0.0.0.0"
+    return host or "0.0.0.0", _server_port(parts[-1], key)
+
+
+def _server_port(text: str, key: str) -> int:
+    if not _DECIMAL.fullmatch(text):
+        raise ConfigError(f"expected an integer port, got {text!r}", key=key)
+    number = int(text)
+    if not 1 <= number <= 65535:
+        raise ConfigError(f"port {number} is out of range (1..65535)", key=key)
+    return number
+
+
+def _server_id(key: str, normalized: str) -> int:
+    suffix = normalized[len("server."):]
+    if not re.fullmatch(r"[0-9]+", suffix):
+        raise ConfigError("server id after 'server.' must be an integer", key=key)
+    return _parse_int(key, suffix, bits=64)
+
+
+# ---------------------------------------------------------------------------
+# The configuration object
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ServerConfig:
+    """Typed zoo.cfg contents with ZooKeeper's defaults.
+
+    Constructing it directly (e.g. in tests) fills the derived defaults:
+    ``data_log_dir`` = ``data_dir`` and the session-timeout bounds from
+    ``tick_time``.  Validation happens in :func:`parse_config`.
+    """
+
+    data_dir: Path
+    tick_time: int = 3000
+    init_limit: int | None = None
+    sync_limit: int | None = None
+    data_log_dir: Path | None = None  # None -> data_dir
+    client_port: int | None = None
+    client_port_address: str | None = None  # None -> all interfaces
+    max_client_cnxns: int = 60  # per client IP; 0 = unlimited
+    min_session_timeout: int | None = None  # None -> 2 * tick_time
+    max_session_timeout: int | None = None  # None -> 20 * tick_time
+    autopurge_snap_retain_count: int = 3
+    autopurge_purge_interval: int = 0  # hours; 0 = disabled
+    snap_count: int = 100000
+    pre_alloc_size_kb: int = 65536
+    # frozenset({"*"}) means every command is allowed.
+    four_letter_whitelist: frozenset[str] = frozenset({"srvr"})
+    admin_enable_server: bool = True
+    admin_server_port: int = 8080
+    global_outstanding_limit: int = 1000
+    standalone_enabled: bool = True
+    reconfig_enabled: bool = False
+    election_alg: int = 3
+    sync_enabled: bool = True
+    peer_type: str = PARTICIPANT
+    force_sync: bool = True
+    fsync_warning_threshold_ms: int = 1000
+    extended_types_enabled: bool = False
+    skip_acl: bool = False
+    enforce_quota: bool = False
+    super_digest: str | None = None  # "user:base64(sha1(user:password))"
+    digest_enabled: bool = True
+    readonly_mode_enabled: bool = False
+    jute_maxbuffer: int = 0xFFFFF
+    container_check_interval_ms: int = 60000
+    container_max_per_minute: int = 10000
+    container_max_never_used_interval_ms: int = 0
+    sessionless_cnxn_timeout_ms: int = 10000
+    max_cnxns: int = 0  # server-wide; 0 = unlimited
+    servers: dict[int, ServerSpec] = field(default_factory=dict)
+    my_id: int | None = None  # only read in quorum mode
+    extra: dict[str, str] = field(default_factory=dict)  # normalised key -> value
+    unknown_keys: list[str] = field(default_factory=list)  # as written, for logging
+    warnings: list[str] = field(default_factory=list)  # adjustments, for logging
+
+    def __post_init__(self) -> None:
+        if self.data_log_dir is None:
+            self.data_log_dir = self.data_dir
+        if self.min_session_timeout is None:
+            self.min_session_timeout = 2 * self.tick_time
+        if self.max_session_timeout is None:
+            self.max_session_timeout = 20 * self.tick_time
+
+    @property
+    def participants(self) -> dict[int, ServerSpec]:
+        return {sid: s for sid, s in self.servers.items() if not s.is_observer}
+
+    @property
+    def observers(self) -> dict[int, ServerSpec]:
+        return {sid: s for sid, s in self.servers.items() if s.is_observer}
+
+    @property
+    def is_standalone(self) -> bool:
+        """ZooKeeper's rule: replicated only with >1 participant or standaloneEnabled=false."""
+        return self.standalone_enabled and len(self.participants) <= 1
+
+    def four_letter_word_allowed(self, command: str) -> bool:
+        wl = self.four_letter_whitelist
+        return "*" in wl or command in wl
+
+
+# Normalised key -> (ServerConfig field, parser).
+_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    # QuorumPeerConfig's own keys: decimal integers, strict booleans.
+    "tickTime": ("tick_time", _int32),
+    "initLimit": ("init_limit", _int32),
+    "syncLimit": ("sync_limit", _int32),
+    "dataDir": ("data_dir", _path),
+    "dataLogDir": ("data_log_dir", _path),
+    "clientPort": ("client_port", _port),
+    "clientPortAddress": ("client_port_address", _bind_host),
+    "maxClientCnxns": ("max_client_cnxns", _int32),
+    "minSessionTimeout": ("min_session_timeout", _session_timeout),
+    "maxSessionTimeout": ("max_session_timeout", _session_timeout),
+    "autopurge.snapRetainCount": ("autopurge_snap_retain_count", _int32),
+    "autopurge.purgeInterval": ("autopurge_purge_interval", _int32),
+    "standaloneEnabled": ("standalone_enabled", _strict_bool),
+    "reconfigEnabled": ("reconfig_enabled", _strict_bool),
+    "electionAlg": ("election_alg", _election_alg),
+    "syncEnabled": ("sync_enabled", _strict_bool),
+    "peerType": ("peer_type", _learner_type),
+    # System properties (zookeeper.<key>): Integer.getInteger decodes hex,
+    # booleans follow whatever test the Java code applies.
+    "snapCount": ("snap_count", _int32_decoded),
+    "preAllocSize": ("pre_alloc_size_kb", _int64),
+    "4lw.commands.whitelist": ("four_letter_whitelist", _four_letter_list),
+    "admin.enableServer": ("admin_enable_server", _not_false),
+    "admin.serverPort": ("admin_server_port", _port_decoded),
+    "globalOutstandingLimit": ("global_outstanding_limit", _int32_decoded),
+    "forceSync": ("force_sync", _not_no),
+    "fsync.warningthresholdms": ("fsync_warning_threshold_ms", _int64_decoded),
+    "extendedTypesEnabled": ("extended_types_enabled", _java_bool),
+    "skipACL": ("skip_acl", _yes),
+    "enforceQuota": ("enforce_quota", _java_bool),
+    "DigestAuthenticationProvider.superDigest": ("super_digest", _text),
+    "digest.enabled": ("digest_enabled", _java_bool),
+    "readonlymode.enabled": ("readonly_mode_enabled", _java_bool),
+    "jute.maxbuffer": ("jute_maxbuffer", _int32_decoded),
+    "znode.container.checkIntervalMs": ("container_check_interval_ms", _int32_decoded),
+    "znode.container.maxPerMinute": ("container_max_per_minute", _int32_decoded),
+    "znode.container.maxNeverUsedIntervalMs": (
+        "container_max_never_used_interval_ms", _int64_decoded),
+    "nio.sessionlessCnxnTimeout": ("sessionless_cnxn_timeout_ms", _int32_decoded),
+    "maxCnxns": ("max_cnxns", _int32_decoded),
+}
+
+# ZooKeeper keys zkpy has no typed field for: kept in `extra` but not
+# reported as unknown (that list is meant to catch typos).
+_RECOGNISED_KEYS = frozenset({
+    "localSessionsEnabled", "localSessionsUpgradingEnabled", "secureClientPort",
+    "secureClientPortAddress", "observerMasterPort", "clientPortListenBacklog",
+    "connectToLearnerMasterLimit", "quorumListenOnAllIPs", "sslQuorum",
+    "portUnification", "sslQuorumReloadCertFiles", "quorum.cnxn.threads.size",
+    "oraclePath", "version", "serverCnxnFactory",
+    "DigestAuthenticationProvider.digestAlg", "maxResponseCacheSize",
+    "maxGetChildrenResponseCacheSize", "snapSizeLimitInKb", "txnLogSizeLimitInKb",
+    "commitLogCount", "flushDelay", "maxWriteQueuePollTime", "maxBatchSize",
+    "requestThrottleLimit", "requestThrottleStallTime", "requestThrottleDropStale",
+    "closeSessionTxn.enabled", "allowSaslFailedClients", "enableEagerACLCheck",
+    "largeRequestMaxBytes", "largeRequestThreshold", "intBufferStartingSizeBytes",
+    "throttled_op_wait_time", "nio.numSelectorThreads", "nio.numWorkerThreads",
+    "nio.directBufferBytes", "nio.shutdownTimeout", "watchManagerName",
+    "sasl.serverconfig", "superUser", "X509AuthenticationProvider.superUser",
+    "jute.maxbuffer.extrasize", "digest.log.limit", "digest.log.interval",
+})
+_RECOGNISED_PREFIXES = (
+    "quorum.auth.", "jvm.pause.", "metricsProvider.", "multiAddress.", "admin.",
+    "authProvider.", "ssl.", "enforce.auth.", "connection_throttle_", "learner.",
+    "leader.", "kerberos.", "netty.", "audit.", "request_throttle",
+)
+
+
+def normalize_key(key: str) -> str:
+    """Drop one leading ``zookeeper.``: zoo.cfg keys double as system properties."""
+    prefix = "zookeeper."
+    return key[len(prefix):] if key.startswith(prefix) else key
+
+
+def _is_recognised(normalized: str) -> bool:
+    return normalized in _RECOGNISED_KEYS or normalized.startswith(_RECOGNISED_PREFIXES)
+
+
+def _reject_unsupported(key: str, normalized: str) -> None:
+    if normalized.startswith(("group.", "weight.")):
+        raise ConfigError("hierarchical quorums (group.N / weight.N) are not supported", key=key)
+    if normalized == "dynamicConfigFile":
+        raise ConfigError(
+            "a separate dynamic config file is not supported; put the server.N lines in this file",
+            key=key,
+        )
+
+
+# ---------------------------------------------------------------------------
+# parse_config and its steps
+# ---------------------------------------------------------------------------
+
+
+def load_config(path: str | Path, base_dir: str | Path | None = None) -> ServerConfig:
+    """Read and parse a zoo.cfg file.
+
+    Relative paths inside it are left relative (so they resolve against the
+    process's working directory, as in ZooKeeper) unless ``base_dir`` is given.
+    """
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("config file not found", source=source) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file ({e.strerror or e})", source=source) from None
+    return parse_config(_decode(data), base_dir, source=source)
+
+
+def _decode(data: bytes) -> str:
+    # Java reads .properties as ISO-8859-1; accepting UTF-8 first (and a BOM)
+    # is friendlier and identical for the ASCII configs everyone writes.
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def parse_config(
+    text: str, base_dir: str | Path | None = None, *, source: str = DEFAULT_SOURCE
+) -> ServerConfig:
+    """Parse zoo.cfg text.  ``source`` names the file in error messages."""
+    try:
+        return _parse_config(text, base_dir)
+    except ConfigError as e:
+        if e.source is None:
+            e.source = source
+        raise
+
+
+def _parse_config(text: str, base_dir: str | Path | None) -> ServerConfig:
+    # Normalise first so that "x" and "zookeeper.x" collapse, later line winning;
+    # remember the spelling actually used so errors can quote it.
+    entries: dict[str, tuple[str, str]] = {}
+    for key, value in iter_properties(text):
+        entries[normalize_key(key)] = (key, value)
+    written = {norm: key for norm, (key, _) in entries.items()}
+
+    settings: dict[str, object] = {}
+    servers: dict[int, ServerSpec] = {}
+    extra: dict[str, str] = {}
+    unknown: list[str] = []
+    for norm, (key, value) in entries.items():
+        if norm in _FIELDS:
+            name, parse = _FIELDS[norm]
+            settings[name] = parse(key, value)
+        elif norm.startswith("server."):
+            sid = _server_id(key, norm)
+            servers[sid] = parse_server_spec(sid, value, key)
+        else:
+            _reject_unsupported(key, norm)
+            extra[norm] = value
+            if not _is_recognised(norm):
+                unknown.append(key)
+
+    if "data_dir" not in settings:
+        raise ConfigError("dataDir is not set")
+    _resolve_paths(settings, base_dir)
+    config = ServerConfig(servers=servers, extra=extra, unknown_keys=unknown, **settings)
+
+    _check_tick_time(config, written)
+    _check_session_timeouts(config, written)
+    _check_client_address(config, written)
+    _apply_minimums(config, written)
+    config.four_letter_whitelist = _complete_whitelist(config)
+    _check_server_list(config, written)
+    if not config.is_standalone:
+        _setup_quorum_member(config, written)
+    return config
+
+
+def _key(written: dict[str, str], canonical: str) -> str:
+    """The key as the user spelled it (possibly with 'zookeeper.'), for messages."""
+    return written.get(canonical, canonical)
+
+
+def _resolve_paths(settings: dict[str, object], base_dir: str | Path | None) -> None:
+    if base_dir is None:
+        return
+    for name in ("data_dir", "data_log_dir"):
+        path = settings.get(name)
+        if isinstance(path, Path) and not path.is_absolute():
+            settings[name] = Path(base_dir) / path
+
+
+def _check_tick_time(config: ServerConfig, written: dict[str, str]) -> None:
+    if config.tick_time <= 0:
+        raise ConfigError(
+            f"must be a positive number of milliseconds, got {config.tick_time}",
+            key=_key(written, "tickTime"),
+        )
+
+
+def _check_session_timeouts(config: ServerConfig, written: dict[str, str]) -> None:
+    low, high = config.min_session_timeout, config.max_session_timeout
+    if low > high:
+        raise ConfigError(
+            f"{low} must not be larger than maxSessionTimeout ({high})",
+            key=_key(written, "minSessionTimeout"),
+        )
+
+
+def _check_client_address(config: ServerConfig, written: dict[str, str]) -> None:
+    if config.client_port_address is not None and config.client_port is None:
+        raise ConfigError(
+            "is set but clientPort is not set", key=_key(written, "clientPortAddress")
+        )
+
+
+def _apply_minimums(config: ServerConfig, written: dict[str, str]) -> None:
+    # ZooKeeper resets these (with a warning) rather than failing.
+    if config.autopurge_snap_retain_count < 3:
+        config.warnings.append(
+            f"{_key(written, 'autopurge.snapRetainCount')}="
+            f"{config.autopurge_snap_retain_count} is below the minimum; using 3"
+        )
+        config.autopurge_snap_retain_count = 3
+    if config.snap_count < 2:
+        config.warnings.append(
+            f"{_key(written, 'snapCount')}={config.snap_count} is below the minimum; using 2"
+        )
+        config.snap_count = 2
+
+
+def _complete_whitelist(config: ServerConfig) -> frozenset[str]:
+    wl = config.four_letter_whitelist
+    if "*" in wl:
+        return ALL_FOUR_LETTER_WORDS
+    # zkServer.sh status relies on srvr, and read-only clients probe isro,
+    # so ZooKeeper adds them whatever the list says.
+    wl = wl | {"srvr"}
+    if config.readonly_mode_enabled:
+        wl = wl | {"isro"}
+    return frozenset(wl)
+
+
+def _check_server_list(config: ServerConfig, written: dict[str, str]) -> None:
+    """ZooKeeper's consistency rules between standaloneEnabled and server.N."""
+    participants, observers = config.participants, config.observers
+    if not participants:
+        if not config.standalone_enabled:
+            raise ConfigError(
+                "is false, so at least one participant server.N line is required",
+                key=_key(written, "standaloneEnabled"),
+            )
+        if observers:
+            raise ConfigError("observers are configured without any participant server.N line")
+    elif len(participants) == 1 and config.standalone_enabled:
+        if observers:
+            raise ConfigError(
+                "observers need a replicated ensemble, but only one participant is configured"
+            )
+        config.warnings.append(
+            "only one server.N participant is configured; running standalone and ignoring it"
+        )
+
+
+def _setup_quorum_member(config: ServerConfig, written: dict[str, str]) -> None:
+    for canonical, value in (("initLimit", config.init_limit), ("syncLimit", config.sync_limit)):
+        if not value:  # ZooKeeper treats 0 as unset too
+            raise ConfigError(
+                f"{canonical} is not set (it is required for a replicated ensemble)"
+            )
+    config.my_id = _read_my_id(Path(config.data_dir) / "myid")
+    spec = config.servers.get(config.my_id)
+    if spec is None:
+        raise ConfigError(
+            f"myid {config.my_id} (from {config.data_dir}/myid) has no server.{config.my_id} line"
+        )
+    if config.extended_types_enabled and config.my_id > 254:
+        # The session id's top byte is the server id; 0xFF marks extended types.
+        raise ConfigError(
+            f"myid {config.my_id} must be <= 254 when extendedTypesEnabled is true"
+        )
+    if config.peer_type != spec.role:
+        config.warnings.append(
+            f"peerType={config.peer_type} disagrees with server.{spec.id} ({spec.role}); "
+            f"using {spec.role}"
+        )
+        config.peer_type = spec.role
+    _adopt_server_client_address(config, spec, written)
+
+
+def _read_my_id(path: Path) -> int:
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ConfigError(
+            f"myid file is missing: {path} (required for a replicated ensemble)"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path} ({e.strerror or e})") from None
+    first_line = _LINE_BREAK.split(data.decode("latin-1"), maxsplit=1)[0].strip()
+    if not _DECIMAL.fullmatch(first_line):
+        raise ConfigError(
+            f"expected an integer server id on the first line, got {first_line!r}",
+            source=str(path),
+        )
+    return _parse_int("myid", first_line, bits=64)
+
+
+def _adopt_server_client_address(
+    config: ServerConfig, spec: ServerSpec, written: dict[str, str]
+) -> None:
+    """A ';client' part on our own server.N line overrides clientPort(Address).
+
+    Both may be given only if they agree: same port, and if clientPortAddress
+    names a specific interface, the same host.
+    """
+    if spec.client_port is None:
+        return
+    if config.client_port is not None and config.client_port != spec.client_port:
+        raise ConfigError(
+            f"{config.client_port} differs from the client port {spec.client_port} "
+            f"on server.{spec.id}",
+            key=_key(written, "clientPort"),
+        )
+    static_host = config.client_port_address
+    if static_host not in (None, *_WILDCARD_HOSTS) and static_host != spec.client_host:
+        raise ConfigError(
+            f"{static_host} differs from the client address {spec.client_host} "
+            f"on server.{spec.id}",
+            key=_key(written, "clientPortAddress"),
+        )
+    config.client_port = spec.client_port
+    host = spec.client_host
+    config.client_port_address = None if host in _WILDCARD_HOSTS else host

@@ -1,0 +1,169 @@
+"""Durable storage of one server (ZooKeeper's FileTxnSnapLog + ZKDatabase):
+recovery on start, the log the pipeline appends to, periodic fuzzy snapshots,
+and purging of old files."""
+
+import logging
+import os
+import random
+import threading
+
+from ..datatree.tree import DataTree
+from .snapshot import CorruptSnapshotError, list_snapshots, read_snapshot, write_snapshot
+from .syncer import TxnLogSyncer
+from .txnlog import CorruptLogError, list_logs, read_log, truncate_at
+
+log = logging.getLogger("zkpy.storage")
+
+VERSION_DIR = "version-2"
+
+
+class DataDirError(Exception):
+    """The data directory cannot be recovered without losing data."""
+
+
+def dirs(config) -> tuple[str, str]:
+    snap_dir = os.path.join(str(config.data_dir), VERSION_DIR)
+    log_dir = os.path.join(str(config.data_log_dir or config.data_dir), VERSION_DIR)
+    return snap_dir, log_dir
+
+
+def restore(snap_dir: str, log_dir: str, repair: bool = True) -> DataTree:
+    """The newest valid snapshot plus every logged txn after it."""
+    tree = None
+    for zxid, path in reversed(list_snapshots(snap_dir)):
+        try:
+            tree = read_snapshot(path)
+            log.info("Loaded snapshot %s (zxid 0x%x, %d znodes)", path, zxid, tree.node_count())
+            break
+        except CorruptSnapshotError as e:
+            log.warning("Skipping invalid snapshot: %s", e)
+    if tree is None:
+        tree = DataTree()
+    logs = list_logs(log_dir)
+    start = 0
+    for i, (first, _) in enumerate(logs):
+        if first <= tree.last_zxid + 1:
+            start = i
+    needed = logs[start:]
+    if needed and needed[0][0] > tree.last_zxid + 1:
+        raise DataDirError(
+            f"{needed[0][1]}: the log starts at zxid 0x{needed[0][0]:x} but the newest snapshot "
+            f"ends at 0x{tree.last_zxid:x}: a log file is missing")
+    applied = 0
+    for i, (first, path) in enumerate(needed):
+        is_last = i == len(needed) - 1
+        try:
+            txns, end = read_log(path, is_last)
+        except CorruptLogError as e:
+            raise DataDirError(str(e)) from None
+        for txn in txns:
+            if txn.zxid <= tree.last_zxid:
+                continue
+            _check_continuity(path, tree.last_zxid, txn.zxid)
+            tree.apply(txn, replay=True)
+            applied += 1
+        if is_last and end >= 0:
+            size = os.path.getsize(path)
+            if end < size and open(path, "rb").read()[end:].strip(b"\x00"):
+                log.warning("%s: torn record at offset %d after the last complete txn; "
+                            "truncating it", path, end)
+                if repair:
+                    truncate_at(path, end)
+    if applied:
+        log.info("Replayed %d txns from the log; last zxid 0x%x", applied, tree.last_zxid)
+    return tree
+
+
+def _check_continuity(path, last, zxid):
+    if last and (zxid >> 32) == (last >> 32) and zxid != last + 1:
+        raise DataDirError(f"{path}: txn 0x{zxid:x} follows 0x{last:x}: txns are missing "
+                           f"(a log file was lost?)")
+
+
+class DurableLog:
+    """The log the server's pipeline appends to: group-committed, fsynced
+    (unless forceSync=no), with a snapshot every snapCount txns or so."""
+
+    def __init__(self, config, loop, tree):
+        self.config = config
+        self.tree = tree
+        self.loop = loop
+        self.snap_dir, self.log_dir = dirs(config)
+        os.makedirs(self.snap_dir, exist_ok=True)
+        os.makedirs(self.log_dir, exist_ok=True)
+        self.syncer = TxnLogSyncer(self.log_dir, loop, config.force_sync,
+                                   config.pre_alloc_size_kb, config.fsync_warning_threshold_ms)
+        self.since_snapshot = 0
+        self.snapshot_at = self._next_snapshot_point()
+        self.snapshot_thread = None
+        self.snapshot_scheduled = False
+
+    def _next_snapshot_point(self) -> int:
+        # Randomised as in ZooKeeper so that peers don't all snapshot at once.
+        n = self.config.snap_count
+        return random.randint(n // 2 + 1, n) if n > 2 else n
+
+    def append(self, txn, on_logged):
+        self.syncer.append(txn, on_logged)
+        self.since_snapshot += 1
+        if self.since_snapshot >= self.snapshot_at and not self.snapshot_scheduled:
+            self.snapshot_scheduled = True
+            self.loop.call_soon(self._snapshot)
+
+    def _snapshot(self):
+        if self.snapshot_thread is not None and self.snapshot_thread.is_alive():
+            log.warning("Too busy to snap, skipping")
+        else:
+            self.syncer.roll()
+            zxid = self.tree.last_zxid
+            self.snapshot_thread = threading.Thread(
+                target=self._write_snapshot, args=(zxid,), name="zkpy-snapshot", daemon=True)
+            self.snapshot_thread.start()
+        self.since_snapshot = 0
+        self.snapshot_at = self._next_snapshot_point()
+        self.snapshot_scheduled = False
+
+    def _write_snapshot(self, zxid):
+        try:
+            path = write_snapshot(self.tree, zxid, self.snap_dir)
+            log.info("Snapshot %s written", path)
+        except Exception:
+            log.exception("Snapshot at zxid 0x%x failed", zxid)
+
+    def take_snapshot(self) -> str:
+        """A snapshot now, on the calling thread (for tools and tests)."""
+        self.syncer.roll()
+        return write_snapshot(self.tree, self.tree.last_zxid, self.snap_dir)
+
+    def purge(self, retain: int | None = None) -> list:
+        return purge(self.snap_dir, self.log_dir, retain or self.config.autopurge_snap_retain_count)
+
+    def close(self):
+        self.syncer.close()
+        t = self.snapshot_thread
+        if t is not None:
+            t.join(60)
+
+
+def purge(snap_dir, log_dir, retain: int) -> list:
+    """Delete all but the newest `retain` snapshots and the logs only they
+    needed (PurgeTxnLog).  Returns the deleted paths."""
+    retain = max(3, retain)
+    snaps = list_snapshots(snap_dir)
+    if len(snaps) <= retain:
+        return []
+    oldest_kept = snaps[-retain][0]
+    deleted = [p for _, p in snaps[:-retain]]
+    logs = list_logs(log_dir)
+    # Keep the newest log that starts at or before the oldest kept snapshot.
+    keep_from = 0
+    for i, (first, _) in enumerate(logs):
+        if first <= oldest_kept + 1:
+            keep_from = i
+    deleted += [p for _, p in logs[:keep_from]]
+    for p in deleted:
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            pass
+    return deleted

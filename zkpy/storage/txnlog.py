@@ -1,0 +1,170 @@
+"""The transaction log on disk: files `log.<first zxid in hex>` in
+<dataLogDir>/version-2, each a header then records.
+
+    file   = MAGIC (8 bytes) + FORMAT (i32) + reserved (i32) + record* + zeros
+    record = length (u32) + crc32 of payload (u32) + payload (msgpack of the txn)
+
+A length of 0 ends the data: files are preallocated with zeros in blocks of
+preAllocSize so that an fsync rarely has to change the file's size.  A record
+that fails its length or checksum is a torn tail if nothing but zeros follows
+it (a crash in the middle of a write) and corruption otherwise."""
+
+import os
+import struct
+import zlib
+
+import msgpack
+
+from ..datatree.txn import Txn
+
+MAGIC = b"ZKPYTXNL"
+FORMAT = 1
+HEADER = struct.Struct(">8sii")
+RECORD = struct.Struct(">II")
+LOG_PREFIX = "log."
+
+
+class CorruptLogError(Exception):
+    """Damage before the tail of the log: refusing to guess what was lost."""
+
+
+def log_file_name(zxid: int) -> str:
+    return f"{LOG_PREFIX}{zxid:x}"
+
+
+def zxid_of_name(name: str, prefix: str) -> int | None:
+    if not name.startswith(prefix):
+        return None
+    try:
+        return int(name[len(prefix):], 16)
+    except ValueError:
+        return None
+
+
+def encode_txn(txn: Txn) -> bytes:
+    payload = msgpack.packb(txn.to_list(), use_bin_type=True)
+    return RECORD.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_txn(payload: bytes) -> Txn:
+    return Txn.from_list(msgpack.unpackb(payload, raw=False, use_list=True))
+
+
+def list_logs(log_dir) -> list[tuple[int, str]]:
+    """(first zxid, path) of every log file, oldest first."""
+    out = []
+    try:
+        names = os.listdir(log_dir)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        z = zxid_of_name(name, LOG_PREFIX)
+        if z is not None:
+            out.append((z, os.path.join(log_dir, name)))
+    out.sort()
+    return out
+
+
+def _all_zero(buf, start: int) -> bool:
+    return not buf[start:].strip(b"\x00")
+
+
+def read_log(path: str, is_last: bool) -> tuple[list, int]:
+    """(txns, offset where the good data ends).  A bad record ends the data
+    if it is the torn tail of the newest file; otherwise CorruptLogError."""
+    txns = []
+    end = _scan(path, is_last, txns)
+    return txns, end
+
+
+def _scan(path, is_last, txns) -> int:
+    with open(path, "rb") as f:
+        buf = f.read()
+    if len(buf) < HEADER.size:
+        if is_last and _all_zero(buf, 0):
+            return -1  # a file whose header never reached the disk
+        raise CorruptLogError(f"{path}: offset 0: truncated file header")
+    magic, fmt, _ = HEADER.unpack_from(buf, 0)
+    if magic != MAGIC or fmt != FORMAT:
+        raise CorruptLogError(f"{path}: offset 0: not a zkpy transaction log")
+    pos = HEADER.size
+    end = len(buf)
+    while pos + RECORD.size <= end:
+        length, crc = RECORD.unpack_from(buf, pos)
+        if length == 0 and crc == 0:
+            if _all_zero(buf, pos):
+                return pos
+            raise CorruptLogError(f"{path}: offset {pos}: zero record before the end of the data")
+        start = pos + RECORD.size
+        stop = start + length
+        payload = buf[start:stop]
+        if stop > end or zlib.crc32(payload) != crc:
+            if is_last and _all_zero(buf, min(stop, end)):
+                return pos  # torn tail: a write that never completed
+            raise CorruptLogError(f"{path}: offset {pos}: record fails its checksum")
+        try:
+            txn = decode_txn(payload)
+        except Exception as e:
+            raise CorruptLogError(f"{path}: offset {pos}: undecodable record ({e})") from None
+        txns.append(txn)
+        pos = stop
+    if pos < end and not _all_zero(buf, pos):
+        if is_last:
+            return pos
+        raise CorruptLogError(f"{path}: offset {pos}: truncated record")
+    return pos
+
+
+class LogFile:
+    """An open log file being appended to (used by the syncer thread only)."""
+
+    def __init__(self, path: str, prealloc: int, new: bool = True, end: int | None = None):
+        self.path = path
+        self.prealloc = max(prealloc, 4096)
+        if new:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, HEADER.pack(MAGIC, FORMAT, 0))
+            self.pos = HEADER.size
+            self.size = HEADER.size
+        else:
+            fd = os.open(path, os.O_RDWR)
+            self.pos = end
+            self.size = os.fstat(fd).st_size
+        self.fd = fd
+
+    def write(self, data: bytes) -> None:
+        need = self.pos + len(data)
+        if need > self.size:
+            # Preallocate: grow in whole blocks so fdatasync seldom updates the size.
+            blocks = (need - self.size) // self.prealloc + 1
+            self.size += blocks * self.prealloc
+            os.ftruncate(self.fd, self.size)
+        os.pwrite(self.fd, data, self.pos)
+        self.pos = need
+
+    def sync(self) -> None:
+        os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def truncate_at(path: str, offset: int) -> None:
+    """Zero a torn tail so that later appends start clean."""
+    with open(path, "r+b") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.truncate(offset)
+        f.truncate(size)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
