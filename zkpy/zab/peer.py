@@ -1,0 +1,611 @@
+"""ZAB as a sans-I/O state machine: leader election in the manner of
+FastLeaderElection, discovery (a new epoch), synchronisation (DIFF, TRUNC or
+SNAP) and broadcast (proposal, ack, commit).
+
+The peer never touches sockets, files or clocks.  Its inputs are method calls
+(a message from a peer, a link going down, a tick with the time, the log
+reporting what is durable, the server proposing a txn); its outputs are
+effects appended to `self.out`, which the driver (the asyncio shell or the
+simulation) carries out in order:
+
+    ("send", to, msg)            send msg to peer `to` over the FIFO link
+    ("log", [txn, ...])          append to the txn log; report via logged(zxid)
+    ("truncate", zxid)           drop logged txns after zxid; rebuild the tree
+    ("snapshot", zxid)           (follower) replace the tree and log with the
+                                 snapshot that came with the SYNC message
+    ("apply", txn)               apply a committed txn to the tree, in order
+    ("epochs", accepted, current) persist the epochs before going on
+    ("role", role, leader, epoch) the peer changed role
+    ("serving", bool)            may (not) answer clients
+    ("app", from, payload)       an application message (forwarded request,
+                                 session activity, sync reply) for the server
+
+Links between peers are reliable FIFO connections (TCP); what a network does
+to them (loss, delay, partitions) shows up as delay, or as the link going
+down, which the driver reports with link_down(peer).  A message that is lost
+is never silently skipped: the link breaks and both ends start over.
+
+Message shapes (tuples, msgpack-friendly once txns are lists):
+    ("VOTE", epoch, zxid, leader, round, state)
+    ("FOLLOWERINFO", accepted_epoch, last_zxid, is_observer)
+    ("LEADERINFO", new_epoch)
+    ("ACKEPOCH", current_epoch, last_zxid)
+    ("SYNC", kind, zxid, [txns])  kind: "DIFF", "TRUNC" (zxid = truncate to)
+                                  or "SNAP" (zxid = the snapshot's zxid)
+    ("PROPOSAL", txn)   ("COMMIT", zxid)   ("INFORM", txn)
+    ("NEWLEADER", zxid)   ("ACK", zxid)   ("UPTODATE",)
+    ("PING",)   ("APP", payload)
+"""
+
+import bisect
+
+from .quorum import QuorumConfig, epoch_of, make_zxid
+
+LOOKING = "LOOKING"
+FOLLOWING = "FOLLOWING"
+LEADING = "LEADING"
+OBSERVING = "OBSERVING"
+
+# Leader phases.
+DISCOVERY, EPOCH_ACK, SYNCING, ESTABLISHED = range(4)
+
+
+class Learner:
+    """What the leader knows of one follower or observer."""
+    __slots__ = ("id", "accepted_epoch", "last_zxid", "last_heard", "phase", "observer")
+
+    def __init__(self, pid, accepted_epoch, last_zxid, now, observer):
+        self.id = pid
+        self.accepted_epoch = accepted_epoch
+        self.last_zxid = last_zxid
+        self.last_heard = now
+        self.phase = DISCOVERY     # DISCOVERY -> EPOCH_ACK (acked) -> SYNCING -> ESTABLISHED
+        self.observer = observer
+
+
+class ZabPeer:
+    def __init__(self, my_id: int, quorum: QuorumConfig, *, accepted_epoch=0, current_epoch=0,
+                 history=(), base_zxid=0, now=0, tick_ms=2000, init_limit=10, sync_limit=5,
+                 finalize_ms=200, history_limit=100000):
+        self.id = my_id
+        self.quorum = quorum
+        self.observer = my_id in quorum.observers
+        self.accepted_epoch = accepted_epoch
+        self.current_epoch = current_epoch
+        # Logged txns in zxid order (the source of DIFFs); txns before
+        # history_base are only in the snapshot.
+        self.history = list(history)
+        self.history_zxids = [t.zxid for t in self.history]
+        self.history_base = base_zxid
+        self.history_limit = history_limit
+        self.last_logged = self.history_zxids[-1] if self.history else base_zxid
+        self.durable = self.last_logged
+        # The tree starts at base_zxid (its snapshot); logged txns after it are
+        # applied only once known to be committed: by a leader when it takes
+        # over (its log becomes the new epoch's history), by a follower when
+        # the leader's sync has confirmed or truncated them.
+        self.last_applied = base_zxid
+        self.commit_point = base_zxid
+        self.now = now
+        self.tick_ms = tick_ms
+        self.init_limit = init_limit
+        self.sync_limit = sync_limit
+        self.finalize_ms = finalize_ms
+        self.out = []
+        self.role = LOOKING
+        self.leader_id = None
+        self.serving = False
+        self.round = 0
+        self.vote = None
+        self.recv = {}
+        self.out_of_election = {}
+        self.decide_at = None
+        # Follower state.
+        self.follow_phase = None
+        self.leader_heard = 0
+        self.after_logged = []      # (zxid, msg to the leader) sent once durable
+        # Leader state.
+        self.phase = None
+        self.learners: dict[int, Learner] = {}
+        self.new_epoch = None
+        self.connecting = {}
+        self.epoch_acks = set()
+        self.newleader_acks = set()
+        self.phase_deadline = 0
+        self.proposals = {}         # zxid -> set of voter ids that logged it
+        self.last_proposed = 0
+        self.after_commit = []      # (zxid, peer, payload) app messages held for commits
+        self.last_chatter = 0       # when votes or pings were last sent (every tick_ms/2)
+
+    # --- driver helpers -------------------------------------------------------------
+
+    def take(self) -> list:
+        out, self.out = self.out, []
+        return out
+
+    def _send(self, to, msg):
+        self.out.append(("send", to, msg))
+
+    def start(self):
+        self._look()
+
+    # --- election ---------------------------------------------------------------------
+
+    def _my_vote(self):
+        return (self.current_epoch, self.last_logged, self.id)
+
+    def _look(self):
+        if self.serving:
+            self.serving = False
+            self.out.append(("serving", False))
+        self.role = LOOKING
+        self.leader_id = None
+        self.phase = None
+        self.follow_phase = None
+        self.learners.clear()
+        self.proposals.clear()
+        self.after_commit.clear()
+        self.after_logged.clear()
+        self.round += 1
+        self.recv = {}
+        self.out_of_election = {}
+        self.decide_at = None
+        if self.observer:
+            self.vote = None
+        else:
+            self.vote = self._my_vote()
+            self.recv[self.id] = self.vote
+        self.out.append(("role", LOOKING, None, self.current_epoch))
+        self._broadcast_vote()
+
+    def _vote_msg(self, state):
+        v = self.vote or (-1, -1, -1)
+        if state != LOOKING:
+            v = (self.current_epoch if self.role != LOOKING else v[0], v[1], self.leader_id)
+        return ("VOTE", v[0], v[1], v[2], self.round, state)
+
+    def _broadcast_vote(self):
+        msg = self._vote_msg(LOOKING)
+        for pid in self.quorum.members:
+            if pid != self.id:
+                self._send(pid, msg)
+
+    def _on_vote(self, frm, msg):
+        _, epoch, zxid, leader, rnd, state = msg
+        v = (epoch, zxid, leader)
+        if self.role != LOOKING:
+            if state == LOOKING:
+                self._send(frm, self._vote_msg(self.role))
+            return
+        if state == LOOKING:
+            if frm not in self.quorum.voters or leader < 0:
+                return  # an observer looking for the leader; it learns from others
+            if rnd > self.round:
+                self.round = rnd
+                self.recv = {}
+                if not self.observer:
+                    mine = self._my_vote()
+                    self.vote = max(v, mine)
+                    self.recv[self.id] = self.vote
+                self._broadcast_vote()
+            elif rnd < self.round:
+                self._send(frm, self._vote_msg(LOOKING))
+                return
+            elif not self.observer and v > self.vote:
+                self.vote = v
+                self.recv[self.id] = v
+                self._broadcast_vote()
+            self.recv[frm] = v
+            self._check_election()
+        else:
+            # A peer already following or leading: join the established leader
+            # once a quorum says who it is and that peer says it leads.
+            self.out_of_election[frm] = (leader, state)
+            supporters = [p for p, (l, _) in self.out_of_election.items() if l == leader]
+            lead = self.out_of_election.get(leader)
+            if leader == self.id:
+                return
+            if self.quorum.is_quorum(supporters + ([self.id] if not self.observer else [])) \
+                    and lead is not None and lead[1] == LEADING:
+                self._follow(leader, epoch)
+
+    def _check_election(self):
+        if self.observer or self.vote is None:
+            return
+        agree = [p for p, v in self.recv.items() if v == self.vote]
+        if self.quorum.is_quorum(agree):
+            if self.decide_at is None:
+                # Wait a moment for a better vote, as FastLeaderElection's finalizeWait.
+                self.decide_at = self.now + self.finalize_ms
+        else:
+            self.decide_at = None
+
+    def _decide(self):
+        self.decide_at = None
+        leader = self.vote[2]
+        if leader == self.id:
+            self._lead()
+        else:
+            self._follow(leader, self.vote[0])
+
+    # --- follower / observer ---------------------------------------------------------
+
+    def _follow(self, leader, epoch):
+        self.role = OBSERVING if self.observer else FOLLOWING
+        self.leader_id = leader
+        self.follow_phase = DISCOVERY
+        self.leader_heard = self.now
+        self.out.append(("role", self.role, leader, epoch))
+        self._send(leader, ("FOLLOWERINFO", self.accepted_epoch, self.last_logged, self.observer))
+
+    def _on_leader_msg(self, msg):
+        kind = msg[0]
+        self.leader_heard = self.now
+        if kind == "LEADERINFO":
+            e = msg[1]
+            if e < self.accepted_epoch:
+                self._look()
+                return
+            if e > self.accepted_epoch:
+                self.accepted_epoch = e
+                self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
+            self.follow_phase = EPOCH_ACK
+            self._send(self.leader_id, ("ACKEPOCH", self.current_epoch, self.last_logged))
+        elif kind == "SYNC":
+            self._on_sync(msg[1], msg[2], msg[3])
+        elif kind == "PROPOSAL":
+            txn = msg[1]
+            if txn.zxid <= self.last_logged:
+                return
+            self._append_history([txn])
+            self.out.append(("log", [txn]))
+            if self.follow_phase == ESTABLISHED:
+                self.after_logged.append((txn.zxid, ("ACK", txn.zxid)))
+                self._flush_after_logged()
+        elif kind == "COMMIT":
+            self.commit_point = max(self.commit_point, msg[1])
+            self._apply_committed()
+        elif kind == "INFORM":
+            txn = msg[1]
+            if txn.zxid > self.last_logged:
+                self._append_history([txn])
+                self.out.append(("log", [txn]))
+            self.commit_point = max(self.commit_point, txn.zxid)
+            self._apply_committed()
+        elif kind == "NEWLEADER":
+            zxid = msg[1]
+            e = epoch_of(zxid)
+            if e != self.current_epoch:
+                self.current_epoch = e
+                self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
+            self.follow_phase = SYNCING
+            # Ack once everything the sync brought is durable.
+            self.after_logged.append((self.last_logged, ("ACK", zxid)))
+            self._flush_after_logged()
+        elif kind == "UPTODATE":
+            self.follow_phase = ESTABLISHED
+            # Everything synced is committed in this epoch.
+            self.commit_point = max(self.commit_point, self._synced_point)
+            self._apply_committed()
+            # Proposals logged during the sync are acked now.
+            for z in self.history_zxids:
+                if z > self._synced_point:
+                    self.after_logged.append((z, ("ACK", z)))
+            self._flush_after_logged()
+            if not self.serving:
+                self.serving = True
+                self.out.append(("serving", True))
+        elif kind == "PING":
+            self._send(self.leader_id, ("PING",))
+        elif kind == "APP":
+            self.out.append(("app", self.leader_id, msg[1]))
+
+    _synced_point = 0
+
+    def _on_sync(self, kind, zxid, txns):
+        if kind == "SNAP":
+            self.out.append(("snapshot", zxid))
+            self.history = []
+            self.history_zxids = []
+            self.history_base = zxid
+            self.last_logged = self.durable = self.last_applied = self.commit_point = zxid
+        elif kind == "TRUNC":
+            i = bisect.bisect_right(self.history_zxids, zxid)
+            del self.history[i:]
+            del self.history_zxids[i:]
+            self.last_logged = zxid
+            self.durable = min(self.durable, zxid)
+            self.commit_point = min(self.commit_point, zxid)
+            if self.last_applied > zxid:
+                self.last_applied = zxid
+            self.out.append(("truncate", zxid))
+        if txns:
+            txns = [t for t in txns if t.zxid > self.last_logged]
+            self._append_history(txns)
+            self.out.append(("log", txns))
+        # Committed once the leader is established (UPTODATE says so).
+        self._synced_point = self.last_logged
+
+    def _append_history(self, txns):
+        self.history.extend(txns)
+        self.history_zxids.extend(t.zxid for t in txns)
+        self.last_logged = self.history_zxids[-1]
+        over = min(len(self.history) - self.history_limit,
+                   bisect.bisect_right(self.history_zxids, self.last_applied))
+        if over > 0:
+            # Keep a bounded history; older txns are reachable by SNAP only.
+            self.history_base = self.history_zxids[over - 1]
+            del self.history[:over]
+            del self.history_zxids[:over]
+
+    def _flush_after_logged(self):
+        if not self.after_logged:
+            return
+        keep = []
+        for zxid, msg in self.after_logged:
+            if zxid <= self.durable:
+                self._send(self.leader_id, msg)
+            else:
+                keep.append((zxid, msg))
+        self.after_logged = keep
+
+    def _apply_committed(self):
+        """Apply, in order, what is both committed and durable here."""
+        limit = min(self.commit_point, self.durable)
+        if limit <= self.last_applied:
+            return
+        i = bisect.bisect_right(self.history_zxids, self.last_applied)
+        hz = self.history_zxids
+        while i < len(hz) and hz[i] <= limit:
+            self.out.append(("apply", self.history[i]))
+            self.last_applied = hz[i]
+            i += 1
+        if self.role == LEADING:
+            self._release_after_commit()
+
+    # --- leader -----------------------------------------------------------------------
+
+    def _lead(self):
+        self.role = LEADING
+        self.leader_id = self.id
+        self.phase = DISCOVERY
+        self.learners = {}
+        self.connecting = {self.id: self.accepted_epoch}
+        self.epoch_acks = {self.id}
+        self.newleader_acks = {self.id}
+        self.phase_deadline = self.now + self.init_limit * self.tick_ms
+        self.out.append(("role", LEADING, self.id, self.current_epoch))
+        self._maybe_new_epoch()
+
+    def _maybe_new_epoch(self):
+        if self.phase == DISCOVERY and self.quorum.is_quorum(self.connecting):
+            self.new_epoch = max(self.connecting.values()) + 1
+            self.accepted_epoch = self.new_epoch
+            self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
+            self.phase = EPOCH_ACK
+            for learner in self.learners.values():
+                self._send(learner.id, ("LEADERINFO", self.new_epoch))
+
+    def _on_learner_msg(self, frm, msg):
+        kind = msg[0]
+        learner = self.learners.get(frm)
+        if kind == "FOLLOWERINFO":
+            _, accepted, last_zxid, observer = msg
+            learner = self.learners[frm] = Learner(frm, accepted, last_zxid, self.now, observer)
+            if self.phase == DISCOVERY:
+                if not observer and frm in self.quorum.voters:
+                    self.connecting[frm] = accepted
+                self._maybe_new_epoch()
+            else:
+                self._send(frm, ("LEADERINFO", self.new_epoch))
+            return
+        if learner is None:
+            return
+        learner.last_heard = self.now
+        if kind == "ACKEPOCH":
+            _, cur_epoch, last_zxid = msg
+            learner.last_zxid = last_zxid
+            if (cur_epoch, last_zxid) > (self.current_epoch, self.last_logged) and \
+                    self.phase != ESTABLISHED:
+                # A follower knows more than we do: we must not lead.
+                self._look()
+                return
+            learner.phase = EPOCH_ACK
+            if self.phase == EPOCH_ACK:
+                if not learner.observer:
+                    self.epoch_acks.add(frm)
+                if self.quorum.is_quorum(self.epoch_acks):
+                    self.current_epoch = self.new_epoch
+                    self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
+                    self.phase = SYNCING
+                    self.phase_deadline = self.now + self.init_limit * self.tick_ms
+                    for other in self.learners.values():
+                        if other.phase == EPOCH_ACK:
+                            self._sync_learner(other)
+            elif self.phase in (SYNCING, ESTABLISHED):
+                self._sync_learner(learner)
+        elif kind == "ACK":
+            zxid = msg[1]
+            if zxid == make_zxid(self.current_epoch, 0) and learner.phase == SYNCING:
+                learner.phase = ESTABLISHED
+                if not learner.observer:
+                    self.newleader_acks.add(frm)
+                if self.phase == ESTABLISHED:
+                    self._send(frm, ("UPTODATE",))
+                elif self.quorum.is_quorum(self.newleader_acks):
+                    self._establish()
+            elif not learner.observer:
+                for z, acks in self.proposals.items():
+                    if z <= zxid:
+                        acks.add(frm)
+                self._try_commit()
+        elif kind == "PING":
+            pass
+        elif kind == "APP":
+            self.out.append(("app", frm, msg[1]))
+
+    def _sync_learner(self, learner):
+        """Bring a learner to our committed history, then queue our outstanding
+        proposals, then NEWLEADER; from here on it gets every broadcast."""
+        f = learner.last_zxid
+        # Up to c the learner gets our history as settled; after it, as
+        # proposals.  Before we are established our whole log is settled.
+        c = self.last_applied if self.phase == ESTABLISHED else self.last_logged
+        if f == c:
+            self._send(learner.id, ("SYNC", "DIFF", c, []))
+        elif f < self.history_base:
+            # The tree as applied here, then the settled txns after it.
+            a = self.last_applied
+            i = bisect.bisect_right(self.history_zxids, a)
+            j = bisect.bisect_right(self.history_zxids, c)
+            self._send(learner.id, ("SYNC", "SNAP", a, self.history[i:j]))
+        else:
+            i = bisect.bisect_right(self.history_zxids, f)
+            common = self.history_zxids[i - 1] if i > 0 else self.history_base
+            j = bisect.bisect_right(self.history_zxids, c)
+            txns = self.history[i:j]
+            if common == f and f <= c:
+                self._send(learner.id, ("SYNC", "DIFF", c, txns))
+            else:
+                self._send(learner.id, ("SYNC", "TRUNC", common, txns))
+        j = bisect.bisect_right(self.history_zxids, c)
+        for txn in self.history[j:]:
+            self._send(learner.id, ("PROPOSAL", txn))
+        learner.phase = SYNCING
+        self._send(learner.id, ("NEWLEADER", make_zxid(self.current_epoch, 0)))
+
+    def _establish(self):
+        """A quorum holds our history: all of it is committed in the new epoch."""
+        self.phase = ESTABLISHED
+        self.commit_point = self.last_logged
+        self._apply_committed()
+        self.last_proposed = max(self.last_logged, make_zxid(self.current_epoch, 0))
+        for learner in self.learners.values():
+            if learner.phase == ESTABLISHED:
+                self._send(learner.id, ("UPTODATE",))
+        self.serving = True
+        self.out.append(("serving", True))
+
+    def next_zxid(self) -> int:
+        """The zxid the next proposal must carry (leader only)."""
+        return self.last_proposed + 1
+
+    def propose(self, txn):
+        """Broadcast a txn made by the leader's prep (zxid = next_zxid())."""
+        assert self.role == LEADING and self.phase == ESTABLISHED, "not an established leader"
+        assert txn.zxid == self.last_proposed + 1, "proposals must be in zxid order"
+        self.last_proposed = txn.zxid
+        self._append_history([txn])
+        self.out.append(("log", [txn]))
+        self.proposals[txn.zxid] = set()
+        msg = ("PROPOSAL", txn)
+        for learner in self.learners.values():
+            if learner.phase in (SYNCING, ESTABLISHED) and not learner.observer:
+                self._send(learner.id, msg)
+
+    def _try_commit(self):
+        while self.proposals:
+            z = self.last_applied + 1
+            acks = self.proposals.get(z)
+            if acks is None:
+                z = min(self.proposals)
+                acks = self.proposals[z]
+            if z > self.durable or not self.quorum.is_quorum(acks | {self.id}):
+                return
+            del self.proposals[z]
+            self.commit_point = z
+            i = bisect.bisect_left(self.history_zxids, z)
+            txn = self.history[i]
+            for learner in self.learners.values():
+                if learner.phase in (SYNCING, ESTABLISHED):
+                    if learner.observer:
+                        self._send(learner.id, ("INFORM", txn))
+                    else:
+                        self._send(learner.id, ("COMMIT", z))
+            self._apply_committed()
+
+    def send_app(self, to, payload):
+        self._send(to, ("APP", payload))
+
+    def send_app_after_commits(self, to, payload):
+        """Send payload to `to` once everything proposed so far is committed
+        (how the leader answers a follower's sync)."""
+        if self.last_applied >= self.last_proposed:
+            self._send(to, ("APP", payload))
+        else:
+            self.after_commit.append((self.last_proposed, to, payload))
+
+    def _release_after_commit(self):
+        if not self.after_commit:
+            return
+        keep = []
+        for zxid, to, payload in self.after_commit:
+            if zxid <= self.last_applied:
+                self._send(to, ("APP", payload))
+            else:
+                keep.append((zxid, to, payload))
+        self.after_commit = keep
+
+    # --- inputs ------------------------------------------------------------------------
+
+    def receive(self, frm, msg):
+        kind = msg[0]
+        if kind == "VOTE":
+            self._on_vote(frm, msg)
+        elif self.role == LEADING:
+            self._on_learner_msg(frm, msg)
+        elif self.role in (FOLLOWING, OBSERVING) and frm == self.leader_id:
+            self._on_leader_msg(msg)
+
+    def logged(self, zxid):
+        """The driver's log made every txn up to zxid durable."""
+        if zxid > self.durable:
+            self.durable = zxid
+        if self.role == LEADING:
+            self._try_commit()
+        else:
+            self._flush_after_logged()
+        self._apply_committed()
+
+    def link_down(self, peer):
+        if self.role in (FOLLOWING, OBSERVING) and peer == self.leader_id:
+            self._look()
+        elif self.role == LEADING and peer in self.learners:
+            del self.learners[peer]
+            self.connecting.pop(peer, None)
+            self._check_leader_quorum()
+
+    def tick(self, now):
+        """Call often (every few tens of ms); timeouts count in tickTime."""
+        self.now = now
+        chatter = now - self.last_chatter >= self.tick_ms // 2
+        if chatter:
+            self.last_chatter = now
+        if self.role == LOOKING:
+            if self.decide_at is not None and now >= self.decide_at:
+                self._decide()
+            elif chatter:
+                self._broadcast_vote()
+        elif self.role == LEADING:
+            limit = (self.sync_limit if self.phase == ESTABLISHED else self.init_limit) * self.tick_ms
+            for learner in list(self.learners.values()):
+                if now - learner.last_heard > limit:
+                    del self.learners[learner.id]
+                    self.connecting.pop(learner.id, None)
+                elif chatter:
+                    self._send(learner.id, ("PING",))
+            if self.phase != ESTABLISHED and now > self.phase_deadline:
+                self._look()
+                return
+            self._check_leader_quorum()
+        else:
+            limit = (self.sync_limit if self.follow_phase == ESTABLISHED else self.init_limit)
+            if now - self.leader_heard > limit * self.tick_ms:
+                self._look()
+
+    def _check_leader_quorum(self):
+        if self.phase != ESTABLISHED:
+            return
+        synced = [p for p, l in self.learners.items() if l.phase == ESTABLISHED and not l.observer]
+        if not self.quorum.is_quorum(synced + [self.id]):
+            self._look()
