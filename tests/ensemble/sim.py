@@ -109,6 +109,7 @@ class Simulation:
         self.trace = []
         self.writes = 0
         self.proposed = 0
+        self.quiet = False
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -289,6 +290,8 @@ class Simulation:
             self.cut = set()
 
     def workload(self):
+        if self.quiet:
+            return
         for node in self.nodes.values():
             p = node.peer if node.alive else None
             if p is not None and p.role == LEADING and p.serving:
@@ -342,6 +345,7 @@ class Simulation:
         """Heal everything, restart the dead, and run on so the ensemble
         converges; then every live peer must hold all of G."""
         self.faults = False
+        self.quiet = True
         self.cut = set()
         for node in self.nodes.values():
             if not node.alive:

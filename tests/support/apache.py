@@ -323,9 +323,10 @@ class ApacheZooKeeper:
             if self.proc.poll() is not None:
                 self._fail(f"exited with status {self.proc.returncode} during startup")
             try:
-                answer = four_letter_word(self.host, self.port, "ruok", timeout=2.0)
-                if answer.strip() != "imok":
-                    raise ConnectionError(f"ruok answered {answer!r}")
+                # srvr: the one word every whitelist allows.
+                answer = four_letter_word(self.host, self.port, "srvr", timeout=2.0)
+                if not answer.startswith("Zookeeper version"):
+                    raise ConnectionError(f"srvr answered {answer!r}")
                 client_handshake(self.host, self.port, timeout=5.0)
                 return
             except (OSError, ConnectionError, struct.error) as e:

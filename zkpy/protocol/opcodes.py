@@ -39,7 +39,7 @@ class Op:
 
 OP_NAMES = {value: name for name, value in vars(Op).items() if not name.startswith("_")}
 
-# Names as ZooKeeper's Request.op2String prints them (cons "lop=").
+# Readable names, as ZooKeeper's Request.op2String prints them (log dumps).
 OP_SHORT_NAMES = {
     Op.NOTIFICATION: "notification", Op.CREATE: "create", Op.CREATE2: "create2",
     Op.CREATE_CONTAINER: "createContainer", Op.CREATE_TTL: "createTtl",
@@ -53,6 +53,20 @@ OP_SHORT_NAMES = {
     Op.CHECK_WATCHES: "checkWatches", Op.REMOVE_WATCHES: "removeWatches",
     Op.ADD_WATCH: "addWatch", Op.WHO_AM_I: "whoAmI", Op.AUTH: "auth",
     Op.SET_WATCHES: "setWatches", Op.SET_WATCHES2: "setWatches2", Op.SASL: "sasl",
+}
+
+# The codes ZooKeeper 3.8's FinalRequestProcessor records as a connection's
+# last operation (cons "lop=").
+LAST_OP_CODES = {
+    Op.PING: "PING", Op.CREATE_SESSION: "SESS", Op.CLOSE_SESSION: "CLOS",
+    Op.MULTI: "MULT", Op.MULTI_READ: "MLTR", Op.CREATE: "CREA", Op.CREATE2: "CREA",
+    Op.CREATE_TTL: "CREA", Op.CREATE_CONTAINER: "CREA", Op.DELETE: "DELE",
+    Op.DELETE_CONTAINER: "DELE", Op.SET_DATA: "SETD", Op.RECONFIG: "RECO",
+    Op.SET_ACL: "SETA", Op.CHECK: "CHEC", Op.EXISTS: "EXIS", Op.GET_DATA: "GETD",
+    Op.SET_WATCHES: "SETW", Op.SET_WATCHES2: "SETW", Op.GET_ACL: "GETA",
+    Op.GET_CHILDREN: "GETC", Op.GET_CHILDREN2: "GETC", Op.GET_ALL_CHILDREN_NUMBER: "GETC",
+    Op.CHECK_WATCHES: "CHKW", Op.REMOVE_WATCHES: "REMW", Op.ADD_WATCH: "ADDW",
+    Op.WHO_AM_I: "HOMI", Op.GET_EPHEMERALS: "GETE", Op.SYNC: "SYNC",
 }
 
 # Opcodes that change the tree: they become txns and go through the log.

@@ -18,7 +18,7 @@ import time
 from ..datatree.acl import digest_id
 from ..protocol.errors import Err, KeeperError, MarshallingError
 from ..protocol.jute import INT, INT_INT, Reader, Writer
-from ..protocol.opcodes import EventType, Op, WRITE_OPS, Xid
+from ..protocol.opcodes import LAST_OP_CODES, EventType, Op, WRITE_OPS, Xid
 from ..protocol.records import REQUEST_DECODERS, ConnectRequest, ConnectResponse
 from . import fourletter, replies
 from .reads import READ_HANDLERS
@@ -109,8 +109,9 @@ class ClientConnection(asyncio.Protocol):
         if self.state == NEW and len(self.buf) >= 4:
             word = bytes(self.buf[:4])
             if word in fourletter.COMMANDS:
-                if word == b"stmk" and len(self.buf) < 12:
-                    return
+                if word == b"stmk" and len(self.buf) < 12 and \
+                        self.server.config.four_letter_word_allowed("stmk"):
+                    return  # wait for its 8-byte mask
                 self._four_letter_word(word.decode())
                 return
         if self.state != CONNECTING:
@@ -162,8 +163,11 @@ class ClientConnection(asyncio.Protocol):
             return
         xid, op = _unpack_header(payload, 0)
         if not server.sessions.is_valid(self.session_id):
-            # A request on an expired or closing session: dropped, connection closed.
-            self.close()
+            # A request on an expired or closing session: dropped, connection
+            # closed -- but after the reply to our own closeSession, if one is
+            # still on its way through the log.
+            if not any(r.op == Op.CLOSE_SESSION for r in self.queue):
+                self.close()
             return
         decoder = REQUEST_DECODERS.get(op)
         if decoder is None:
@@ -256,11 +260,12 @@ class ClientConnection(asyncio.Protocol):
         stats = self.server.stats
         stats.latency.add(lat)
         stats.packets_sent += 1
-        stats.last_response_size = len(frame)
-        if stats.max_response_size < len(frame):
-            stats.max_response_size = len(frame)
-        if stats.min_response_size < 0 or len(frame) < stats.min_response_size:
-            stats.min_response_size = len(frame)
+        size = len(frame) - 4  # ZooKeeper counts the reply without its length prefix
+        stats.last_response_size = size
+        if stats.max_response_size < size:
+            stats.max_response_size = size
+        if stats.min_response_size < 0 or size < stats.min_response_size:
+            stats.min_response_size = size
         self.packets_sent += 1
         self.send(frame)
         if self.close_after_flush:
@@ -454,8 +459,7 @@ def _unimplemented(conn, xid, op):
 
 
 def _op_name(op):
-    from ..protocol.opcodes import OP_SHORT_NAMES
-    return op if isinstance(op, str) else OP_SHORT_NAMES.get(op, str(op))
+    return op if isinstance(op, str) else LAST_OP_CODES.get(op, "NA")
 
 
 def _java_ip(addr: str) -> str:

@@ -30,8 +30,10 @@ Message shapes (tuples, msgpack-friendly once txns are lists):
     ("FOLLOWERINFO", accepted_epoch, last_zxid, is_observer)
     ("LEADERINFO", new_epoch)
     ("ACKEPOCH", current_epoch, last_zxid)
-    ("SYNC", kind, zxid, [txns])  kind: "DIFF", "TRUNC" (zxid = truncate to)
-                                  or "SNAP" (zxid = the snapshot's zxid)
+    ("SYNC", kind, zxid, [txns], settled)
+                        kind: "DIFF", "TRUNC" (zxid = truncate to) or "SNAP"
+                        (zxid = the snapshot's zxid); txns up to `settled` are
+                        the leader's committed history, later ones proposals
     ("PROPOSAL", txn)   ("COMMIT", zxid)   ("INFORM", txn)
     ("NEWLEADER", zxid)   ("ACK", zxid)   ("UPTODATE",)
     ("PING",)   ("APP", payload)
@@ -252,7 +254,7 @@ class ZabPeer:
             self.follow_phase = EPOCH_ACK
             self._send(self.leader_id, ("ACKEPOCH", self.current_epoch, self.last_logged))
         elif kind == "SYNC":
-            self._on_sync(msg[1], msg[2], msg[3])
+            self._on_sync(msg[1], msg[2], msg[3], msg[4])
         elif kind == "PROPOSAL":
             txn = msg[1]
             if txn.zxid <= self.last_logged:
@@ -302,7 +304,7 @@ class ZabPeer:
 
     _synced_point = 0
 
-    def _on_sync(self, kind, zxid, txns):
+    def _on_sync(self, kind, zxid, txns, settled):
         if kind == "SNAP":
             self.out.append(("snapshot", zxid))
             self.history = []
@@ -323,8 +325,9 @@ class ZabPeer:
             txns = [t for t in txns if t.zxid > self.last_logged]
             self._append_history(txns)
             self.out.append(("log", txns))
-        # Committed once the leader is established (UPTODATE says so).
-        self._synced_point = self.last_logged
+        # Up to `settled` the leader's history is committed once the leader is
+        # established (UPTODATE says so); what we hold after it are proposals.
+        self._synced_point = settled
 
     def _append_history(self, txns):
         self.history.extend(txns)
@@ -452,22 +455,22 @@ class ZabPeer:
         # proposals.  Before we are established our whole log is settled.
         c = self.last_applied if self.phase == ESTABLISHED else self.last_logged
         if f == c:
-            self._send(learner.id, ("SYNC", "DIFF", c, []))
+            self._send(learner.id, ("SYNC", "DIFF", c, [], c))
         elif f < self.history_base:
             # The tree as applied here, then the settled txns after it.
             a = self.last_applied
             i = bisect.bisect_right(self.history_zxids, a)
             j = bisect.bisect_right(self.history_zxids, c)
-            self._send(learner.id, ("SYNC", "SNAP", a, self.history[i:j]))
+            self._send(learner.id, ("SYNC", "SNAP", a, self.history[i:j], c))
         else:
             i = bisect.bisect_right(self.history_zxids, f)
             common = self.history_zxids[i - 1] if i > 0 else self.history_base
             j = bisect.bisect_right(self.history_zxids, c)
             txns = self.history[i:j]
             if common == f and f <= c:
-                self._send(learner.id, ("SYNC", "DIFF", c, txns))
+                self._send(learner.id, ("SYNC", "DIFF", c, txns, c))
             else:
-                self._send(learner.id, ("SYNC", "TRUNC", common, txns))
+                self._send(learner.id, ("SYNC", "TRUNC", common, txns, c))
         j = bisect.bisect_right(self.history_zxids, c)
         for txn in self.history[j:]:
             self._send(learner.id, ("PROPOSAL", txn))
