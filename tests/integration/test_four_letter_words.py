@@ -476,9 +476,6 @@ def test_quorum_conf_and_mntr(tmp_path):
 
 # --- lop names ------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(TARGET != "apache", strict=True,
-                   reason="connection.py prints op2String names (getData); ZooKeeper's "
-                          "FinalRequestProcessor sets 4-letter codes (GETD)")
 def test_cons_last_operation_uses_zookeeper_codes(fresh):
     fresh.c1.get("/fl/a")
     line = next(line for line in four_letter(fresh, "cons").split("\n")
@@ -493,7 +490,6 @@ def _shape(line: str) -> str:
     line = re.sub(VERSION_RE, "VERSION", line)
     line = re.sub(JAVA_DATE_RE, "DATE", line)
     line = re.sub(r"=/\S*", "=PATH", line)             # conf's directories
-    line = re.sub(r"lop=\w+", "lop=OP", line)          # see the xfail test above
     line = re.sub(r"\d+\.\d+\.\d+\.\d+", "IP", line)
     line = re.sub(HEX, "HEX", line)
     line = re.sub(r"-?\d+(?:\.\d+)?(?:E-?\d+)?", "N", line)
