@@ -151,7 +151,7 @@ class ClientConnection(asyncio.Protocol):
         if pos:
             del buf[:pos]
         if touched and self.session_id and self.state == ESTABLISHED:
-            self.server.sessions.touch(self.session_id, self.last_recv)
+            self.server.touch_session(self.session_id, self.last_recv)
 
     def _handle_request(self, payload):
         server = self.server
@@ -179,11 +179,20 @@ class ClientConnection(asyncio.Protocol):
             r = Reader(payload, 8, self.max_frame * 2)
             record = decoder(r)
         except MarshallingError as e:
+            if op == Op.AUTH or op == Op.SASL:
+                # ZooKeeper decodes these in the I/O layer; a bad one drops
+                # the connection without a reply.
+                self.close()
+                return
             record, error = None, e
-        req = Request(self, xid, op, record, self.last_recv, error)
+        req = Request(self, xid, op, record, self.last_recv, error,
+                      payload if op in WRITE_OPS else None)
         if op in WRITE_OPS:
             self.queue.append(req)
             server.submit_request(req)
+        elif op == Op.SYNC and server.defer_sync:
+            self.queue.append(req)
+            server.submit_sync(req)
         elif self.queue:
             self.queue.append(req)
         else:
@@ -236,8 +245,8 @@ class ClientConnection(asyncio.Protocol):
             head = q[0]
             reply = head.reply
             if reply is None:
-                if head.op in WRITE_OPS:
-                    return
+                if head.op in WRITE_OPS or (head.op == Op.SYNC and self.server.defer_sync):
+                    return  # still on its way through the leader or the log
                 reply = self._evaluate(head)
             q.popleft()
             self._send_reply(head, reply)
@@ -332,7 +341,7 @@ class ClientConnection(asyncio.Protocol):
         if other is not None and other is not self:
             other.close()
         if req.passwd == server.password(sid) and \
-                server.sessions.touch(sid, _now_ms(), timeout):
+                server.touch_session(sid, _now_ms(), timeout):
             self._handshake_done(sid)
         else:
             self._send_connect_response(0, 0, _EXPIRED_PASSWD)
@@ -453,7 +462,9 @@ class ClientConnection(asyncio.Protocol):
 
 def _unimplemented(conn, xid, op):
     req = Request(conn, xid, op, None, _now_ms())
-    req.reply = _header_only(xid, conn.server.tree.last_zxid, Err.UNIMPLEMENTED)
+    # ZooKeeper's UnimplementedRequestProcessor answers with the zxid of a
+    # request that never got one: -1.
+    req.reply = _header_only(xid, -1, Err.UNIMPLEMENTED)
     conn.close_after_flush = True
     return req
 

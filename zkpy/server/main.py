@@ -52,7 +52,11 @@ async def _serve(config):
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await serve_forever(config, stop)
+    if config.is_standalone:
+        await serve_forever(config, stop)
+    else:
+        from .quorum import run_peer
+        await run_peer(config, stop)
     log.info("zkpy stopped")
 
 

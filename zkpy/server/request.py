@@ -2,9 +2,9 @@
 
 
 class Request:
-    __slots__ = ("conn", "xid", "op", "record", "reply", "received", "decode_error")
+    __slots__ = ("conn", "xid", "op", "record", "reply", "received", "decode_error", "payload")
 
-    def __init__(self, conn, xid, op, record, received, decode_error=None):
+    def __init__(self, conn, xid, op, record, received, decode_error=None, payload=None):
         self.conn = conn
         self.xid = xid
         self.op = op
@@ -12,3 +12,4 @@ class Request:
         self.reply = None        # the reply frame, once there is one
         self.received = received  # monotonic ms, for latency figures
         self.decode_error = decode_error
+        self.payload = payload    # the raw frame, kept for writes a follower forwards

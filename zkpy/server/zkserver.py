@@ -70,6 +70,9 @@ class ZooKeeperServer:
         self.started = time.time()
         self.serving = True
         self.super_digest = config.super_digest
+        # Followers hand a client's sync to the leader; standalone answers it inline.
+        self.defer_sync = False
+        self.replay_until = 0
 
     # --- the write path -------------------------------------------------------------
 
@@ -87,11 +90,15 @@ class ZooKeeperServer:
             self.prep.commit_overlay(overlay, zxid)
         txn = Txn(session_id, cxid, zxid, wall_ms(), txn_type, body)
         if waiter is not None:
-            self.waiting[zxid] = waiter
+            # Keyed by (session, cxid): a follower learns a txn's zxid only
+            # when the leader's commit reaches it.
+            self.waiting[(session_id, cxid)] = waiter
         self.log.append(txn, self.apply)
         return txn
 
-    def submit_request(self, request):
+    def submit_request(self, request, reply=True):
+        """A write from a connection (or, on a leader, forwarded by a
+        follower: reply=False, the follower answers its client)."""
         conn = request.conn
         sid = conn.session_id
         op = request.op
@@ -115,11 +122,12 @@ class ZooKeeperServer:
             body = self.prep.prep_op(op, rec, sid, conn.auth_ids, overlay)
             return op, body, overlay
 
-        self.submit(sid, request.xid, op, build, request)
+        self.submit(sid, request.xid, op, build, request if reply else None)
 
     def apply(self, txn):
         """A logged txn: apply it, tell the watchers, then answer its request."""
-        result, events = self.tree.apply(txn)
+        # Txns up to replay_until may already be in a fuzzy snapshot.
+        result, events = self.tree.apply(txn, txn.zxid <= self.replay_until)
         self.prep.applied(txn.zxid)
         t = txn.type
         if t == Op.CLOSE_SESSION:
@@ -128,9 +136,14 @@ class ZooKeeperServer:
             self.sessions.add(txn.session_id, txn.body[0], monotonic_ms())
         if events:
             self.deliver(events)
-        waiter = self.waiting.pop(txn.zxid, None)
+        waiter = self.waiting.pop((txn.session_id, txn.cxid), None)
         if waiter is not None:
             waiter.conn.txn_applied(waiter, txn, result)
+        elif t == Op.CLOSE_SESSION:
+            # Expired (or closed through another peer): drop its connection.
+            conn = self.conn_by_session.get(txn.session_id)
+            if conn is not None:
+                conn.close()
 
     def deliver(self, events):
         watches = self.watches
@@ -178,6 +191,10 @@ class ZooKeeperServer:
                 parts.append(replies.multi_header(op_type, False, 0))
         parts.append(replies.MULTI_END)
         return b"".join(parts)
+
+    def touch_session(self, sid, now, timeout=None) -> bool:
+        """A client of this server showed signs of life."""
+        return self.sessions.touch(sid, now, timeout)
 
     # --- sessions ----------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import threading
 from ..datatree.tree import DataTree
 from .snapshot import CorruptSnapshotError, list_snapshots, read_snapshot, write_snapshot
 from .syncer import TxnLogSyncer
-from .txnlog import CorruptLogError, list_logs, read_log, truncate_at
+from .txnlog import CorruptLogError, fsync_dir, list_logs, read_log, truncate_at
 
 log = logging.getLogger("zkpy.storage")
 
@@ -29,27 +29,43 @@ def dirs(config) -> tuple[str, str]:
 
 def restore(snap_dir: str, log_dir: str, repair: bool = True) -> DataTree:
     """The newest valid snapshot plus every logged txn after it."""
-    tree = None
+    tree = load_snapshot(snap_dir)
+    applied = 0
+    for txn in logged_txns(log_dir, tree.last_zxid, repair):
+        tree.apply(txn, replay=True)
+        applied += 1
+    if applied:
+        log.info("Replayed %d txns from the log; last zxid 0x%x", applied, tree.last_zxid)
+    return tree
+
+
+def load_snapshot(snap_dir: str) -> DataTree:
+    """The tree of the newest valid snapshot (an empty tree if there is none)."""
     for zxid, path in reversed(list_snapshots(snap_dir)):
         try:
             tree = read_snapshot(path)
             log.info("Loaded snapshot %s (zxid 0x%x, %d znodes)", path, zxid, tree.node_count())
-            break
+            return tree
         except CorruptSnapshotError as e:
             log.warning("Skipping invalid snapshot: %s", e)
-    if tree is None:
-        tree = DataTree()
+    return DataTree()
+
+
+def logged_txns(log_dir: str, after: int, repair: bool = True) -> list:
+    """Every logged txn after zxid `after`, in order; a torn tail is cut off
+    (with a warning), any other damage raises DataDirError."""
     logs = list_logs(log_dir)
     start = 0
     for i, (first, _) in enumerate(logs):
-        if first <= tree.last_zxid + 1:
+        if first <= after + 1:
             start = i
     needed = logs[start:]
-    if needed and needed[0][0] > tree.last_zxid + 1:
+    if needed and needed[0][0] > after + 1:
         raise DataDirError(
             f"{needed[0][1]}: the log starts at zxid 0x{needed[0][0]:x} but the newest snapshot "
-            f"ends at 0x{tree.last_zxid:x}: a log file is missing")
-    applied = 0
+            f"ends at 0x{after:x}: a log file is missing")
+    out = []
+    last = after
     for i, (first, path) in enumerate(needed):
         is_last = i == len(needed) - 1
         try:
@@ -57,11 +73,11 @@ def restore(snap_dir: str, log_dir: str, repair: bool = True) -> DataTree:
         except CorruptLogError as e:
             raise DataDirError(str(e)) from None
         for txn in txns:
-            if txn.zxid <= tree.last_zxid:
+            if txn.zxid <= last:
                 continue
-            _check_continuity(path, tree.last_zxid, txn.zxid)
-            tree.apply(txn, replay=True)
-            applied += 1
+            _check_continuity(path, last, txn.zxid)
+            out.append(txn)
+            last = txn.zxid
         if is_last and end >= 0:
             size = os.path.getsize(path)
             if end < size and open(path, "rb").read()[end:].strip(b"\x00"):
@@ -69,9 +85,14 @@ def restore(snap_dir: str, log_dir: str, repair: bool = True) -> DataTree:
                             "truncating it", path, end)
                 if repair:
                     truncate_at(path, end)
-    if applied:
-        log.info("Replayed %d txns from the log; last zxid 0x%x", applied, tree.last_zxid)
-    return tree
+        if is_last and not txns and repair:
+            # Nothing whole in it (a crash right after it was created): it holds
+            # no data, and left in place it would stop the next server from
+            # creating the log file for its first txn, which has this name.
+            log.warning("%s: no complete txn in the newest log file; removing it", path)
+            os.remove(path)
+            fsync_dir(log_dir)
+    return out
 
 
 def _check_continuity(path, last, zxid):

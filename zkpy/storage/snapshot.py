@@ -10,6 +10,7 @@ Snapshots are fuzzy, like ZooKeeper's: written by a background thread while the
 tree keeps changing, they hold every txn up to `zxid` and maybe some after;
 replaying the log from zxid + 1 makes the tree exact."""
 
+import io
 import os
 import struct
 import zlib
@@ -69,30 +70,8 @@ def write_snapshot(tree: DataTree, zxid: int, snap_dir: str) -> str:
     os.makedirs(snap_dir, exist_ok=True)
     final = os.path.join(snap_dir, snapshot_file_name(zxid))
     tmp = final + ".tmp"
-    sessions = dict(tree.sessions)
-    items = list(tree.nodes.items())
-    acl_index: dict = {}
-    packer = msgpack.Packer(use_bin_type=True)
     with open(tmp, "wb", buffering=1 << 20) as f:
-        w = _CrcWriter(f)
-        w.write(HEADER.pack(MAGIC, FORMAT, 0, zxid))
-        w.write(packer.pack(sessions))
-        entries = []
-        for path, node in items:
-            if not path:
-                continue  # the "" alias of the root
-            acl = node.acl
-            idx = acl_index.get(acl)
-            if idx is None:
-                idx = acl_index[acl] = len(acl_index)
-            entries.append((path, node.data, idx, node.czxid, node.mzxid, node.ctime,
-                            node.mtime, node.version, node.creates, node.aversion,
-                            node.owner, node.pzxid))
-        w.write(packer.pack([[list(a) for a in acl] for acl in acl_index]))
-        w.write(packer.pack(len(entries)))
-        for e in entries:
-            w.write(packer.pack(e))
-        f.write(TRAILER.pack(MAGIC_END, w.crc))
+        dump_snapshot(tree, zxid, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, final)
@@ -100,9 +79,46 @@ def write_snapshot(tree: DataTree, zxid: int, snap_dir: str) -> str:
     return final
 
 
+def snapshot_bytes(tree: DataTree, zxid: int) -> bytes:
+    """A snapshot as bytes (what a leader sends a follower it syncs by SNAP)."""
+    f = io.BytesIO()
+    dump_snapshot(tree, zxid, f)
+    return f.getvalue()
+
+
+def dump_snapshot(tree: DataTree, zxid: int, f) -> None:
+    sessions = dict(tree.sessions)
+    items = list(tree.nodes.items())
+    acl_index: dict = {}
+    packer = msgpack.Packer(use_bin_type=True)
+    w = _CrcWriter(f)
+    w.write(HEADER.pack(MAGIC, FORMAT, 0, zxid))
+    w.write(packer.pack(sessions))
+    entries = []
+    for path, node in items:
+        if not path:
+            continue  # the "" alias of the root
+        acl = node.acl
+        idx = acl_index.get(acl)
+        if idx is None:
+            idx = acl_index[acl] = len(acl_index)
+        entries.append((path, node.data, idx, node.czxid, node.mzxid, node.ctime,
+                        node.mtime, node.version, node.creates, node.aversion,
+                        node.owner, node.pzxid))
+    w.write(packer.pack([[list(a) for a in acl] for acl in acl_index]))
+    w.write(packer.pack(len(entries)))
+    for e in entries:
+        w.write(packer.pack(e))
+    f.write(TRAILER.pack(MAGIC_END, w.crc))
+
+
 def read_snapshot(path: str) -> DataTree:
     with open(path, "rb") as f:
         buf = f.read()
+    return parse_snapshot(buf, path)
+
+
+def parse_snapshot(buf, path: str = "snapshot") -> DataTree:
     if len(buf) < HEADER.size + TRAILER.size:
         raise CorruptSnapshotError(f"{path}: truncated")
     magic, fmt, _, zxid = HEADER.unpack_from(buf, 0)

@@ -27,8 +27,8 @@ is never silently skipped: the link breaks and both ends start over.
 
 Message shapes (tuples, msgpack-friendly once txns are lists):
     ("VOTE", epoch, zxid, leader, round, state)
-    ("FOLLOWERINFO", accepted_epoch, last_zxid, is_observer)
-    ("LEADERINFO", new_epoch)
+    ("FOLLOWERINFO", accepted_epoch, last_zxid, is_observer, attempt)
+    ("LEADERINFO", new_epoch, attempt)
     ("ACKEPOCH", current_epoch, last_zxid)
     ("SYNC", kind, zxid, [txns], settled)
                         kind: "DIFF", "TRUNC" (zxid = truncate to) or "SNAP"
@@ -54,7 +54,8 @@ DISCOVERY, EPOCH_ACK, SYNCING, ESTABLISHED = range(4)
 
 class Learner:
     """What the leader knows of one follower or observer."""
-    __slots__ = ("id", "accepted_epoch", "last_zxid", "last_heard", "phase", "observer")
+    __slots__ = ("id", "accepted_epoch", "last_zxid", "last_heard", "phase", "observer",
+                 "attempt")
 
     def __init__(self, pid, accepted_epoch, last_zxid, now, observer):
         self.id = pid
@@ -104,6 +105,8 @@ class ZabPeer:
         self.decide_at = None
         # Follower state.
         self.follow_phase = None
+        self.follow_attempt = 0
+        self.follow_sent = 0
         self.leader_heard = 0
         self.after_logged = []      # (zxid, msg to the leader) sent once durable
         # Leader state.
@@ -238,12 +241,22 @@ class ZabPeer:
         self.follow_phase = DISCOVERY
         self.leader_heard = self.now
         self.out.append(("role", self.role, leader, epoch))
-        self._send(leader, ("FOLLOWERINFO", self.accepted_epoch, self.last_logged, self.observer))
+        self.follow_attempt += 1
+        self.follow_sent = self.now
+        self._send_follower_info()
+
+    def _send_follower_info(self):
+        # Resent until the leader answers (it may still be deciding to lead and
+        # ignoring us); the attempt number tells its answers apart.
+        self._send(self.leader_id, ("FOLLOWERINFO", self.accepted_epoch, self.last_logged,
+                                    self.observer, self.follow_attempt))
 
     def _on_leader_msg(self, msg):
         kind = msg[0]
         self.leader_heard = self.now
         if kind == "LEADERINFO":
+            if self.follow_phase != DISCOVERY or msg[2] != self.follow_attempt:
+                return  # an answer to an earlier FOLLOWERINFO
             e = msg[1]
             if e < self.accepted_epoch:
                 self._look()
@@ -387,20 +400,21 @@ class ZabPeer:
             self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
             self.phase = EPOCH_ACK
             for learner in self.learners.values():
-                self._send(learner.id, ("LEADERINFO", self.new_epoch))
+                self._send(learner.id, ("LEADERINFO", self.new_epoch, learner.attempt))
 
     def _on_learner_msg(self, frm, msg):
         kind = msg[0]
         learner = self.learners.get(frm)
         if kind == "FOLLOWERINFO":
-            _, accepted, last_zxid, observer = msg
+            _, accepted, last_zxid, observer, attempt = msg
             learner = self.learners[frm] = Learner(frm, accepted, last_zxid, self.now, observer)
+            learner.attempt = attempt
             if self.phase == DISCOVERY:
                 if not observer and frm in self.quorum.voters:
                     self.connecting[frm] = accepted
                 self._maybe_new_epoch()
             else:
-                self._send(frm, ("LEADERINFO", self.new_epoch))
+                self._send(frm, ("LEADERINFO", self.new_epoch, attempt))
             return
         if learner is None:
             return
@@ -605,6 +619,9 @@ class ZabPeer:
             limit = (self.sync_limit if self.follow_phase == ESTABLISHED else self.init_limit)
             if now - self.leader_heard > limit * self.tick_ms:
                 self._look()
+            elif self.follow_phase == DISCOVERY and now - self.follow_sent >= self.tick_ms // 2:
+                self.follow_sent = now
+                self._send_follower_info()
 
     def _check_leader_quorum(self):
         if self.phase != ESTABLISHED:

@@ -1,0 +1,413 @@
+"""A member of a replicated ensemble: the ZAB state machine (zkpy.zab.peer)
+wired to the peer links, the durable log, the epoch files and the same client
+pipeline a standalone server runs.
+
+    leader    prep -> txn -> ZabPeer.propose -> quorum of acks -> apply -> reply
+    follower  forwards writes (and syncs, and session activity) to the leader;
+              answers reads locally once the session's earlier requests are
+              applied; replies to its own clients' writes when the leader's
+              commit reaches it.
+
+Sessions are global: created and closed by txns through the leader, expired
+by the leader's tracker, which followers keep alive with TOUCH messages."""
+
+import asyncio
+import logging
+import os
+
+from ..datatree.tree import DataTree
+from ..protocol.errors import Err, KeeperError, MarshallingError
+from ..protocol.jute import INT_INT, Reader
+from ..protocol.opcodes import Op
+from ..protocol.records import REQUEST_DECODERS
+from ..storage.database import DurableLog, dirs, load_snapshot, logged_txns
+from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot
+from ..storage.txnlog import list_logs
+from ..zab.peer import FOLLOWING, LEADING, LOOKING, OBSERVING, ZabPeer
+from ..zab.quorum import QuorumConfig
+from ..zab.transport import PeerTransport
+from . import replies
+from .listener import ServerRunner
+from .request import Request
+from .zkserver import ZooKeeperServer, monotonic_ms
+
+log = logging.getLogger("zkpy.quorum")
+
+_MODES = {LEADING: "leader", FOLLOWING: "follower", OBSERVING: "observer"}
+
+
+class RemoteOrigin:
+    """Stands for a follower's client connection in the leader's prep."""
+    __slots__ = ("session_id", "auth_ids")
+
+    def __init__(self, session_id, auth_ids):
+        self.session_id = session_id
+        self.auth_ids = [tuple(a) for a in auth_ids]
+
+
+class QuorumZooKeeperServer(ZooKeeperServer):
+    """The client pipeline of an ensemble member; the peer decides its role."""
+
+    def __init__(self, config, peer, tree):
+        super().__init__(config, txn_log=peer, tree=tree, mode="looking",
+                         server_id=config.my_id)
+        self.peer = peer
+        self.serving = False
+        self.touched = set()
+        self.pending_syncs = []   # (zxid, request) waiting for the follower to apply zxid
+
+    @property
+    def is_leader(self) -> bool:
+        return self.peer.core.role == LEADING
+
+    def submit_request(self, request, reply=True):
+        if self.is_leader:
+            super().submit_request(request, reply)
+            return
+        # A follower: the leader preps it; we answer when its commit arrives.
+        sid = request.conn.session_id
+        self.waiting[(sid, request.xid)] = request
+        self.peer.to_leader(("REQ", sid, request.xid, request.op, request.payload,
+                             [list(a) for a in request.conn.auth_ids]))
+
+    def submit_sync(self, request):
+        if self.is_leader:
+            # Answer once everything proposed so far is applied here.
+            zxid = self.peer.core.last_proposed
+            if self.tree.last_zxid >= zxid:
+                self._answer_sync(request)
+            else:
+                self.pending_syncs.append((zxid, request))
+            return
+        sid = request.conn.session_id
+        self.waiting[("sync", sid, request.xid)] = request
+        self.peer.to_leader(("SYNC", sid, request.xid))
+
+    def create_session(self, conn, timeout):
+        if self.is_leader:
+            return super().create_session(conn, timeout)
+        sid = self.sessions.new_session_id()
+        self.waiting[(sid, 0)] = Request(conn, 0, Op.CREATE_SESSION, None, monotonic_ms())
+        self.peer.to_leader(("SESS", sid, timeout))
+        return sid
+
+    def touch_session(self, sid, now, timeout=None) -> bool:
+        ok = self.sessions.touch(sid, now, timeout)
+        if ok and not self.is_leader:
+            self.touched.add(sid)
+        return ok
+
+    def expire_sessions(self, now_ms):
+        if self.is_leader:
+            super().expire_sessions(now_ms)
+
+    def reap_containers(self, now_wall_ms) -> int:
+        return super().reap_containers(now_wall_ms) if self.is_leader else 0
+
+    def apply(self, txn):
+        super().apply(txn)
+        if self.pending_syncs:
+            done = [p for p in self.pending_syncs if p[0] <= txn.zxid]
+            if done:
+                self.pending_syncs = [p for p in self.pending_syncs if p[0] > txn.zxid]
+                for _, req in done:
+                    self._answer_sync(req)
+
+    def _answer_sync(self, req):
+        req.reply = replies.with_body(req.xid, self.tree.last_zxid,
+                                      replies.encode_string(req.record.path))
+        req.conn.drain()
+
+    # --- messages from the other end of the peer link --------------------------------
+
+    def on_app(self, frm, msg):
+        kind = msg[0]
+        if kind == "REQ":          # leader: a follower's client write
+            _, sid, cxid, op, payload, auth_ids = msg
+            self._submit_forwarded(sid, cxid, op, payload, auth_ids)
+        elif kind == "SESS":       # leader: a follower's new session
+            _, sid, timeout = msg
+            self.sessions.add(sid, timeout, monotonic_ms())
+            self.submit(sid, 0, Op.CREATE_SESSION, lambda: (Op.CREATE_SESSION, (timeout,), None))
+        elif kind == "TOUCH":      # leader: sessions alive on a follower
+            now = monotonic_ms()
+            for sid in msg[1]:
+                self.sessions.touch(sid, now)
+        elif kind == "SYNC":       # leader: answer once everything proposed is committed
+            _, sid, cxid = msg
+            self.peer.core.send_app_after_commits(
+                frm, ("SYNCED", sid, cxid, self.peer.core.last_proposed))
+        elif kind == "SYNCED":     # follower: the leader's answer to a sync
+            _, sid, cxid, zxid = msg
+            req = self.waiting.pop(("sync", sid, cxid), None)
+            if req is None:
+                return
+            if self.tree.last_zxid >= zxid:
+                self._answer_sync(req)
+            else:
+                self.pending_syncs.append((zxid, req))
+
+    def _submit_forwarded(self, sid, cxid, op, payload, auth_ids):
+        origin = RemoteOrigin(sid, auth_ids)
+        record, error = None, None
+        decoder = REQUEST_DECODERS.get(op)
+        try:
+            if decoder is None or payload is None:
+                raise MarshallingError("unknown forwarded request")
+            record = decoder(Reader(payload, 8, self.config.jute_maxbuffer * 2))
+        except MarshallingError as e:
+            error = e
+        req = Request(origin, cxid, op, record, monotonic_ms(), error)
+        super().submit_request(req, reply=False)
+
+    # --- role changes -------------------------------------------------------------------------
+
+    def set_serving(self, serving: bool):
+        self.serving = serving
+        core = self.peer.core
+        self.mode = _MODES.get(core.role, "looking") if serving else "looking"
+        if serving and core.role == LEADING:
+            self.next_zxid = core.next_zxid()
+            # Sessions are kept alive by their peers' TOUCHes from now on;
+            # give every one a full timeout so none dies of the election.
+            now = monotonic_ms()
+            for sid, timeout in self.tree.sessions.items():
+                self.sessions.add(sid, timeout, now)
+        if not serving:
+            for conn in list(self.connections):
+                conn.close()
+            self.waiting.clear()
+            self.pending_syncs.clear()
+
+    def install_tree(self, tree):
+        """A SNAP from the leader replaced our state."""
+        self.tree = tree
+        self.prep.tree = tree
+        self.prep.outstanding.clear()
+        self.sessions.sessions.clear()
+        self.sessions.buckets.clear()
+        now = monotonic_ms()
+        for sid, timeout in tree.sessions.items():
+            self.sessions.add(sid, timeout, now)
+
+    def flush_touches(self):
+        if self.touched and self.serving and not self.is_leader:
+            self.peer.to_leader(("TOUCH", sorted(self.touched)))
+            self.touched.clear()
+
+
+class QuorumPeer:
+    """Drives a ZabPeer: carries out its effects and feeds it the network,
+    the disk and the clock."""
+
+    def __init__(self, config):
+        self.config = config
+        self.my_id = config.my_id
+        self.snap_dir, self.log_dir = dirs(config)
+        specs = config.servers
+        self.quorum = QuorumConfig.of(
+            [i for i, s in specs.items() if not s.is_observer],
+            [i for i, s in specs.items() if s.is_observer])
+        self.core = None
+        self.server = None
+        self.durable = None
+        self.transport = None
+        self.runner = None
+        self.loop = None
+        self.stash = {}
+        self.log_generation = 0
+        self.tasks = []
+
+    # --- start and stop ------------------------------------------------------------------
+
+    async def start(self):
+        self.loop = loop = asyncio.get_running_loop()
+        c = self.config
+        os.makedirs(self.snap_dir, exist_ok=True)
+        tree = await loop.run_in_executor(None, load_snapshot, self.snap_dir)
+        history = await loop.run_in_executor(None, logged_txns, self.log_dir, tree.last_zxid)
+        accepted, current = read_epochs(str(c.data_dir))
+        self.core = ZabPeer(self.my_id, self.quorum, accepted_epoch=accepted,
+                            current_epoch=current, history=history, base_zxid=tree.last_zxid,
+                            now=monotonic_ms(), tick_ms=c.tick_time, init_limit=c.init_limit,
+                            sync_limit=c.sync_limit, history_limit=max(1000, c.snap_count))
+        self.server = QuorumZooKeeperServer(c, self, tree)
+        self.server.replay_until = self.core.last_logged
+        self.server.defer_sync = True
+        self.durable = DurableLog(c, loop, tree)
+        addresses = {i: (s.host, s.quorum_port) for i, s in c.servers.items()}
+        me = c.servers[self.my_id]
+        self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down)
+        await self.transport.start([me.quorum_port])
+        self.runner = await ServerRunner(c, self.server).start()
+        self.core.start()
+        self._process()
+        self.tasks.append(loop.create_task(self._ticker()))
+        log.info("zkpy peer %d serving clients on %s:%s, peers on %s:%s", self.my_id,
+                 self.runner.host, self.runner.port, me.host, me.quorum_port)
+        return self
+
+    async def stop(self):
+        for t in self.tasks:
+            t.cancel()
+        if self.runner is not None:
+            await self.runner.stop()   # closes the server and its log
+        if self.transport is not None:
+            await self.transport.stop()
+
+    async def _ticker(self):
+        touch_every = self.config.tick_time / 2000
+        last_touch = 0
+        while True:
+            await asyncio.sleep(0.05)
+            now = monotonic_ms()
+            self.core.tick(now)
+            self._process()
+            if now - last_touch >= touch_every * 1000:
+                last_touch = now
+                self.server.flush_touches()
+
+    # --- inputs to the state machine -------------------------------------------------------
+
+    def _on_message(self, frm, msg):
+        if msg[0] == "SYNC" and msg[1] == "SNAP" and len(msg) > 5:
+            self.stash[msg[2]] = msg[5]
+            msg = msg[:5]
+        self.core.receive(frm, msg)
+        self._process()
+
+    def _on_link_down(self, peer):
+        self.core.link_down(peer)
+        self._process()
+
+    def _on_logged(self, generation, zxid):
+        if generation == self.log_generation:
+            self.core.logged(zxid)
+            self._process()
+
+    # --- the server's log: the leader's writes become proposals -----------------------------
+
+    def append(self, txn, on_logged):
+        self.core.propose(txn)
+        self._process()
+
+    def to_leader(self, msg):
+        core = self.core
+        if core.leader_id is not None and core.role in (FOLLOWING, OBSERVING):
+            core.send_app(core.leader_id, msg)
+            self._process()
+
+    def close(self):
+        if self.durable is not None:
+            self.durable.close()
+
+    def purge(self):
+        return self.durable.purge()
+
+    # --- effects ------------------------------------------------------------------------------
+
+    def _process(self):
+        core = self.core
+        while core.out:
+            for eff in core.take():
+                self._effect(eff)
+
+    def _effect(self, eff):
+        kind = eff[0]
+        if kind == "send":
+            _, to, msg = eff
+            if msg[0] == "SYNC" and msg[1] == "SNAP":
+                msg = msg + (snapshot_bytes(self.server.tree, self.server.tree.last_zxid),)
+            self.transport.send(to, msg)
+        elif kind == "log":
+            gen = self.log_generation
+            for txn in eff[1]:
+                self.durable.append(txn, lambda t, g=gen: self._on_logged(g, t.zxid))
+        elif kind == "apply":
+            self.server.apply(eff[1])
+        elif kind == "epochs":
+            write_epochs(str(self.config.data_dir), eff[1], eff[2])
+        elif kind == "truncate":
+            self._restart_log(lambda: truncate_logs(self.log_dir, eff[1]))
+        elif kind == "snapshot":
+            blob = self.stash.pop(eff[1])
+            tree = parse_snapshot(blob)
+
+            def replace():
+                write_snapshot(tree, tree.last_zxid, self.snap_dir)
+                for _, path in list_logs(self.log_dir):
+                    os.remove(path)
+            self._restart_log(replace)
+            self.server.install_tree(tree)
+            self.durable.tree = tree
+        elif kind == "role":
+            log.info("peer %d: %s (leader %s, epoch %s)", self.my_id, eff[1], eff[2], eff[3])
+            if eff[1] == LOOKING:
+                self.server.set_serving(False)
+        elif kind == "serving":
+            self.server.set_serving(eff[1])
+            if eff[1]:
+                log.info("peer %d: serving as %s", self.my_id, self.server.mode)
+        elif kind == "app":
+            self.server.on_app(eff[1], eff[2])
+
+    def _restart_log(self, change):
+        """Stop the log, change the files, start a new log file."""
+        self.durable.close()
+        self.log_generation += 1
+        change()
+        self.durable = DurableLog(self.config, self.loop, self.server.tree)
+        self.server.log = self
+
+
+# --- epochs and log truncation on disk ---------------------------------------------------------
+
+def read_epochs(data_dir: str) -> tuple[int, int]:
+    def one(name):
+        try:
+            with open(os.path.join(data_dir, name)) as f:
+                return int(f.read().strip() or 0)
+        except FileNotFoundError:
+            return 0
+    return one("acceptedEpoch"), one("currentEpoch")
+
+
+def write_epochs(data_dir: str, accepted: int, current: int) -> None:
+    for name, value in (("acceptedEpoch", accepted), ("currentEpoch", current)):
+        path = os.path.join(data_dir, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{value}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+def truncate_logs(log_dir: str, zxid: int) -> None:
+    """Drop every logged txn after zxid (a follower told TRUNC by its leader)."""
+    from ..storage.txnlog import LogFile, encode_txn, read_log
+    logs = list_logs(log_dir)
+    for i, (first, path) in enumerate(logs):
+        if first > zxid:
+            os.remove(path)
+            continue
+        txns, _ = read_log(path, i == len(logs) - 1)
+        if txns and txns[-1].zxid > zxid:
+            keep = [t for t in txns if t.zxid <= zxid]
+            tmp_dir = path + ".trunc"
+            os.makedirs(tmp_dir, exist_ok=True)
+            tmp = os.path.join(tmp_dir, os.path.basename(path))
+            f = LogFile(tmp, 4096)
+            f.write(b"".join(encode_txn(t) for t in keep))
+            f.sync()
+            f.close()
+            os.replace(tmp, path)
+            os.rmdir(tmp_dir)
+
+
+async def run_peer(config, stop_event: asyncio.Event):
+    peer = await QuorumPeer(config).start()
+    try:
+        await stop_event.wait()
+    finally:
+        await peer.stop()

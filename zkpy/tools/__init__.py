@@ -1,0 +1,1 @@
+"""Housekeeping and migration tools behind the `zkpy` command (see cli.py)."""
