@@ -4,6 +4,7 @@ and the digest scheme's hashing."""
 import base64
 import hashlib
 import ipaddress
+import re
 
 from ..protocol.errors import Err, KeeperError
 from ..protocol.records import ACL
@@ -28,19 +29,39 @@ def _valid_digest_id(id_: str) -> bool:
     return len(parts) == 2
 
 
+_JAVA_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _java_int(text: str):
+    """Integer.parseInt's reading of text (a sign, ASCII digits), else None."""
+    return int(text) if _JAVA_INT.fullmatch(text) else None
+
+
+def _parse_address(addr: str):
+    """An IPv4 address as IPAuthenticationProvider reads it: four dot-separated
+    Integer.parseInt numbers in 0..255 (so "010.0.0.1" and "+1.2.3.4" pass);
+    IPv6 (an extension: ZooKeeper 3.8 knows only IPv4) as Python reads it."""
+    if ":" in addr:
+        try:
+            return ipaddress.IPv6Address(addr)
+        except ValueError:
+            return None
+    parts = [_java_int(p) for p in addr.split(".")]
+    if len(parts) != 4 or any(v is None or not 0 <= v <= 255 for v in parts):
+        return None
+    return ipaddress.IPv4Address(bytes(parts))
+
+
 def parse_ip_spec(spec: str):
     """An ip ACL id: an address with an optional /bits.  None if invalid."""
-    addr, _, bits = spec.partition("/")
-    try:
-        ip = ipaddress.ip_address(addr)
-    except ValueError:
+    addr, slash, bits = spec.partition("/")
+    ip = _parse_address(addr)
+    if ip is None:
         return None
     width = ip.max_prefixlen
-    if bits:
-        if not bits.isdigit():
-            return None
-        n = int(bits)
-        if n < 0 or n > width:
+    if slash:  # "10.0.0.0/" is invalid: Integer.parseInt("") fails in ZooKeeper
+        n = _java_int(bits)
+        if n is None or n < 0 or n > width:
             return None
     else:
         n = width
@@ -68,14 +89,16 @@ def fixup_acl(acls, auth_ids) -> tuple:
     if not acls:
         raise KeeperError(Err.INVALID_ACL)
     out = []
-    seen = set()
-
-    def add(a):
-        if a not in seen:
-            seen.add(a)
-            out.append(a)
-
+    add = out.append
+    # ZooKeeper drops duplicates from the list as given, before expanding the
+    # auth scheme (so an expansion may repeat an entry given explicitly).
+    unique = []
     for a in acls:
+        a = ACL(*a)
+        if a not in unique:
+            unique.append(a)
+
+    for a in unique:
         scheme, id_ = a.scheme, a.id
         if scheme == "world" and id_ == "anyone":
             add(ACL(a.perms, scheme, id_))

@@ -76,6 +76,10 @@ class DataTree:
     def count_descendants(self, path) -> int:
         if path == "/":
             return len(self.nodes) - 2
+        if path == "":
+            # ZooKeeper counts the paths starting with path + "/": for the ""
+            # alias of the root that is every node but "" itself, "/" included.
+            return len(self.nodes) - 1
         total = 0
         stack = [path]
         nodes = self.nodes
@@ -106,6 +110,28 @@ class DataTree:
         exists, or a change to a node that no longer exists, is then skipped
         (every txn carries absolute values, so the rest converges)."""
         if replay:
+            if txn.type == Op.MULTI:
+                # Op by op (as ZooKeeper's processTxn): a snapshot taken while
+                # the loop was inside a multi holds its first ops but not the rest.
+                for op_type, body in txn.body[0]:
+                    try:
+                        self._apply_op(txn, op_type, body, [])
+                    except (KeyError, KeeperError):
+                        pass
+                if txn.zxid > self.last_zxid:
+                    self.last_zxid = txn.zxid
+                return None, []
+            if txn.type == Op.CLOSE_SESSION:
+                # A path the close names may hold a node created after it (the
+                # path was used again before the snapshot took it): delete it, as
+                # a delete's replay would; its create, replayed later, restores it.
+                for path in txn.body[0]:
+                    node = self.nodes.get(path)
+                    if node is not None and node.czxid > txn.zxid:
+                        try:
+                            self.delete_node(txn.zxid, path, [])
+                        except KeyError:
+                            pass
             try:
                 return self.apply(txn)
             except (KeyError, KeeperError):
@@ -171,6 +197,10 @@ class DataTree:
             if parent is not None:
                 parent.creates = parent_creates
                 parent.pzxid = max(parent.pzxid, zxid)
+                if path in self.nodes:
+                    # Its parent may have been deleted and re-created by the
+                    # replay: link the node to the parent it has now.
+                    parent.children.add(name)
             raise KeeperError(Err.NODE_EXISTS if parent else Err.NO_NODE)
         node = self._new_node(data, acl, zxid, time, owner)
         self.nodes[path] = node
@@ -191,8 +221,15 @@ class DataTree:
         return path, node.stat()
 
     def delete_node(self, zxid, path, events):
-        node = self.nodes.pop(path)
+        node = self.nodes.pop(path, None)
         parent_path, name = split_path(path)
+        if node is None:
+            # Only a replay over a fuzzy snapshot meets this: the node is gone
+            # already, but the parent's pzxid may have been taken before.
+            parent = self.nodes.get(parent_path)
+            if parent is not None and zxid > parent.pzxid:
+                parent.pzxid = zxid
+            raise KeyError(path)
         parent = self.nodes[parent_path]
         parent.children.discard(name)
         if zxid > parent.pzxid:

@@ -87,9 +87,9 @@ class Reader:
     def vector(self, read_item):
         n = self.int()
         if n < 0:
-            if n == -1:
-                return None
-            raise MarshallingError("negative vector length")
+            # -1 is null; any other negative count is an empty vector, as in
+            # jute's BinaryInputArchive (unlike buffer and string lengths).
+            return None if n == -1 else []
         if n > self.remaining():
             raise MarshallingError("vector longer than its record")
         return [read_item(self) for _ in range(n)]

@@ -59,6 +59,15 @@ class Stat(NamedTuple):
         return cls._make(STAT.unpack_from(r.buf, pos))
 
 
+def _required(path):
+    """A null (-1) path where ZooKeeper dereferences it: its request fails
+    with MarshallingError.  (setData and setACL validate it instead, giving
+    BadArguments; sync, getEphemerals and addWatch accept it.)"""
+    if path is None:
+        raise MarshallingError("null path")
+    return path
+
+
 # --- handshake -------------------------------------------------------------
 
 @dataclass(slots=True)
@@ -125,7 +134,7 @@ class CreateRequest:
     def read(cls, r: Reader, with_ttl: bool = False) -> "CreateRequest":
         path, data, acl, flags = r.ustring(), r.buffer(), r.vector(read_acl), r.int()
         ttl = r.long() if with_ttl else -1
-        return cls(path, data, acl, flags, ttl)
+        return cls(_required(path), data, acl, flags, ttl)
 
     def write(self, w: Writer, with_ttl: bool = False) -> None:
         w.ustring(self.path)
@@ -143,7 +152,7 @@ class DeleteRequest:
 
     @classmethod
     def read(cls, r):
-        return cls(r.ustring(), r.int())
+        return cls(_required(r.ustring()), r.int())
 
     def write(self, w):
         w.ustring(self.path)
@@ -158,7 +167,7 @@ class PathWatchRequest:
 
     @classmethod
     def read(cls, r):
-        return cls(r.ustring(), r.bool())
+        return cls(_required(r.ustring()), r.bool())
 
     def write(self, w):
         w.ustring(self.path)
@@ -217,7 +226,7 @@ class CheckVersionRequest:
 
     @classmethod
     def read(cls, r):
-        return cls(r.ustring(), r.int())
+        return cls(_required(r.ustring()), r.int())
 
     def write(self, w):
         w.ustring(self.path)
@@ -250,7 +259,7 @@ class WatchTypeRequest:
 
     @classmethod
     def read(cls, r):
-        return cls(r.ustring(), r.int())
+        return cls(_required(r.ustring()), r.int())
 
     def write(self, w):
         w.ustring(self.path)
@@ -312,9 +321,16 @@ class SetWatches:
     @classmethod
     def read(cls, r, v2: bool = False):
         rz = r.long()
-        d, e, c = r.strings() or [], r.strings() or [], r.strings() or []
+        d, e, c = r.strings(), r.strings(), r.strings()
+        # ZooKeeper iterates every list and looks each path up: a null list
+        # or a null path in the first three fails with MarshallingError.
+        if d is None or e is None or c is None or None in d or None in e or None in c:
+            raise MarshallingError("null list or path in setWatches")
         if v2:
-            return cls(rz, d, e, c, r.strings() or [], r.strings() or [])
+            p, pr = r.strings(), r.strings()
+            if p is None or pr is None:
+                raise MarshallingError("null list in setWatches2")
+            return cls(rz, d, e, c, p, pr)
         return cls(rz, d, e, c)
 
     def write(self, w, v2: bool = False):
@@ -349,6 +365,8 @@ class MultiRequest:
             if op_type not in allowed:
                 raise MarshallingError(f"op {op_type} not allowed in multi")
             ops.append((op_type, _read_multi_op(op_type, r)))
+        if any(req.path is None for _, req in ops):
+            raise MarshallingError("null path in multi")  # setData's too
         return cls(ops)
 
     def write(self, w):
@@ -394,7 +412,7 @@ REQUEST_DECODERS = {
     Op.EXISTS: PathWatchRequest.read,
     Op.GET_DATA: PathWatchRequest.read,
     Op.SET_DATA: SetDataRequest.read,
-    Op.GET_ACL: PathRequest.read,
+    Op.GET_ACL: lambda r: PathRequest(_required(r.ustring())),
     Op.SET_ACL: SetACLRequest.read,
     Op.GET_CHILDREN: PathWatchRequest.read,
     Op.GET_CHILDREN2: PathWatchRequest.read,
@@ -410,7 +428,7 @@ REQUEST_DECODERS = {
     Op.SET_WATCHES2: lambda r: SetWatches.read(r, v2=True),
     Op.SASL: SASLRequest.read,
     Op.GET_EPHEMERALS: PathRequest.read,
-    Op.GET_ALL_CHILDREN_NUMBER: PathRequest.read,
+    Op.GET_ALL_CHILDREN_NUMBER: lambda r: PathRequest(_required(r.ustring())),
     Op.ADD_WATCH: AddWatchRequest.read,
     Op.WHO_AM_I: _no_body,
     Op.CLOSE_SESSION: _no_body,

@@ -340,12 +340,20 @@ class ClientConnection(asyncio.Protocol):
         other = server.conn_by_session.get(sid)
         if other is not None and other is not self:
             other.close()
-        if req.passwd == server.password(sid) and \
-                server.touch_session(sid, _now_ms(), timeout):
-            self._handshake_done(sid)
-        else:
-            self._send_connect_response(0, 0, _EXPIRED_PASSWD)
-            self.close()
+        if req.passwd != server.password(sid):
+            self.session_expired()
+            return
+        # The server answers with _handshake_done or session_expired, at once
+        # or (a follower asking its leader) later; frames wait till then.
+        self.state = CONNECTING
+        server.resume_session(self, sid, timeout)
+
+    def session_expired(self):
+        """Refuse a reconnect: the session is gone (or the password is wrong)."""
+        if self.state == CLOSED:
+            return
+        self._send_connect_response(0, 0, _EXPIRED_PASSWD)
+        self.close()
 
     def _handshake_done(self, sid):
         if self.state == CLOSED:

@@ -201,8 +201,14 @@ def _stats_lines(server) -> list:
     ]
 
 
+def _leader_lines(server) -> list:
+    # A leader adds "Proposal sizes last/min/max: a/b/c" (StatCommand).
+    more = getattr(server, "extra_srvr_lines", None)
+    return more() if more is not None else []
+
+
 def _srvr(server, extra) -> str:
-    return "\n".join(_version_lines(server) + _stats_lines(server)) + "\n"
+    return "\n".join(_version_lines(server) + _stats_lines(server) + _leader_lines(server)) + "\n"
 
 
 def _stat(server, extra) -> str:
@@ -211,6 +217,7 @@ def _stat(server, extra) -> str:
     lines.extend(c.describe(True) for c in list(server.connections))
     lines.append("")
     lines.extend(_stats_lines(server))
+    lines.extend(_leader_lines(server))
     return "\n".join(lines) + "\n"
 
 

@@ -11,10 +11,31 @@ private overlay of those changes, which is merged only if every op passes."""
 from ..datatree.acl import check_acl, fixup_acl
 from ..datatree.paths import SYSTEM_PATHS, split_path, validate_path
 from ..datatree.txn import CONTAINER_OWNER, MAX_TTL, owner_kind, ttl_owner
-from ..protocol.errors import Err, KeeperError
+from ..protocol.errors import Err, KeeperError, MarshallingError
 from ..protocol.opcodes import CreateMode, Op, Perms
+from ..protocol.records import CreateRequest
 
 INT_MAX = 2**31 - 1
+_CREATE_OPS = frozenset({Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL})
+
+
+def _multi_create(op, req):
+    """The create op a multi really runs.  ZooKeeper rebuilds each create of
+    a multi from its flags (MultiOperationRecord -> Op.create): the opcode
+    becomes createTTL for the TTL modes, createContainer for mode 4 and
+    create otherwise -- so a create2 answers with the path only, a
+    createContainer with flags 0 makes a plain node -- and only createTTL
+    keeps its ttl.  A TTL mode on any other create opcode fails the whole
+    multi with MarshallingError (ZooKeeper's createTTL code is handed a
+    CreateRequest instead of a CreateTTLRequest)."""
+    flags = req.flags
+    if flags in CreateMode.TTL_MODES:
+        if op != Op.CREATE_TTL:
+            raise MarshallingError("TTL mode on a create without a ttl in a multi")
+        return op, req
+    if req.ttl != -1:
+        req = CreateRequest(req.path, req.data, req.acl, flags)
+    return (Op.CREATE_CONTAINER if flags == CreateMode.CONTAINER else Op.CREATE), req
 
 
 def _next_version(v: int) -> int:
@@ -131,7 +152,10 @@ class Prep:
             raise KeeperError(Err.NODE_EXISTS)
         if parent.owner and owner_kind(parent.owner) == "ephemeral":
             raise KeeperError(Err.NO_CHILDREN_FOR_EPHEMERALS)
-        if flags == CreateMode.CONTAINER:
+        if op == Op.CREATE_CONTAINER:
+            # ZooKeeper's data tree goes by the opcode, not the flags: every
+            # createContainer makes a container (even with ephemeral flags),
+            # and a create/create2 with flags 4 makes a plain persistent node.
             owner = CONTAINER_OWNER
         elif flags in CreateMode.TTL_MODES:
             owner = ttl_owner(ttl)
@@ -226,6 +250,8 @@ class Prep:
         overlay = {}
         bodies = []
         for i, (op, req) in enumerate(ops):
+            if op in _CREATE_OPS:
+                op, req = _multi_create(op, req)  # may fail the whole multi
             try:
                 bodies.append((op, self.prep_op(op, req, session_id, auth_ids, overlay)))
             except KeeperError as e:

@@ -23,9 +23,9 @@ from ..protocol.records import REQUEST_DECODERS
 from ..storage.database import DurableLog, dirs, load_snapshot, logged_txns
 from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot
 from ..storage.txnlog import list_logs
-from ..zab.peer import FOLLOWING, LEADING, LOOKING, OBSERVING, ZabPeer
+from ..zab.peer import ESTABLISHED, FOLLOWING, LEADING, LOOKING, OBSERVING, ZabPeer
 from ..zab.quorum import QuorumConfig
-from ..zab.transport import PeerTransport
+from ..zab.transport import PeerTransport, encode
 from . import replies
 from .listener import ServerRunner
 from .request import Request
@@ -55,6 +55,10 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         self.serving = False
         self.touched = set()
         self.pending_syncs = []   # (zxid, request) waiting for the follower to apply zxid
+        self.proposal_sizes = [-1, -1, -1]   # last, min, max (ZooKeeper's BufferStats)
+        self.revalidating = {}    # token -> (connection, session id, timeout) asked of the leader
+        self.revalidations = 0
+        self.leader_since = 0
 
     @property
     def is_leader(self) -> bool:
@@ -66,7 +70,7 @@ class QuorumZooKeeperServer(ZooKeeperServer):
             return
         # A follower: the leader preps it; we answer when its commit arrives.
         sid = request.conn.session_id
-        self.waiting[(sid, request.xid)] = request
+        self.expect_reply((sid, request.xid), request)
         self.peer.to_leader(("REQ", sid, request.xid, request.op, request.payload,
                              [list(a) for a in request.conn.auth_ids]))
 
@@ -80,16 +84,28 @@ class QuorumZooKeeperServer(ZooKeeperServer):
                 self.pending_syncs.append((zxid, request))
             return
         sid = request.conn.session_id
-        self.waiting[("sync", sid, request.xid)] = request
+        self.expect_reply(("sync", sid, request.xid), request)
         self.peer.to_leader(("SYNC", sid, request.xid))
 
     def create_session(self, conn, timeout):
         if self.is_leader:
             return super().create_session(conn, timeout)
         sid = self.sessions.new_session_id()
-        self.waiting[(sid, 0)] = Request(conn, 0, Op.CREATE_SESSION, None, monotonic_ms())
+        self.expect_reply((sid, 0), Request(conn, 0, Op.CREATE_SESSION, None, monotonic_ms()))
         self.peer.to_leader(("SESS", sid, timeout))
         return sid
+
+    def resume_session(self, conn, sid, timeout):
+        """A follower cannot tell from its own tree whether a session lives (it
+        may not have applied its createSession yet, or the leader may have
+        expired it): it asks the leader, as ZooKeeper's Learner revalidates."""
+        if self.is_leader:
+            super().resume_session(conn, sid, timeout)
+            return
+        self.revalidations += 1
+        token = self.revalidations
+        self.revalidating[token] = (conn, sid, timeout)
+        self.peer.to_leader(("REVAL", sid, timeout, token))
 
     def touch_session(self, sid, now, timeout=None) -> bool:
         ok = self.sessions.touch(sid, now, timeout)
@@ -129,6 +145,23 @@ class QuorumZooKeeperServer(ZooKeeperServer):
             _, sid, timeout = msg
             self.sessions.add(sid, timeout, monotonic_ms())
             self.submit(sid, 0, Op.CREATE_SESSION, lambda: (Op.CREATE_SESSION, (timeout,), None))
+        elif kind == "REVAL":      # leader: may a follower's client resume this session?
+            _, sid, timeout, token = msg
+            ok = self.sessions.touch(sid, monotonic_ms(), timeout)
+            self.peer.core.send_app(frm, ("REVALED", token, ok))
+        elif kind == "REVALED":    # follower: the leader's answer
+            _, token, ok = msg
+            waiting = self.revalidating.pop(token, None)
+            if waiting is None:
+                return
+            conn, sid, timeout = waiting
+            if ok:
+                # Known from now on, even before its createSession is applied here.
+                self.sessions.add(sid, timeout, monotonic_ms())
+                self.touched.add(sid)
+                conn._handshake_done(sid)
+            else:
+                conn.session_expired()
         elif kind == "TOUCH":      # leader: sessions alive on a follower
             now = monotonic_ms()
             for sid in msg[1]:
@@ -139,7 +172,7 @@ class QuorumZooKeeperServer(ZooKeeperServer):
                 frm, ("SYNCED", sid, cxid, self.peer.core.last_proposed))
         elif kind == "SYNCED":     # follower: the leader's answer to a sync
             _, sid, cxid, zxid = msg
-            req = self.waiting.pop(("sync", sid, cxid), None)
+            req = self.take_waiter(("sync", sid, cxid))
             if req is None:
                 return
             if self.tree.last_zxid >= zxid:
@@ -168,6 +201,8 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         self.mode = _MODES.get(core.role, "looking") if serving else "looking"
         if serving and core.role == LEADING:
             self.next_zxid = core.next_zxid()
+            self.leader_since = monotonic_ms()
+            self.proposal_sizes = [-1, -1, -1]
             # Sessions are kept alive by their peers' TOUCHes from now on;
             # give every one a full timeout so none dies of the election.
             now = monotonic_ms()
@@ -178,6 +213,7 @@ class QuorumZooKeeperServer(ZooKeeperServer):
                 conn.close()
             self.waiting.clear()
             self.pending_syncs.clear()
+            self.revalidating.clear()
 
     def install_tree(self, tree):
         """A SNAP from the leader replaced our state."""
@@ -194,6 +230,44 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         if self.touched and self.serving and not self.is_leader:
             self.peer.to_leader(("TOUCH", sorted(self.touched)))
             self.touched.clear()
+
+    # --- four-letter words ----------------------------------------------------------------
+
+    def note_proposal_size(self, size: int):
+        """BufferStats of the leader's proposals (srvr, mntr)."""
+        last, lo, hi = self.proposal_sizes
+        self.proposal_sizes = [size, size if lo < 0 else min(lo, size), max(hi, size)]
+
+    def extra_monitor_values(self) -> list:
+        """mntr's leader-only keys (Leader's metrics in ZooKeeper 3.8, plus
+        zk_followers as 3.4 printed it); nothing on a follower."""
+        core = self.peer.core
+        if not (self.serving and core.role == LEADING):
+            return []
+        learners = list(core.learners.values())
+        synced = [l for l in learners if l.phase == ESTABLISHED]
+        voters = core.quorum.voters
+        last, lo, hi = self.proposal_sizes
+        return [
+            ("learners", len(learners)),
+            ("followers", len(learners)),
+            ("synced_followers", sum(1 for l in synced if not l.observer and l.id in voters)),
+            ("synced_non_voting_followers",
+             sum(1 for l in synced if not l.observer and l.id not in voters)),
+            ("synced_observers", sum(1 for l in synced if l.observer)),
+            ("pending_syncs", len(core.after_commit) + len(self.pending_syncs)),
+            ("leader_uptime", max(0, monotonic_ms() - self.leader_since)),
+            ("last_proposal_size", last),
+            ("max_proposal_size", hi),
+            ("min_proposal_size", lo),
+        ]
+
+    def extra_srvr_lines(self) -> list:
+        """A leader's srvr/stat add its proposal sizes (BufferStats: -1 until one)."""
+        if not (self.serving and self.peer.core.role == LEADING):
+            return []
+        last, lo, hi = self.proposal_sizes
+        return [f"Proposal sizes last/min/max: {last}/{lo}/{hi}"]
 
 
 class QuorumPeer:
@@ -217,6 +291,8 @@ class QuorumPeer:
         self.stash = {}
         self.log_generation = 0
         self.tasks = []
+        self.last_proposal = None
+        self.last_proposal_frame = b""
 
     # --- start and stop ------------------------------------------------------------------
 
@@ -316,6 +392,14 @@ class QuorumPeer:
         kind = eff[0]
         if kind == "send":
             _, to, msg = eff
+            if msg[0] == "PROPOSAL":
+                # The core sends one tuple to every follower: encode it once.
+                if msg is not self.last_proposal:
+                    self.last_proposal = msg
+                    self.last_proposal_frame = encode(msg)
+                    self.server.note_proposal_size(len(self.last_proposal_frame) - 4)
+                self.transport.send_frame(to, self.last_proposal_frame)
+                return
             if msg[0] == "SYNC" and msg[1] == "SNAP":
                 msg = msg + (snapshot_bytes(self.server.tree, self.server.tree.last_zxid),)
             self.transport.send(to, msg)
@@ -328,8 +412,10 @@ class QuorumPeer:
         elif kind == "epochs":
             write_epochs(str(self.config.data_dir), eff[1], eff[2])
         elif kind == "truncate":
+            log.info("peer %d: sync from the leader by TRUNC to zxid 0x%x", self.my_id, eff[1])
             self._restart_log(lambda: truncate_logs(self.log_dir, eff[1]))
         elif kind == "snapshot":
+            log.info("peer %d: sync from the leader by SNAP at zxid 0x%x", self.my_id, eff[1])
             blob = self.stash.pop(eff[1])
             tree = parse_snapshot(blob)
 

@@ -81,7 +81,8 @@ def get_acl(server, conn, req):
 def get_ephemerals(server, conn, req):
     prefix = req.path
     paths = server.tree.ephemerals.get(conn.session_id, ())
-    if prefix and prefix.strip() and prefix != "/":
+    # ZooKeeper: a blank prefix, or "/" once trimmed, means all of them.
+    if prefix and prefix.strip() and prefix.strip() != "/":
         paths = [p for p in paths if p.startswith(prefix)]
     return replies.encode_strings(sorted(paths))
 

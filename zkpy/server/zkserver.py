@@ -12,6 +12,7 @@ The log is pluggable: anything with append(txn, on_logged).  The in-memory log
 calls back at once; a durable log calls back after its group fsync.  Txns are
 applied strictly in zxid order as they come back."""
 
+import collections
 import logging
 import time
 
@@ -65,7 +66,9 @@ class ZooKeeperServer:
         self.next_zxid = self.tree.last_zxid + 1
         self.connections = set()
         self.conn_by_session: dict[int, object] = {}
-        self.waiting: dict[int, object] = {}   # zxid -> Request or connection awaiting apply
+        # (session id, cxid) -> FIFO of the Requests awaiting that txn (a
+        # client may reuse an xid, so one key can stand for several requests).
+        self.waiting: dict[tuple, collections.deque] = {}
         self.stats = ServerStats()
         self.started = time.time()
         self.serving = True
@@ -92,9 +95,27 @@ class ZooKeeperServer:
         if waiter is not None:
             # Keyed by (session, cxid): a follower learns a txn's zxid only
             # when the leader's commit reaches it.
-            self.waiting[(session_id, cxid)] = waiter
+            self.expect_reply((session_id, cxid), waiter)
         self.log.append(txn, self.apply)
         return txn
+
+    def expect_reply(self, key, request):
+        """Remember that request waits for the txn keyed (session id, cxid)."""
+        waiters = self.waiting.get(key)
+        if waiters is None:
+            self.waiting[key] = collections.deque((request,))
+        else:
+            waiters.append(request)
+
+    def take_waiter(self, key):
+        """The oldest request waiting on key (txns of a session apply in order)."""
+        waiters = self.waiting.get(key)
+        if not waiters:
+            return None
+        request = waiters.popleft()
+        if not waiters:
+            del self.waiting[key]
+        return request
 
     def submit_request(self, request, reply=True):
         """A write from a connection (or, on a leader, forwarded by a
@@ -136,7 +157,7 @@ class ZooKeeperServer:
             self.sessions.add(txn.session_id, txn.body[0], monotonic_ms())
         if events:
             self.deliver(events)
-        waiter = self.waiting.pop((txn.session_id, txn.cxid), None)
+        waiter = self.take_waiter((txn.session_id, txn.cxid))
         if waiter is not None:
             waiter.conn.txn_applied(waiter, txn, result)
         elif t == Op.CLOSE_SESSION:
@@ -210,6 +231,13 @@ class ZooKeeperServer:
         self.submit(sid, 0, Op.CREATE_SESSION,
                     lambda: (Op.CREATE_SESSION, (timeout,), None), handshake)
         return sid
+
+    def resume_session(self, conn, sid, timeout):
+        """A client reconnects with session sid (its password checked)."""
+        if self.touch_session(sid, monotonic_ms(), timeout):
+            conn._handshake_done(sid)
+        else:
+            conn.session_expired()
 
     def password(self, sid) -> bytes:
         return session_password(sid)

@@ -60,7 +60,10 @@ def logged_txns(log_dir: str, after: int, repair: bool = True) -> list:
         if first <= after + 1:
             start = i
     needed = logs[start:]
-    if needed and needed[0][0] > after + 1:
+    # A log that starts in a later epoch than the snapshot is no gap: a quorum
+    # peer's first txn of an epoch is (epoch << 32) | 1 (and a peer with no
+    # snapshot yet starts from the empty tree, zxid 0).
+    if needed and needed[0][0] > after + 1 and (needed[0][0] >> 32) == (after >> 32):
         raise DataDirError(
             f"{needed[0][1]}: the log starts at zxid 0x{needed[0][0]:x} but the newest snapshot "
             f"ends at 0x{after:x}: a log file is missing")

@@ -69,6 +69,25 @@ def _all_zero(buf, start: int) -> bool:
     return not buf[start:].strip(b"\x00")
 
 
+_TXN_START = 0x96  # msgpack's fixarray of 6: every payload starts so (Txn.to_list)
+
+
+def _whole_record_after(buf, pos: int) -> bool:
+    """Whether a complete record with a good checksum starts after offset pos.
+    A torn write leaves only zeros after the part that reached the disk, so a
+    bad record followed by a whole one is damage, not a torn tail (a flipped
+    bit in a length field can make a record seem to run past the end)."""
+    end = len(buf)
+    view = memoryview(buf)
+    i = buf.find(_TXN_START, pos + 1 + RECORD.size)
+    while i != -1:
+        length, crc = RECORD.unpack_from(buf, i - RECORD.size)
+        if 0 < length <= end - i and zlib.crc32(view[i:i + length]) == crc:
+            return True
+        i = buf.find(_TXN_START, i + 1)
+    return False
+
+
 def read_log(path: str, is_last: bool) -> tuple[list, int]:
     """(txns, offset where the good data ends).  A bad record ends the data
     if it is the torn tail of the newest file; otherwise CorruptLogError."""
@@ -80,9 +99,9 @@ def read_log(path: str, is_last: bool) -> tuple[list, int]:
 def _scan(path, is_last, txns) -> int:
     with open(path, "rb") as f:
         buf = f.read()
+    if is_last and _all_zero(buf, 0):
+        return -1  # a file whose header never reached the disk (its size may have)
     if len(buf) < HEADER.size:
-        if is_last and _all_zero(buf, 0):
-            return -1  # a file whose header never reached the disk
         raise CorruptLogError(f"{path}: offset 0: truncated file header")
     magic, fmt, _ = HEADER.unpack_from(buf, 0)
     if magic != MAGIC or fmt != FORMAT:
@@ -99,7 +118,7 @@ def _scan(path, is_last, txns) -> int:
         stop = start + length
         payload = buf[start:stop]
         if stop > end or zlib.crc32(payload) != crc:
-            if is_last and _all_zero(buf, min(stop, end)):
+            if is_last and _all_zero(buf, min(stop, end)) and not _whole_record_after(buf, pos):
                 return pos  # torn tail: a write that never completed
             raise CorruptLogError(f"{path}: offset {pos}: record fails its checksum")
         try:

@@ -159,13 +159,18 @@ class PeerTransport:
                 self.on_link_down(pid)
 
     def send(self, to, msg) -> None:
+        self.send_frame(to, None, msg)
+
+    def send_frame(self, to, frame, msg=None) -> None:
+        """Send an encoded frame (or msg, encoded only if a link can carry it):
+        a proposal is encoded once for all its followers."""
         link = self.links.get(to)
         if link is None or link.closed:
             # Nothing can carry it: tell the state machine the link is down.
             if not self.stopping:
                 self.loop.call_soon(self.on_link_down, to)
             return
-        link.send(encode(msg))
+        link.send(frame if frame is not None else encode(msg))
 
     def connected(self) -> list:
         return sorted(self.links)
