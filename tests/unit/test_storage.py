@@ -1,0 +1,845 @@
+"""Storage without a server: the transaction log, the group-commit syncer,
+fuzzy snapshots, recovery and purge, on a simulated disk.
+
+Txns come from driving the real Prep + DataTree (as the server does with its
+in-memory log), are written through the real file code (LogFile, or the
+TxnLogSyncer / DurableLog on a real asyncio loop), and the disk failures are
+simulated by editing the files: the unsynced tail lost, a torn last record, a
+flipped byte, a missing log file, a corrupt snapshot.  Each ends in the
+recovery result the issue specifies: the tree of exactly the txns that are
+intact, or DataDirError naming the file and the offset."""
+
+import asyncio
+import logging
+import os
+import random
+import re
+import sys
+import tempfile
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from zkpy.datatree.tree import DataTree
+from zkpy.datatree.txn import Txn, owner_kind
+from zkpy.protocol.errors import KeeperError
+from zkpy.protocol.opcodes import CreateMode, Op
+from zkpy.protocol.records import (
+    ACL,
+    CheckVersionRequest,
+    CreateRequest,
+    DeleteRequest,
+    SetACLRequest,
+    SetDataRequest,
+)
+from zkpy.server.config import ServerConfig
+from zkpy.server.prep import Prep
+from zkpy.storage import txnlog
+from zkpy.storage.database import DataDirError, DurableLog, dirs, purge, restore
+from zkpy.storage.snapshot import (
+    CorruptSnapshotError,
+    list_snapshots,
+    read_snapshot,
+    write_snapshot,
+)
+from zkpy.storage.syncer import TxnLogSyncer
+from zkpy.storage.txnlog import (
+    HEADER,
+    LogFile,
+    encode_txn,
+    list_logs,
+    log_file_name,
+    read_log,
+)
+
+SETTINGS = settings(max_examples=40, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+WORLD = ACL(31, "world", "anyone")
+
+
+# --- producing txns the way the server does ------------------------------------------
+
+
+class Driver:
+    """Prep + DataTree with an in-memory log: every write is prepped into a
+    txn and applied at once, as ZooKeeperServer does with MemoryLog."""
+
+    def __init__(self):
+        self.tree = DataTree()
+        self.prep = Prep(self.tree, extended_types_enabled=True)
+        self.txns: list[Txn] = []
+        self.zxid = 0
+        self.time = 1_700_000_000_000
+        self.next_sid = 0x0100_0000_0000_0001
+
+    def submit(self, sid, build, cxid=1):
+        self.zxid += 1
+        self.time += 7
+        try:
+            t, body, overlay = build()
+        except KeeperError as e:
+            t, body, overlay = Op.ERROR, (e.code,), None
+        if overlay:
+            self.prep.commit_overlay(overlay, self.zxid)
+        txn = Txn(sid, cxid, self.zxid, self.time, t, body)
+        self.tree.apply(txn)
+        self.prep.applied(txn.zxid)
+        self.txns.append(txn)
+        return txn
+
+    def op(self, sid, op, rec):
+        def build():
+            overlay = {}
+            return op, self.prep.prep_op(op, rec, sid, (), overlay), overlay
+        return self.submit(sid, build)
+
+    def create(self, sid, path, data=b"", flags=0, ttl=-1):
+        op = Op.CREATE_TTL if flags in CreateMode.TTL_MODES else \
+            Op.CREATE_CONTAINER if flags == CreateMode.CONTAINER else Op.CREATE
+        return self.op(sid, op, CreateRequest(path, data, [WORLD], flags, ttl))
+
+    def set_data(self, sid, path, data, version=-1):
+        return self.op(sid, Op.SET_DATA, SetDataRequest(path, data, version))
+
+    def delete(self, sid, path, version=-1):
+        return self.op(sid, Op.DELETE, DeleteRequest(path, version))
+
+    def set_acl(self, sid, path, acl, version=-1):
+        return self.op(sid, Op.SET_ACL, SetACLRequest(path, acl, version))
+
+    def multi(self, sid, ops):
+        def build():
+            body, overlay = self.prep.prep_multi(ops, sid, ())
+            return Op.MULTI, body, overlay
+        return self.submit(sid, build)
+
+    def create_session(self, timeout=6000):
+        sid = self.next_sid
+        self.next_sid += 1
+        self.submit(sid, lambda: (Op.CREATE_SESSION, (timeout,), None), cxid=0)
+        return sid
+
+    def close_session(self, sid):
+        return self.submit(sid, lambda: (Op.CLOSE_SESSION,
+                                         (self.prep.close_session_paths(sid),), None), cxid=0)
+
+
+NAMES = ["a", "b", "c", "d"]
+
+
+def random_workload(rng: random.Random, n: int, d: Driver | None = None) -> Driver:
+    """n txns of every kind: sessions opened and closed, persistent, ephemeral,
+    sequential, container and TTL creates, setData, setACL, deletes, multis
+    that succeed and multis that fail, and plain errors (they consume a zxid)."""
+    d = d or Driver()
+    tree = d.tree
+    for _ in range(n):
+        live = list(tree.sessions)
+        nodes = [p for p in tree.paths() if not p.startswith("/zookeeper")]
+        parents = [p for p in nodes if p.count("/") < 3
+                   and owner_kind(tree.nodes[p].owner) != "ephemeral"]
+        sid = rng.choice(live) if live else 0
+        r = rng.random()
+        if not live or r < 0.04:
+            d.create_session(rng.choice([4000, 6000, 30000]))
+            continue
+        if r < 0.07:
+            d.close_session(sid)
+            continue
+        parent = rng.choice(parents)
+        child = (parent.rstrip("/") + "/" + rng.choice(NAMES))
+        target = rng.choice(nodes)
+        data = rng.choice([None, b"", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 24)))])
+        k = rng.random()
+        if k < 0.30:
+            flags = rng.choice([0, 0, 0, 1, 1, 2, 3, 4, 5])
+            d.create(sid, child, data, flags, ttl=rng.randrange(1, 10**6) if flags == 5 else -1)
+        elif k < 0.55:
+            d.set_data(sid, target, data, rng.choice([-1, -1, 0, 1]))
+        elif k < 0.70:
+            d.delete(sid, target, rng.choice([-1, -1, 0]))
+        elif k < 0.75:
+            d.set_acl(sid, target, [ACL(rng.choice([31, 31, 15]), "world", "anyone")])
+        else:
+            ops = []
+            for _ in range(rng.randrange(1, 4)):
+                c = rng.random()
+                if c < 0.4:
+                    p = parent.rstrip("/") + "/" + rng.choice(NAMES + ["m%d" % rng.randrange(99)])
+                    ops.append((Op.CREATE, CreateRequest(p, data, [WORLD], rng.choice([0, 1]), -1)))
+                elif c < 0.7:
+                    ops.append((Op.SET_DATA, SetDataRequest(rng.choice(nodes), data, -1)))
+                elif c < 0.85:
+                    ops.append((Op.DELETE, DeleteRequest(rng.choice(nodes), -1)))
+                else:
+                    ops.append((Op.CHECK, CheckVersionRequest(rng.choice(nodes), rng.choice([-1, 0]))))
+            d.multi(sid, ops)
+    return d
+
+
+def replayed(txns, tree=None, replay=False) -> DataTree:
+    tree = tree or DataTree()
+    for t in txns:
+        tree.apply(t, replay=replay)
+    return tree
+
+
+def state(tree: DataTree) -> dict:
+    """Everything recovery must bring back: every node's stat, data, acl,
+    children and owner, the ephemerals by session, containers, TTL nodes,
+    live sessions and the last zxid."""
+    assert tree.nodes[""] is tree.nodes["/"]
+    nodes = {}
+    for path, n in tree.nodes.items():
+        if not path:
+            continue
+        nodes[path] = (n.stat(), n.data, tuple(tuple(a) for a in n.acl),
+                       sorted(n.children), n.creates, n.owner)
+        if path != "/":
+            parent, name = path.rsplit("/", 1)
+            assert name in tree.nodes[parent or "/"].children, f"{path} is not linked"
+    for path, n in tree.nodes.items():
+        for c in n.children:
+            assert (path.rstrip("/") + "/" + c) in tree.nodes, f"dangling child {c} of {path}"
+    return {
+        "nodes": nodes,
+        "ephemerals": {k: sorted(v) for k, v in tree.ephemerals.items() if v},
+        "containers": sorted(tree.containers),
+        "ttls": sorted(tree.ttls),
+        "sessions": dict(tree.sessions),
+        "last_zxid": tree.last_zxid,
+    }
+
+
+# --- writing logs through the real file code --------------------------------------------
+
+
+def write_log_files(log_dir, txns, starts=(0,), prealloc=16 * 1024):
+    """Write txns into log files, a new file at each index in starts; every
+    batch is synced as the syncer does.  Returns [(path, [(offset, length)])]."""
+    os.makedirs(log_dir, exist_ok=True)
+    bounds = list(starts) + [len(txns)]
+    files = []
+    for a, b in zip(bounds, bounds[1:]):
+        path = os.path.join(log_dir, log_file_name(txns[a].zxid))
+        f = LogFile(path, prealloc)
+        records = []
+        for t in txns[a:b]:
+            rec = encode_txn(t)
+            records.append((f.pos, len(rec)))
+            f.write(rec)
+        f.sync()
+        f.close()
+        files.append((path, records))
+    return files
+
+
+def dirs_in(root):
+    snap = os.path.join(root, "snap", "version-2")
+    log = os.path.join(root, "log", "version-2")
+    return snap, log
+
+
+def flip(path, offset, mask=0x40):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ mask]))
+
+
+def file_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# --- the log format ---------------------------------------------------------------------
+
+
+def test_log_round_trip_and_preallocation(tmp_path):
+    d = random_workload(random.Random(1), 300)
+    files = write_log_files(tmp_path, d.txns, prealloc=4096)
+    (path, records), = files
+    txns, end = read_log(path, is_last=True)
+    assert [t.to_list() for t in txns] == \
+        [txnlog.decode_txn(encode_txn(t)[8:]).to_list() for t in d.txns]
+    assert end == records[-1][0] + records[-1][1]
+    size = os.path.getsize(path)
+    assert size > end and (size - HEADER.size) % 4096 == 0, "preallocated in whole blocks"
+    assert not file_bytes(path)[end:].strip(b"\0")
+    assert state(replayed(txns)) == state(d.tree)
+    assert list_logs(tmp_path) == [(1, path)]
+
+
+def test_every_txn_kind_survives_msgpack(tmp_path):
+    d = random_workload(random.Random(7), 600)
+    kinds = {t.type for t in d.txns}
+    assert {Op.CREATE, Op.CREATE_CONTAINER, Op.CREATE_TTL, Op.SET_DATA, Op.SET_ACL,
+            Op.DELETE, Op.MULTI, Op.ERROR, Op.CREATE_SESSION, Op.CLOSE_SESSION} <= kinds
+    assert d.tree.ephemerals and d.tree.containers and d.tree.ttls
+    write_log_files(tmp_path / "version-2", d.txns, starts=(0, 200, 450))
+    tree = restore(str(tmp_path / "nosnap"), str(tmp_path / "version-2"))
+    assert state(tree) == state(d.tree)
+
+
+# --- the syncer on a real event loop ------------------------------------------------
+
+
+def run_syncer(log_dir, txns, roll_at=(), force_sync=True, warn_ms=1000, current=None):
+    """Append txns through a TxnLogSyncer on a real asyncio loop; return the
+    zxids in the order their on_logged callbacks ran, and the syncer."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        s = TxnLogSyncer(str(log_dir), loop, force_sync=force_sync, prealloc_kb=4,
+                         warn_ms=warn_ms, current=current)
+        done = []
+        all_done = loop.create_future()
+
+        def on_logged(txn):
+            done.append(txn.zxid)
+            if len(done) == len(txns):
+                all_done.set_result(None)
+
+        for i, t in enumerate(txns):
+            if i in roll_at:
+                s.roll()
+            s.append(t, on_logged)
+            if i % 50 == 49:
+                await asyncio.sleep(0.001)
+        if txns:
+            await asyncio.wait_for(all_done, 10)
+        s.close()
+        return done, s
+    return asyncio.run(main())
+
+
+def test_syncer_group_commit_in_order_and_recoverable(tmp_path):
+    d = random_workload(random.Random(2), 400)
+    done, s = run_syncer(tmp_path, d.txns, roll_at=(150, 300))
+    assert done == [t.zxid for t in d.txns], "acknowledged in zxid order"
+    assert 1 <= s.fsync_count < len(d.txns), "fsyncs are shared by many txns"
+    logs = list_logs(tmp_path)
+    assert len(logs) >= 2, "roll() starts a new log file"
+    for first, path in logs:
+        txns, _ = read_log(path, is_last=False)
+        assert txns and txns[0].zxid == first, "a log file is named by its first zxid"
+    assert state(restore(str(tmp_path / "none"), str(tmp_path))) == state(d.tree)
+
+
+def test_slow_fsync_is_logged(tmp_path, caplog):
+    d = random_workload(random.Random(3), 5)
+    with caplog.at_level(logging.WARNING, logger="zkpy.storage"):
+        run_syncer(tmp_path, d.txns, warn_ms=-1)
+    assert "fsync-ing the write ahead log" in caplog.text
+
+
+def test_failing_disk_acknowledges_nothing(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"x")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        s = TxnLogSyncer(str(blocker / "version-2"), loop, prealloc_kb=4)
+        acked = []
+        d = random_workload(random.Random(4), 3)
+        s.append(d.txns[0], acked.append)
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if s.failed is not None:
+                break
+        assert s.failed is not None
+        with pytest.raises(OSError):
+            s.append(d.txns[1], acked.append)
+        await asyncio.sleep(0.05)
+        s.close()
+        return acked
+    assert asyncio.run(main()) == []
+
+
+# --- recovery from a simulated disk -------------------------------------------------
+
+
+def _prefix_state(d, k):
+    return state(replayed(d.txns[:k]))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), cut=st.floats(0, 1), zero_fill=st.booleans())
+def test_unsynced_tail_lost(seed, cut, zero_fill):
+    """The disk lost everything after some byte of the newest file (truncated,
+    or the preallocated zeros never overwritten): recovery gives exactly the
+    txns whose records are whole, repairs the file, and appends after it."""
+    rng = random.Random(seed)
+    d = random_workload(rng, 120)
+    with tempfile.TemporaryDirectory() as root:
+        snap_dir, log_dir = dirs_in(root)
+        files = write_log_files(log_dir, d.txns, starts=(0, 60))
+        path, records = files[-1]
+        end = records[-1][0] + records[-1][1]
+        offset = HEADER.size + int(cut * (end - HEADER.size))
+        if zero_fill:
+            size = os.path.getsize(path)
+            with open(path, "r+b") as f:
+                f.truncate(offset)
+                f.truncate(size)
+        else:
+            os.truncate(path, offset)
+        whole = sum(1 for off, n in records if off + n <= offset)
+        k = 60 + whole
+        tree = restore(snap_dir, log_dir)
+        assert state(tree) == _prefix_state(d, k)
+        if whole == 0:
+            # Nothing whole in it: the file may go, but must not block the next write.
+            assert not os.path.exists(path) or not file_bytes(path)[HEADER.size:].strip(b"\0")
+        else:
+            tail = records[whole][0] if whole < len(records) else end
+            assert not file_bytes(path)[tail:].strip(b"\0"), "the torn bytes are zeroed"
+
+        # The next server appends after the repaired tail; everything reads back.
+        more = random_workload(rng, 30, _driver_at(d, k)).txns[k:]
+        done, _ = run_syncer(log_dir, more)
+        assert done == [t.zxid for t in more]
+        assert state(restore(snap_dir, log_dir)) == state(replayed(d.txns[:k] + more))
+
+
+def _driver_at(d, k):
+    """A Driver whose tree holds d.txns[:k], to produce the txns that follow."""
+    nd = Driver()
+    nd.next_sid = d.next_sid + 1000
+    for t in d.txns[:k]:
+        nd.tree.apply(t)
+        nd.txns.append(t)
+    nd.zxid = d.txns[k - 1].zxid if k else 0
+    nd.time = d.time
+    return nd
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), frac=st.floats(0, 0.999))
+def test_torn_last_record_is_truncated_with_a_warning(seed, frac):
+    rng = random.Random(seed)
+    d = random_workload(rng, 80)
+    with tempfile.TemporaryDirectory() as root:
+        snap_dir, log_dir = dirs_in(root)
+        (path, records), = write_log_files(log_dir, d.txns)
+        off, n = records[-1]
+        keep = int(frac * n)
+        buf = bytearray(file_bytes(path))
+        torn = bool(buf[off:off + keep].strip(b"\0"))
+        buf[off + keep:off + n] = bytes(n - keep)
+        with open(path, "wb") as f:
+            f.write(buf)
+        logger = logging.getLogger("zkpy.storage")
+        seen = []
+        handler = logging.Handler()
+        handler.emit = lambda r: seen.append(r.getMessage())
+        logger.addHandler(handler)
+        try:
+            tree = restore(snap_dir, log_dir)
+        finally:
+            logger.removeHandler(handler)
+        assert state(tree) == _prefix_state(d, len(d.txns) - 1)
+        if torn:
+            assert any("torn record at offset %d" % off in m for m in seen), seen
+        assert not file_bytes(path)[off:].strip(b"\0"), "the torn bytes are zeroed"
+        assert state(restore(snap_dir, log_dir)) == state(tree)
+
+
+def _record_at(records, pos):
+    for off, n in records:
+        if off <= pos < off + n:
+            return off
+    raise AssertionError(pos)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), where=st.floats(0, 1), bit=st.integers(0, 7),
+       in_last_file=st.booleans())
+def test_flipped_byte_mid_file_refuses_to_start(seed, where, bit, in_last_file):
+    """A flipped bit anywhere before the last record of the newest file (or
+    anywhere in an older file) is corruption: DataDirError naming the file and
+    the offset of the damaged record, never a silent loss."""
+    d = random_workload(random.Random(seed), 90)
+    with tempfile.TemporaryDirectory() as root:
+        snap_dir, log_dir = dirs_in(root)
+        files = write_log_files(log_dir, d.txns, starts=(0, 45))
+        path, records = files[-1] if in_last_file else files[0]
+        limit = records[-1][0] if in_last_file else records[-1][0] + records[-1][1]
+        pos = HEADER.size + int(where * (limit - HEADER.size - 1))
+        flip(path, pos, 1 << bit)
+        with pytest.raises(DataDirError) as e:
+            restore(snap_dir, log_dir)
+        msg = str(e.value)
+        assert path in msg
+        assert f"offset {_record_at(records, pos)}:" in msg, msg
+
+
+def test_damaged_file_header_refuses_to_start(tmp_path):
+    d = random_workload(random.Random(5), 20)
+    snap_dir, log_dir = dirs_in(tmp_path)
+    (path, _), = write_log_files(log_dir, d.txns)
+    flip(path, 3)
+    with pytest.raises(DataDirError, match=re.escape(path) + ".*offset 0"):
+        restore(snap_dir, log_dir)
+
+
+def test_missing_log_file_refuses_to_start(tmp_path):
+    d = random_workload(random.Random(6), 90)
+    snap_dir, log_dir = dirs_in(tmp_path)
+    files = write_log_files(log_dir, d.txns, starts=(0, 30, 60))
+    # The middle file: the txns after it do not follow on.
+    os.rename(files[1][0], files[1][0] + ".gone")
+    with pytest.raises(DataDirError, match="missing"):
+        restore(snap_dir, log_dir)
+    os.rename(files[1][0] + ".gone", files[1][0])
+    # The first file, with no snapshot to stand in for it.
+    os.remove(files[0][0])
+    with pytest.raises(DataDirError, match=re.escape(files[1][0]) + ".*missing"):
+        restore(snap_dir, log_dir)
+    # A snapshot that covers what the missing file held makes it unneeded.
+    write_snapshot(replayed(d.txns[:30]), d.txns[29].zxid, snap_dir)
+    assert state(restore(snap_dir, log_dir)) == state(d.tree)
+    # But not a snapshot that ends before the gap.
+    os.remove(list_snapshots(snap_dir)[0][1])
+    write_snapshot(replayed(d.txns[:20]), d.txns[19].zxid, snap_dir)
+    with pytest.raises(DataDirError, match="missing"):
+        restore(snap_dir, log_dir)
+
+
+def test_empty_newest_log_file_does_not_block_the_next_write(tmp_path):
+    """A crash right after a new log file was created (header only, or its
+    first record torn): recovery must leave the next server able to write
+    the txn with that file's zxid."""
+    d = random_workload(random.Random(8), 40)
+    snap_dir, log_dir = dirs_in(tmp_path)
+    write_log_files(log_dir, d.txns[:30])
+    nxt = d.txns[30]
+    # Header only.
+    LogFile(os.path.join(log_dir, log_file_name(nxt.zxid)), 4096).close()
+    tree = restore(snap_dir, log_dir)
+    assert tree.last_zxid == d.txns[29].zxid
+    done, _ = run_syncer(log_dir, d.txns[30:35])
+    assert done == [t.zxid for t in d.txns[30:35]]
+    assert state(restore(snap_dir, log_dir)) == _prefix_state(d, 35)
+    # First record torn in a new file.
+    path = os.path.join(log_dir, log_file_name(d.txns[35].zxid))
+    f = LogFile(path, 4096)
+    f.write(encode_txn(d.txns[35])[:9])
+    f.close()
+    assert state(restore(snap_dir, log_dir)) == _prefix_state(d, 35)
+    # A new file whose header never reached the disk, though its size did (or not).
+    for size in (HEADER.size, 0):
+        with open(os.path.join(log_dir, log_file_name(d.txns[35].zxid)), "wb") as f:
+            f.write(bytes(size))
+        assert state(restore(snap_dir, log_dir)) == _prefix_state(d, 35)
+    done, _ = run_syncer(log_dir, d.txns[35:])
+    assert done == [t.zxid for t in d.txns[35:]]
+    assert state(restore(snap_dir, log_dir)) == state(d.tree)
+
+
+# --- snapshots ---------------------------------------------------------------------------
+
+
+def test_snapshot_round_trip(tmp_path):
+    d = random_workload(random.Random(9), 500)
+    path = write_snapshot(d.tree, d.tree.last_zxid, str(tmp_path))
+    assert os.path.basename(path) == "snapshot.%x" % d.tree.last_zxid
+    assert state(read_snapshot(path)) == state(d.tree)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), where=st.floats(0, 1), truncate=st.booleans())
+def test_corrupt_newest_snapshot_falls_back_to_the_previous(seed, where, truncate):
+    d = random_workload(random.Random(seed), 150)
+    with tempfile.TemporaryDirectory() as root:
+        snap_dir, log_dir = dirs_in(root)
+        write_log_files(log_dir, d.txns, starts=(0, 50, 100))
+        write_snapshot(replayed(d.txns[:49]), d.txns[48].zxid, snap_dir)
+        newest = write_snapshot(replayed(d.txns[:120]), d.txns[119].zxid, snap_dir)
+        size = os.path.getsize(newest)
+        if truncate:
+            os.truncate(newest, int(where * (size - 1)))
+        else:
+            flip(newest, int(where * (size - 1)))
+        with pytest.raises(CorruptSnapshotError):
+            read_snapshot(newest)
+        assert state(restore(snap_dir, log_dir)) == state(d.tree)
+        # With no valid snapshot left the whole log is replayed.
+        flip(list_snapshots(snap_dir)[0][1], 20)
+        assert state(restore(snap_dir, log_dir)) == state(d.tree)
+
+
+def test_leftover_snapshot_tmp_file_is_ignored(tmp_path):
+    d = random_workload(random.Random(10), 60)
+    snap_dir, log_dir = dirs_in(tmp_path)
+    write_log_files(log_dir, d.txns)
+    write_snapshot(replayed(d.txns[:30]), d.txns[29].zxid, snap_dir)
+    with open(os.path.join(snap_dir, "snapshot.%x.tmp" % d.txns[50].zxid), "wb") as f:
+        f.write(b"ZKPYSNAP half written")
+    assert state(restore(snap_dir, log_dir)) == state(d.tree)
+
+
+class _HookDict(dict):
+    """A dict that runs hook() when write_snapshot copies it: the event loop
+    applying txns between the snapshot's zxid and the moment each part of
+    the tree is taken."""
+
+    def __init__(self, data, hook):
+        super().__init__(data)
+        self.hook = hook
+
+    def __iter__(self):
+        return super().__iter__()
+
+    def keys(self):
+        self.hook()
+        return super().keys()
+
+    def items(self):
+        self.hook()
+        return super().items()
+
+
+def _split_multi(txn, k):
+    """The first k ops of a multi and the rest, as two txns with its zxid: the
+    tree as a thread sees it when the loop is preempted inside apply()."""
+    ops = list(txn.body[0])
+    return (Txn(txn.session_id, txn.cxid, txn.zxid, txn.time, Op.MULTI, (ops[:k],)),
+            Txn(txn.session_id, txn.cxid, txn.zxid, txn.time, Op.MULTI, (ops[k:],)))
+
+
+@settings(max_examples=120, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(20, 200), a=st.integers(0, 40),
+       b=st.integers(0, 40), after=st.integers(0, 60), mid_multi=st.booleans())
+def test_fuzzy_snapshot_plus_replay_is_exact(seed, n, a, b, after, mid_multi):
+    """A snapshot labelled zxid Z whose sessions were taken a txns later and
+    whose nodes b txns after that (possibly in the middle of a multi), then
+    more txns; replaying every txn after Z over it gives the same tree as
+    applying them all: every stat, data, acl, child list, ephemeral, session."""
+    rng = random.Random(seed)
+    d = random_workload(rng, n + a + b + after)
+    txns = d.txns
+    live = replayed(txns[:n])
+    z = live.last_zxid
+    pending = list(txns[n:])
+    if mid_multi:
+        # Take the node table between two ops of the first multi after the sessions.
+        i = next((j for j in range(a, len(pending)) if pending[j].type == Op.MULTI
+                  and len(pending[j].body[0]) > 1 and pending[j].body[0][0][0] != Op.ERROR), None)
+        if i is not None:
+            first, rest = _split_multi(pending[i], rng.randrange(1, len(pending[i].body[0])))
+            pending[i:i + 1] = [first, rest]
+            b = i + 1 - a
+
+    def take(k):
+        def hook():
+            for _ in range(min(k, len(pending))):
+                live.apply(pending.pop(0))
+        return hook
+
+    live.sessions = _HookDict(live.sessions, take(a))
+    live.nodes = _HookDict(live.nodes, take(b))
+    with tempfile.TemporaryDirectory() as root:
+        path = write_snapshot(live, z, root)
+        snap = read_snapshot(path)
+    assert snap.last_zxid == z
+    for t in pending:
+        live.apply(t)
+    for t in txns[n:]:
+        snap.apply(t, replay=True)
+    assert state(snap) == state(d.tree)
+
+
+def test_fuzzy_snapshot_mid_multi_partial_replay():
+    """The snapshot thread can take the node table while the loop is inside a
+    multi: its first op is in the snapshot, the rest is not.  Replay must
+    still apply the rest of the multi."""
+    d = Driver()
+    sid = d.create_session()
+    d.create(sid, "/p", b"")
+    z = d.tree.last_zxid
+    m = d.multi(sid, [(Op.CREATE, CreateRequest("/p/x", b"1", [WORLD], 0, -1)),
+                      (Op.CREATE, CreateRequest("/p/y", b"2", [WORLD], 0, -1)),
+                      (Op.SET_DATA, SetDataRequest("/p", b"3", -1))])
+    first, _ = _split_multi(m, 1)
+    live = replayed(d.txns[:-1])
+    live.apply(first)
+    snap = read_snapshot(write_snapshot(live, z, tempfile.mkdtemp()))
+    snap.apply(m, replay=True)
+    assert state(snap) == state(d.tree)
+
+
+def test_fuzzy_snapshot_recreated_parent_keeps_its_children():
+    """Between the snapshot zxid and the node table being taken: /a deleted,
+    re-created, and given a child.  Replay deletes and re-creates /a; the
+    child that the snapshot already holds must be linked to it again."""
+    d = Driver()
+    sid = d.create_session()
+    d.create(sid, "/a", b"old")
+    z = d.tree.last_zxid
+    live = replayed(d.txns)
+    d.delete(sid, "/a")
+    d.create(sid, "/a", b"new")
+    d.create(sid, "/a/b", b"child")
+    replayed(d.txns[-3:], live)
+    snap = read_snapshot(write_snapshot(live, z, tempfile.mkdtemp()))
+    replayed(d.txns[-3:], snap, replay=True)
+    assert state(snap) == state(d.tree)
+
+
+def test_fuzzy_snapshot_path_reused_after_close_session():
+    """After the snapshot zxid: a session's ephemeral is changed, the session
+    closes (deleting it), and another session creates a node at the same
+    path, all before the node table is taken.  Replaying the setData touches
+    the newer node; the close must then delete it so that its create,
+    replayed next, brings it back exactly."""
+    d = Driver()
+    s1, s2 = d.create_session(), d.create_session()
+    d.create(s1, "/e", b"first", CreateMode.EPHEMERAL)
+    z = d.tree.last_zxid
+    live = replayed(d.txns)
+    d.set_data(s1, "/e", b"changed")
+    d.close_session(s1)
+    d.create(s2, "/e", b"second", CreateMode.CONTAINER)
+    replayed(d.txns[-3:], live)
+    snap = read_snapshot(write_snapshot(live, z, tempfile.mkdtemp()))
+    replayed(d.txns[-3:], snap, replay=True)
+    assert state(snap) == state(d.tree)
+    assert snap.nodes["/e"].data == b"second"
+
+
+def test_fuzzy_snapshot_taken_inside_a_delete():
+    """delete_node removes the node from the table before it updates the
+    parent's pzxid; a snapshot thread preempted in between sees the node gone
+    and the parent's old pzxid.  Replaying that delete must still set pzxid."""
+    d = Driver()
+    sid = d.create_session()
+    d.create(sid, "/a", b"")
+    d.create(sid, "/a/b", b"")
+    z = d.tree.last_zxid
+    d.delete(sid, "/a/b")
+    live = replayed(d.txns[:-1])
+    node = live.nodes.pop("/a/b")   # the first step of delete_node
+    snap = read_snapshot(write_snapshot(live, z, tempfile.mkdtemp()))
+    live.nodes["/a/b"] = node
+    live.apply(d.txns[-1])
+    assert state(live) == state(d.tree)
+    snap.apply(d.txns[-1], replay=True)
+    assert state(snap) == state(d.tree)
+
+
+def test_fuzzy_snapshot_written_by_a_thread_while_txns_apply():
+    """The real thing: write_snapshot on a thread while this thread keeps
+    applying txns, with the GIL switching as often as it can."""
+    rng = random.Random(11)
+    d = random_workload(rng, 2500)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for n in (1500, 1800, 2100):
+            live = replayed(d.txns[:n])
+            z = live.last_zxid
+            with tempfile.TemporaryDirectory() as root:
+                t = threading.Thread(target=write_snapshot, args=(live, z, root))
+                t.start()
+                for txn in d.txns[n:]:
+                    live.apply(txn)
+                t.join()
+                snap = read_snapshot(os.path.join(root, "snapshot.%x" % z))
+            replayed(d.txns[n:], snap, replay=True)
+            assert state(snap) == state(d.tree)
+    finally:
+        sys.setswitchinterval(old)
+
+
+# --- DurableLog, snapshots in the background, purge ---------------------------------
+
+
+def run_durable(config, txns, tree=None):
+    """Feed txns to a DurableLog on a real loop in bursts, applying each to the
+    live tree when it is logged (as ZooKeeperServer.apply does), so that the
+    background snapshots are fuzzy; returns the tree."""
+    snap_dir, log_dir = dirs(config)
+    tree = tree if tree is not None else restore(snap_dir, log_dir)
+    rng = random.Random(len(txns))
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        dl = DurableLog(config, loop, tree)
+        count = [0]
+        wake = asyncio.Event()
+
+        def on_logged(txn):
+            tree.apply(txn)
+            count[0] += 1
+            wake.set()
+
+        i = 0
+        while i < len(txns):
+            burst = txns[i:i + rng.randrange(1, 40)]
+            for t in burst:
+                dl.append(t, on_logged)
+            i += len(burst)
+            while count[0] < i - rng.randrange(0, 5):
+                wake.clear()
+                await asyncio.wait_for(wake.wait(), 10)
+            if rng.random() < 0.2:
+                await asyncio.sleep(0.002)   # let a snapshot thread finish
+        while count[0] < len(txns):
+            wake.clear()
+            await asyncio.wait_for(wake.wait(), 10)
+        await asyncio.sleep(0)
+        dl.close()
+        return tree
+    return asyncio.run(main())
+
+
+def test_durable_log_snapshots_rolls_and_recovers(tmp_path):
+    d = random_workload(random.Random(12), 1200)
+    config = ServerConfig(data_dir=tmp_path / "data", data_log_dir=tmp_path / "txlog",
+                          snap_count=100, pre_alloc_size_kb=8)
+    run_durable(config, d.txns[:700])
+    snap_dir, log_dir = dirs(config)
+    assert len(list_snapshots(snap_dir)) >= 3 and len(list_logs(log_dir)) >= 3
+    # A restart: the next server continues the same log.
+    tree = restore(snap_dir, log_dir)
+    assert state(tree) == _prefix_state(d, 700)
+    run_durable(config, d.txns[700:], tree)
+    assert state(restore(snap_dir, log_dir)) == state(d.tree)
+
+
+def test_purge_keeps_what_recovery_needs(tmp_path):
+    d = random_workload(random.Random(13), 1500)
+    config = ServerConfig(data_dir=tmp_path / "data", snap_count=60, pre_alloc_size_kb=8)
+    snap_dir, log_dir = dirs(config)
+    run_durable(config, d.txns)
+    snaps, logs = list_snapshots(snap_dir), list_logs(log_dir)
+    assert len(snaps) > 5
+    deleted = purge(snap_dir, log_dir, 3)
+    kept_snaps = list_snapshots(snap_dir)
+    assert len(kept_snaps) == 3 and kept_snaps == snaps[-3:]
+    assert set(deleted) >= {p for _, p in snaps[:-3]}
+    assert any(p.endswith(os.path.basename(logs[0][1])) for p in deleted), "old logs go too"
+    assert state(restore(snap_dir, log_dir)) == state(d.tree)
+    # Every retained snapshot can still be recovered from, the oldest too.
+    for _, p in kept_snaps[1:]:
+        flip(p, 30)
+    assert state(restore(snap_dir, log_dir)) == state(d.tree)
+    assert purge(snap_dir, log_dir, 3) == []
+
+
+def test_zxid_never_goes_backwards_across_restarts(tmp_path):
+    d = random_workload(random.Random(14), 300)
+    config = ServerConfig(data_dir=tmp_path, snap_count=40, pre_alloc_size_kb=8)
+    snap_dir, log_dir = dirs(config)
+    last = 0
+    for a, b in ((0, 100), (100, 101), (101, 101), (101, 300)):
+        tree = restore(snap_dir, log_dir)
+        assert tree.last_zxid >= last
+        assert tree.last_zxid == (d.txns[a - 1].zxid if a else 0)
+        run_durable(config, d.txns[a:b], tree)
+        last = tree.last_zxid
+    assert restore(snap_dir, log_dir).last_zxid == d.txns[-1].zxid
