@@ -257,8 +257,13 @@ class RawClient:
     # --- bytes ------------------------------------------------------------------------
 
     def send_raw(self, data: bytes) -> None:
-        """Send bytes as they are (no framing added)."""
-        self.sock.sendall(data)
+        """Send bytes as they are (no framing added).  ConnectionClosed if the
+        server has closed the connection (and we learn it on sending)."""
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            self.closed = True
+            raise ConnectionClosed(f"connection closed by the server: {e}") from e
 
     def _fill(self, n: int, timeout: float | None) -> None:
         self.sock.settimeout(self.timeout if timeout is None else timeout)

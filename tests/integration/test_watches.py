@@ -425,7 +425,7 @@ def test_persistent_watcher_types(hosts, base):
         assert w.err(Op.CHECK_WATCHES, WatchTypeRequest(p, WatcherType.ANY)) == Err.NO_WATCHER
 
 
-@pytest.mark.zkpy_only  # ZOOKEEPER-4026 (3.8.4+, 3.9.2+); 3.8.0 sends the event
+# ZOOKEEPER-4026 (3.8.4+, 3.9.2+; in Debian's 3.8.0 as the CVE-2024-23944 fix)
 def test_events_are_filtered_by_read_permission(hosts, base):
     from zkpy.protocol.records import ACL, AuthPacket, SetACLRequest
     from zkpy.datatree.acl import digest_id
