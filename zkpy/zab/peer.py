@@ -108,7 +108,7 @@ class ZabPeer:
         self.follow_attempt = 0
         self.follow_sent = 0
         self.leader_heard = 0
-        self.after_logged = []      # (zxid, msg to the leader) sent once durable
+        self.after_logged = []      # (zxid, msg to the leader, epoch) sent once durable
         # Leader state.
         self.phase = None
         self.learners: dict[int, Learner] = {}
@@ -275,7 +275,7 @@ class ZabPeer:
             self._append_history([txn])
             self.out.append(("log", [txn]))
             if self.follow_phase == ESTABLISHED:
-                self.after_logged.append((txn.zxid, ("ACK", txn.zxid)))
+                self.after_logged.append((txn.zxid, ("ACK", txn.zxid), None))
                 self._flush_after_logged()
         elif kind == "COMMIT":
             self.commit_point = max(self.commit_point, msg[1])
@@ -289,13 +289,11 @@ class ZabPeer:
             self._apply_committed()
         elif kind == "NEWLEADER":
             zxid = msg[1]
-            e = epoch_of(zxid)
-            if e != self.current_epoch:
-                self.current_epoch = e
-                self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
             self.follow_phase = SYNCING
-            # Ack once everything the sync brought is durable.
-            self.after_logged.append((self.last_logged, ("ACK", zxid)))
+            # Once everything the sync brought is durable: take the new epoch
+            # as current (never before, or a crash could leave a disk that
+            # claims the epoch without its history), then ack.
+            self.after_logged.append((self.last_logged, ("ACK", zxid), epoch_of(zxid)))
             self._flush_after_logged()
         elif kind == "UPTODATE":
             self.follow_phase = ESTABLISHED
@@ -305,7 +303,7 @@ class ZabPeer:
             # Proposals logged during the sync are acked now.
             for z in self.history_zxids:
                 if z > self._synced_point:
-                    self.after_logged.append((z, ("ACK", z)))
+                    self.after_logged.append((z, ("ACK", z), None))
             self._flush_after_logged()
             if not self.serving:
                 self.serving = True
@@ -358,11 +356,15 @@ class ZabPeer:
         if not self.after_logged:
             return
         keep = []
-        for zxid, msg in self.after_logged:
+        for entry in self.after_logged:
+            zxid, msg, epoch = entry
             if zxid <= self.durable:
+                if epoch is not None and epoch != self.current_epoch:
+                    self.current_epoch = epoch
+                    self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
                 self._send(self.leader_id, msg)
             else:
-                keep.append((zxid, msg))
+                keep.append(entry)
         self.after_logged = keep
 
     def _apply_committed(self):
@@ -496,7 +498,9 @@ class ZabPeer:
         self.phase = ESTABLISHED
         self.commit_point = self.last_logged
         self._apply_committed()
-        self.last_proposed = max(self.last_logged, make_zxid(self.current_epoch, 0))
+        # The last txn really proposed (a sync waits for it to commit); the new
+        # epoch's first zxid comes from next_zxid().
+        self.last_proposed = self.last_logged
         for learner in self.learners.values():
             if learner.phase == ESTABLISHED:
                 self._send(learner.id, ("UPTODATE",))
@@ -505,12 +509,12 @@ class ZabPeer:
 
     def next_zxid(self) -> int:
         """The zxid the next proposal must carry (leader only)."""
-        return self.last_proposed + 1
+        return max(self.last_proposed + 1, make_zxid(self.current_epoch, 1))
 
     def propose(self, txn):
         """Broadcast a txn made by the leader's prep (zxid = next_zxid())."""
         assert self.role == LEADING and self.phase == ESTABLISHED, "not an established leader"
-        assert txn.zxid == self.last_proposed + 1, "proposals must be in zxid order"
+        assert txn.zxid == self.next_zxid(), "proposals must be in zxid order"
         self.last_proposed = txn.zxid
         self._append_history([txn])
         self.out.append(("log", [txn]))
@@ -604,9 +608,13 @@ class ZabPeer:
             elif chatter:
                 self._broadcast_vote()
         elif self.role == LEADING:
-            limit = (self.sync_limit if self.phase == ESTABLISHED else self.init_limit) * self.tick_ms
+            sync_ms, init_ms = self.sync_limit * self.tick_ms, self.init_limit * self.tick_ms
             for learner in list(self.learners.values()):
-                if now - learner.last_heard > limit:
+                # A learner still syncing (loading a SNAP, truncating its log)
+                # gets initLimit, as ZooKeeper's LearnerHandler does; once
+                # synced with an established leader, syncLimit.
+                synced = self.phase == ESTABLISHED and learner.phase == ESTABLISHED
+                if now - learner.last_heard > (sync_ms if synced else init_ms):
                     del self.learners[learner.id]
                     self.connecting.pop(learner.id, None)
                 elif chatter:
