@@ -188,6 +188,21 @@ class DataTree:
             return None
         raise ValueError(f"unknown txn type {t}")
 
+    def link(self, path, node, parent, name) -> None:
+        """Put node into the tree under parent, filed by its kind (used by
+        create and by the snapshot loaders)."""
+        self.nodes[path] = node
+        parent.children.add(name)
+        owner = node.owner
+        if owner:
+            kind = owner_kind(owner)
+            if kind == "ephemeral":
+                self.ephemerals.setdefault(owner, set()).add(path)
+            elif kind == "container":
+                self.containers.add(path)
+            else:
+                self.ttls.add(path)
+
     def create_node(self, zxid, time, body, events):
         path, data, acl, owner, parent_creates = body
         parent_path, name = split_path(path)
@@ -203,19 +218,10 @@ class DataTree:
                     parent.children.add(name)
             raise KeeperError(Err.NODE_EXISTS if parent else Err.NO_NODE)
         node = self._new_node(data, acl, zxid, time, owner)
-        self.nodes[path] = node
-        parent.children.add(name)
+        self.link(path, node, parent, name)
         parent.creates = parent_creates
         if zxid > parent.pzxid:
             parent.pzxid = zxid
-        if owner:
-            kind = owner_kind(owner)
-            if kind == "ephemeral":
-                self.ephemerals.setdefault(owner, set()).add(path)
-            elif kind == "container":
-                self.containers.add(path)
-            else:
-                self.ttls.add(path)
         events.append((_CREATED, path, node.acl))
         events.append((_CHILDREN, parent_path, parent.acl))
         return path, node.stat()

@@ -21,7 +21,7 @@ from ..datatree.txn import Txn, ttl_of
 from ..datatree.watches import WatchManager
 from ..datatree.acl import check_acl
 from ..protocol.errors import Err, KeeperError
-from ..protocol.opcodes import CREATE_OPS, EventType, Op, Perms
+from ..protocol.opcodes import CREATE_OPS, Op, Perms
 from ..session.tracker import SessionTracker, session_password
 from . import replies
 from .prep import Prep

@@ -19,7 +19,6 @@ import msgpack
 
 from ..datatree.tree import DataTree
 from ..datatree.znode import ZNode
-from ..datatree.txn import owner_kind
 from ..datatree.paths import split_path
 from .txnlog import fsync_dir, zxid_of_name
 
@@ -153,17 +152,6 @@ def parse_snapshot(buf, path: str = "snapshot") -> DataTree:
         parent = tree.nodes.get(parent_path)
         if parent is None:
             continue
-        node = nodes[path]
-        tree.nodes[path] = node
-        parent.children.add(name)
-        owner = node.owner
-        if owner:
-            kind = owner_kind(owner)
-            if kind == "ephemeral":
-                tree.ephemerals.setdefault(owner, set()).add(path)
-            elif kind == "container":
-                tree.containers.add(path)
-            else:
-                tree.ttls.add(path)
+        tree.link(path, nodes[path], parent, name)
     tree.last_zxid = zxid
     return tree

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from ..datatree.paths import split_path
 from ..datatree.tree import DataTree
-from ..datatree.txn import CONTAINER_OWNER, Txn, owner_kind, ttl_owner
+from ..datatree.txn import CONTAINER_OWNER, Txn, ttl_owner
 from ..datatree.znode import ZNode
 from ..protocol.errors import Err, MarshallingError
 from ..protocol.jute import Reader
@@ -670,18 +670,7 @@ def snapshot_to_tree(snap: ZkSnapshot) -> DataTree:
         if parent is None:
             raise ZooKeeperFormatError(f"{snap.path}: invalid data tree: no parent "
                                        f"{parent_path} for {path}")
-        node = nodes[path]
-        tree.nodes[path] = node
-        parent.children.add(name)
-        owner = node.owner
-        if owner:
-            kind = owner_kind(owner)
-            if kind == "ephemeral":
-                tree.ephemerals.setdefault(owner, set()).add(path)
-            elif kind == "container":
-                tree.containers.add(path)
-            else:
-                tree.ttls.add(path)
+        tree.link(path, nodes[path], parent, name)
     tree.last_zxid = snap.zxid
     return tree
 
