@@ -253,6 +253,10 @@ def test_sync_read_is_linearizable_while_a_deposed_leader_has_not_noticed():
 
 
 def test_a_follower_that_crashes_during_sync_loses_no_committed_txn():
+    """Regression (first found by Simulation(22867, clients=4)): on NEWLEADER a
+    follower persisted its new current epoch at once, before the txns the sync
+    brought were durable; after a crash its disk claimed the new epoch with a
+    log that lacked committed txns, and it won the next election."""
     sim = Simulation(1, faults=False, partial_tail=False)
     sim.run(0)
 
