@@ -150,7 +150,12 @@ class RawConn:
     # --- bytes -----------------------------------------------------------------
 
     def send_raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except (ConnectionResetError, BrokenPipeError):
+            # The server closed on the first bytes of a long send (a bad frame
+            # length); is_closed() reports it.
+            pass
 
     def _fill(self, n: int, deadline: float) -> None:
         while len(self.buf) < n:

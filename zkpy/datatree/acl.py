@@ -83,11 +83,32 @@ def ip_matches(spec: str, address: str) -> bool:
     return (int(ip) >> shift) == (int(net_ip) >> shift)
 
 
+# Fixed-up ACLs of lists without the auth scheme (whose result depends on
+# nobody's ids): clients send the same few lists over and over.
+_FIXED: dict = {}
+_FIXED_MAX = 4096
+
+
 def fixup_acl(acls, auth_ids) -> tuple:
     """Validate and expand an ACL list for create/setACL (InvalidACL on failure).
     auth_ids: the (scheme, id) pairs the connection holds."""
     if not acls:
         raise KeeperError(Err.INVALID_ACL)
+    try:
+        key = tuple(acls)
+        fixed = _FIXED.get(key)
+    except TypeError:  # lists inside: not from the decoder
+        key = fixed = None
+    if fixed is not None:
+        return fixed
+    fixed = _fixup(acls, auth_ids)
+    if key is not None and len(_FIXED) < _FIXED_MAX and \
+            not any(a[1] == "auth" for a in acls):
+        _FIXED[key] = fixed
+    return fixed
+
+
+def _fixup(acls, auth_ids) -> tuple:
     out = []
     add = out.append
     # ZooKeeper drops duplicates from the list as given, before expanding the
@@ -119,9 +140,29 @@ def fixup_acl(acls, auth_ids) -> tuple:
     return tuple(out)
 
 
+# What world:anyone may do on each (interned) ACL: the common case, decided
+# without looking at the connection's ids.
+_WORLD_PERMS: dict = {}
+
+
+def _world_perms(acl) -> int:
+    perms = 0
+    for a in acl:
+        if a.scheme == "world" and a.id == "anyone":
+            perms |= a.perms
+    if len(_WORLD_PERMS) < _FIXED_MAX:
+        _WORLD_PERMS[acl] = perms
+    return perms
+
+
 def check_acl(acl, perm: int, auth_ids, skip_acl: bool = False) -> bool:
     """True if a connection holding auth_ids may do perm on a node with acl."""
     if skip_acl or not acl:
+        return True
+    world = _WORLD_PERMS.get(acl) if type(acl) is tuple else 0
+    if world is None:
+        world = _world_perms(acl)
+    if world & perm:
         return True
     for scheme, _ in auth_ids:
         if scheme == "super":

@@ -50,6 +50,11 @@ class DataTree:
     # --- helpers -----------------------------------------------------------------
 
     def intern_acl(self, acl) -> tuple:
+        """One shared tuple per distinct ACL (many nodes share a few ACLs)."""
+        if type(acl) is tuple:
+            hit = self._acl_cache.get(acl)
+            if hit is not None:
+                return hit
         key = tuple(ACL(*a) for a in acl)
         return self._acl_cache.setdefault(key, key)
 

@@ -167,7 +167,7 @@ class Prep:
         overlay[parent_path] = parent.copy(creates=new_creates,
                                            num_children=parent.num_children + 1)
         overlay[path] = PendingNode(0, 0, 0, 0, owner, acl)
-        return (path, req.data, [tuple(a) for a in acl], owner, new_creates)
+        return (path, req.data, acl, owner, new_creates)
 
     def _delete(self, path, version, auth_ids, overlay):
         if path is None or "/" not in path or "\0" in path or path in SYSTEM_PATHS:
@@ -229,7 +229,7 @@ class Prep:
             raise KeeperError(Err.BAD_VERSION)
         aversion = _next_version(node.aversion)
         overlay[path] = node.copy(aversion=aversion, acl=acl)
-        return (path, [tuple(a) for a in acl], aversion)
+        return (path, acl, aversion)
 
     def _check_version(self, req, auth_ids, overlay):
         validate_path(req.path)

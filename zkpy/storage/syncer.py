@@ -3,7 +3,10 @@ loop are written and fsynced by one background thread, many at a time, and
 handed back to the loop, in order, once they are on disk.
 
 fsync releases the GIL, so the event loop keeps serving reads while the disk
-works; every write that arrives during an fsync shares the next one."""
+works; every write that arrives during an fsync shares the next one.
+
+With forceSync=no there is nothing to wait for, so no thread: the txns of one
+event-loop iteration are written together at its end and handed back at once."""
 
 import logging
 import os
@@ -34,13 +37,24 @@ class TxnLogSyncer:
         self.stopping = False
         self.failed = None
         self.fsync_count = 0
-        self.thread = threading.Thread(target=self._run, name="zkpy-syncer", daemon=True)
-        self.thread.start()
+        self.thread = None
+        self.flush_scheduled = False
+        if force_sync:
+            self.thread = threading.Thread(target=self._run, name="zkpy-syncer", daemon=True)
+            self.thread.start()
 
     # --- event loop side --------------------------------------------------------------
 
     def append(self, txn, on_logged):
         rec = encode_txn(txn)
+        if self.thread is None:
+            if self.failed is not None:
+                raise self.failed
+            self.pending.append((rec, txn, on_logged))
+            if not self.flush_scheduled:
+                self.flush_scheduled = True
+                self.loop.call_soon(self._flush_inline)
+            return
         with self.cv:
             if self.failed is not None:
                 raise self.failed
@@ -57,11 +71,29 @@ class TxnLogSyncer:
         for _, txn, on_logged in batch:
             on_logged(txn)
 
+    def _flush_inline(self):
+        self.flush_scheduled = False
+        batch, self.pending = self.pending, []
+        roll, self.roll_requested = self.roll_requested, False
+        if not batch:
+            return
+        try:
+            self._write(batch, roll)
+        except Exception as e:
+            log.critical("transaction log write failed: %s; no further writes "
+                         "will be acknowledged", e)
+            self.failed = e
+            return
+        self._logged(batch)
+
     def close(self):
-        with self.cv:
-            self.stopping = True
-            self.cv.notify()
-        self.thread.join(30)
+        if self.thread is None:
+            self._flush_inline()
+        else:
+            with self.cv:
+                self.stopping = True
+                self.cv.notify()
+            self.thread.join(30)
         if self.file is not None:
             self.file.close()
             self.file = None
