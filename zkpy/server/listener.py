@@ -2,6 +2,7 @@
 expires sessions and idle connections, and the container/TTL reaper."""
 
 import asyncio
+import gc
 import logging
 
 from .connection import CONNECTING, NEW, ClientConnection
@@ -26,6 +27,7 @@ class ServerRunner:
         if self.server is None:
             snap_dir, log_dir = dirs(c)
             tree = await loop.run_in_executor(None, restore, snap_dir, log_dir)
+            gc.freeze()  # the restored tree: long-lived, no cycles, nothing to scan
             self.server = ZooKeeperServer(c, DurableLog(c, loop, tree), tree)
         host = c.client_port_address or None
         backlog = c.client_port_listen_backlog if getattr(c, "client_port_listen_backlog", -1) > 0 else 1024

@@ -59,12 +59,14 @@ class PendingNode:
         return cls(node.version, node.aversion, node.creates, len(node.children),
                    node.owner, node.acl)
 
-    def copy(self, **changes):
-        c = PendingNode(self.version, self.aversion, self.creates, self.num_children,
-                        self.owner, self.acl)
-        for k, v in changes.items():
-            setattr(c, k, v)
-        return c
+    def copy(self, version=None, aversion=None, creates=None, num_children=None, acl=None):
+        """This record with some fields changed (on the hot path: no **kwargs)."""
+        return PendingNode(self.version if version is None else version,
+                           self.aversion if aversion is None else aversion,
+                           self.creates if creates is None else creates,
+                           self.num_children if num_children is None else num_children,
+                           self.owner,
+                           self.acl if acl is None else acl)
 
 
 _MISSING = object()

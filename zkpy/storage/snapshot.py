@@ -65,7 +65,7 @@ class _CrcWriter:
 def write_snapshot(tree: DataTree, zxid: int, snap_dir: str) -> str:
     """Write a snapshot of tree holding at least every txn up to zxid.  Safe to
     call from a thread while the event loop changes the tree: each step takes
-    what it reads in one piece (a list() of a dict is atomic under the GIL)."""
+    what it reads in one piece (dict.copy() is atomic under the GIL)."""
     os.makedirs(snap_dir, exist_ok=True)
     final = os.path.join(snap_dir, snapshot_file_name(zxid))
     tmp = final + ".tmp"
@@ -86,8 +86,10 @@ def snapshot_bytes(tree: DataTree, zxid: int) -> bytes:
 
 
 def dump_snapshot(tree: DataTree, zxid: int, f) -> None:
-    sessions = dict(tree.sessions)
-    items = list(tree.nodes.items())
+    # dict.copy() takes a dict in one step (list(d.items()) does not: it
+    # allocates as it goes, and a garbage collection may switch threads).
+    sessions = tree.sessions.copy()
+    items = tree.nodes.copy().items()
     acl_index: dict = {}
     packer = msgpack.Packer(use_bin_type=True)
     w = _CrcWriter(f)

@@ -129,8 +129,9 @@ class TxnLogSyncer:
             first = batch[0][1].zxid
             os.makedirs(self.log_dir, exist_ok=True)
             self.file = LogFile(os.path.join(self.log_dir, log_file_name(first)), self.prealloc)
-            self.file.sync()
-            fsync_dir(self.log_dir)
+            if self.force_sync:  # forceSync=no promises nothing about the disk
+                self.file.sync()
+                fsync_dir(self.log_dir)
         self.file.write(b"".join(rec for rec, _, _ in batch))
         if self.force_sync:
             start = time.monotonic()
