@@ -31,7 +31,8 @@ class TxnLogSyncer:
         if current is not None:
             path, end = current
             self.file = LogFile(path, self.prealloc, new=False, end=end)
-        self.pending = []
+        self.pending = []       # handed to the syncer thread (under cv)
+        self.gathering = []     # appended during this loop iteration (loop only)
         self.roll_requested = False
         self.cv = threading.Condition()
         self.stopping = False
@@ -46,20 +47,22 @@ class TxnLogSyncer:
     # --- event loop side --------------------------------------------------------------
 
     def append(self, txn, on_logged):
-        rec = encode_txn(txn)
-        if self.thread is None:
-            if self.failed is not None:
-                raise self.failed
-            self.pending.append((rec, txn, on_logged))
-            if not self.flush_scheduled:
-                self.flush_scheduled = True
-                self.loop.call_soon(self._flush_inline)
-            return
-        with self.cv:
-            if self.failed is not None:
-                raise self.failed
-            self.pending.append((rec, txn, on_logged))
-            if len(self.pending) == 1:
+        """Queue a txn; on_logged(txn) runs on the loop once it is written
+        (and fsynced, with forceSync).  The txns of one loop iteration travel
+        together: one hand-over to the syncer thread, one write."""
+        if self.failed is not None:
+            raise self.failed
+        self.gathering.append((encode_txn(txn), txn, on_logged))
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush_inline if self.thread is None else self._hand_over)
+
+    def _hand_over(self):
+        self.flush_scheduled = False
+        batch, self.gathering = self.gathering, []
+        if batch:
+            with self.cv:
+                self.pending.extend(batch)
                 self.cv.notify()
 
     def roll(self):
@@ -73,7 +76,7 @@ class TxnLogSyncer:
 
     def _flush_inline(self):
         self.flush_scheduled = False
-        batch, self.pending = self.pending, []
+        batch, self.gathering = self.gathering, []
         roll, self.roll_requested = self.roll_requested, False
         if not batch:
             return
@@ -90,6 +93,7 @@ class TxnLogSyncer:
         if self.thread is None:
             self._flush_inline()
         else:
+            self._hand_over()
             with self.cv:
                 self.stopping = True
                 self.cv.notify()
