@@ -114,11 +114,14 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         return ok
 
     def expire_sessions(self, now_ms):
-        if self.is_leader:
+        # Only an established leader: one still in discovery or sync can
+        # propose nothing, and its tracker is not yet refreshed (as a follower
+        # it saw no pings for sessions connected elsewhere).
+        if self.is_leader and self.serving:
             super().expire_sessions(now_ms)
 
     def reap_containers(self, now_wall_ms) -> int:
-        return super().reap_containers(now_wall_ms) if self.is_leader else 0
+        return super().reap_containers(now_wall_ms) if self.is_leader and self.serving else 0
 
     def apply(self, txn):
         super().apply(txn)
@@ -199,15 +202,24 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         self.serving = serving
         core = self.peer.core
         self.mode = _MODES.get(core.role, "looking") if serving else "looking"
+        if serving:
+            # The synced tree says which sessions live.  Rebuild the tracker
+            # from it: a session marked closing in an earlier term whose
+            # closeSession was never committed lives on, and every one gets a
+            # full timeout so none dies of the election (a leader's sessions
+            # are kept alive by their peers' TOUCHes from now on).
+            now = monotonic_ms()
+            self.sessions.sessions.clear()
+            self.sessions.buckets.clear()
+            for sid, timeout in self.tree.sessions.items():
+                self.sessions.add(sid, timeout, now)
         if serving and core.role == LEADING:
             self.next_zxid = core.next_zxid()
             self.leader_since = monotonic_ms()
             self.proposal_sizes = [-1, -1, -1]
-            # Sessions are kept alive by their peers' TOUCHes from now on;
-            # give every one a full timeout so none dies of the election.
-            now = monotonic_ms()
-            for sid, timeout in self.tree.sessions.items():
-                self.sessions.add(sid, timeout, now)
+            # Nothing is prepped in this term yet: forget an earlier term's
+            # outstanding changes (their txns may have been truncated away).
+            self.prep.outstanding.clear()
         if not serving:
             for conn in list(self.connections):
                 conn.close()
@@ -337,11 +349,15 @@ class QuorumPeer:
         while True:
             await asyncio.sleep(0.05)
             now = monotonic_ms()
-            self.core.tick(now)
-            self._process()
-            if now - last_touch >= touch_every * 1000:
-                last_touch = now
-                self.server.flush_touches()
+            try:
+                self.core.tick(now)
+                self._process()
+                if now - last_touch >= touch_every * 1000:
+                    last_touch = now
+                    self.server.flush_touches()
+            except Exception:
+                # A dead ticker is a peer that never times out: say so, go on.
+                log.exception("peer %d: tick failed", self.my_id)
 
     # --- inputs to the state machine -------------------------------------------------------
 
@@ -471,13 +487,21 @@ def write_epochs(data_dir: str, accepted: int, current: int) -> None:
 
 def truncate_logs(log_dir: str, zxid: int) -> None:
     """Drop every logged txn after zxid (a follower told TRUNC by its leader)."""
-    from ..storage.txnlog import LogFile, encode_txn, read_log
+    from ..storage.txnlog import LogFile, encode_txn, fsync_dir, read_log
     logs = list_logs(log_dir)
-    for i, (first, path) in enumerate(logs):
+    # Files are named by their first zxid and hold ascending txns, so only the
+    # newest file starting at or before zxid can straddle it; older ones are
+    # left alone (reading every preallocated file would block the event loop
+    # for seconds: a follower stuck in its sync).
+    holder = None
+    for first, path in logs:
         if first > zxid:
             os.remove(path)
-            continue
-        txns, _ = read_log(path, i == len(logs) - 1)
+        else:
+            holder = path
+    if holder is not None:
+        path = holder
+        txns, _ = read_log(path, True)
         if txns and txns[-1].zxid > zxid:
             keep = [t for t in txns if t.zxid <= zxid]
             tmp_dir = path + ".trunc"
@@ -489,6 +513,7 @@ def truncate_logs(log_dir: str, zxid: int) -> None:
             f.close()
             os.replace(tmp, path)
             os.rmdir(tmp_dir)
+    fsync_dir(log_dir)
 
 
 async def run_peer(config, stop_event: asyncio.Event):

@@ -253,6 +253,12 @@ class ZabPeer:
 
     def _on_leader_msg(self, msg):
         kind = msg[0]
+        if self.follow_phase == DISCOVERY and kind not in ("LEADERINFO", "PING"):
+            # Until the leader answers this FOLLOWERINFO, whatever else comes
+            # on the link is left over from an earlier time we followed it
+            # (say a partition held it while we were LOOKING and dropped
+            # its predecessors): taking it would leave a gap in our log.
+            return
         self.leader_heard = self.now
         if kind == "LEADERINFO":
             if self.follow_phase != DISCOVERY or msg[2] != self.follow_attempt:

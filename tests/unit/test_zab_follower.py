@@ -1,0 +1,95 @@
+"""One follower's ZabPeer, driven by hand: what it must not take from its
+leader while it is rejoining.
+
+Found on real processes (tests/ensemble/test_processes.py, a follower cut off
+and let back in with the held traffic delivered): the follower timed out and
+went LOOKING while the leader, kept from timing it out by the delivered
+backlog, went on broadcasting to it.  LOOKING, the follower dropped those
+proposals; back FOLLOWING the same leader it took the later ones before the
+leader had answered its FOLLOWERINFO, leaving a gap in its log that the DIFF
+(from its new last zxid) never filled: acknowledged writes missing on it."""
+
+from zkpy.datatree.txn import Txn
+from zkpy.protocol.opcodes import Op
+from zkpy.zab.peer import DISCOVERY, ESTABLISHED, FOLLOWING, LEADING, LOOKING, ZabPeer
+from zkpy.zab.quorum import QuorumConfig, make_zxid
+
+TICK = 100
+
+
+def txn(zxid):
+    return Txn(1, zxid & 0xFFFF, zxid, 0, Op.ERROR, (-101,))
+
+
+def drive(peer):
+    """Carry out the effects a driver would: every log write becomes durable."""
+    while peer.out:
+        for eff in peer.take():
+            if eff[0] == "log":
+                for t in eff[1]:
+                    peer.logged(t.zxid)
+
+
+def follower_of_3():
+    p = ZabPeer(1, QuorumConfig.of([1, 2, 3]), now=0, tick_ms=TICK, init_limit=10, sync_limit=5)
+    p.start()
+    drive(p)
+    join(p, epoch=1)
+    return p
+
+
+def join(p, epoch):
+    # Peer 3 leads, peer 2 follows it: peer 1 joins.
+    p.receive(2, ("VOTE", epoch - 1, 0, 3, 1, FOLLOWING))
+    p.receive(3, ("VOTE", epoch - 1, 0, 3, 1, LEADING))
+    assert p.role == FOLLOWING and p.follow_phase == DISCOVERY
+    drive(p)
+    p.receive(3, ("LEADERINFO", epoch, p.follow_attempt))
+    drive(p)
+    p.receive(3, ("SYNC", "DIFF", p.last_logged, [], p.last_logged))
+    p.receive(3, ("NEWLEADER", make_zxid(epoch, 0)))
+    drive(p)
+    p.receive(3, ("UPTODATE",))
+    drive(p)
+    assert p.follow_phase == ESTABLISHED and p.serving
+
+
+def test_leftovers_of_an_earlier_following_leave_no_gap():
+    p = follower_of_3()
+    z = [make_zxid(1, i) for i in range(1, 7)]
+    p.receive(3, ("PROPOSAL", txn(z[0])))
+    p.receive(3, ("COMMIT", z[0]))
+    drive(p)
+    assert p.last_applied == z[0]
+    # The leader goes silent (a partition): the follower gives up on it.
+    p.tick(p.now + 6 * TICK + 1)
+    drive(p)
+    assert p.role == LOOKING
+    # What the leader sent meanwhile arrives: dropped while LOOKING...
+    p.receive(3, ("PROPOSAL", txn(z[1])))
+    p.receive(3, ("PROPOSAL", txn(z[2])))
+    # ...the follower rejoins the same leader (same epoch, it still leads)...
+    p.receive(2, ("VOTE", 1, z[0], 3, 1, FOLLOWING))
+    p.receive(3, ("VOTE", 1, z[0], 3, 1, LEADING))
+    assert p.role == FOLLOWING and p.follow_phase == DISCOVERY
+    drive(p)
+    # ...and the rest of the leftovers must not be taken as a continuation.
+    p.receive(3, ("PROPOSAL", txn(z[3])))
+    p.receive(3, ("COMMIT", z[3]))
+    drive(p)
+    assert p.last_logged == z[0] and p.last_applied == z[0]
+    # The leader answers: the sync starts from what the follower really holds.
+    p.receive(3, ("LEADERINFO", 1, p.follow_attempt))
+    out = p.take()
+    assert ("send", 3, ("ACKEPOCH", p.current_epoch, z[0])) in out
+
+
+def test_pings_still_answered_while_rejoining():
+    p = follower_of_3()
+    p.tick(p.now + 6 * TICK + 1)
+    drive(p)
+    p.receive(2, ("VOTE", 1, 0, 3, 1, FOLLOWING))
+    p.receive(3, ("VOTE", 1, 0, 3, 1, LEADING))
+    p.take()
+    p.receive(3, ("PING",))
+    assert ("send", 3, ("PING",)) in p.take()
