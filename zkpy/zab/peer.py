@@ -102,6 +102,7 @@ class ZabPeer:
         self.vote = None
         self.recv = {}
         self.out_of_election = {}
+        self.early_info = {}        # FOLLOWERINFO that came while we were still LOOKING
         self.decide_at = None
         # Follower state.
         self.follow_phase = None
@@ -154,6 +155,7 @@ class ZabPeer:
         self.round += 1
         self.recv = {}
         self.out_of_election = {}
+        self.early_info = {}        # FOLLOWERINFO that came while we were still LOOKING
         self.decide_at = None
         if self.observer:
             self.vote = None
@@ -400,6 +402,9 @@ class ZabPeer:
         self.phase_deadline = self.now + self.init_limit * self.tick_ms
         self.out.append(("role", LEADING, self.id, self.current_epoch))
         self._maybe_new_epoch()
+        early, self.early_info = self.early_info, {}
+        for frm, msg in early.items():
+            self._on_learner_msg(frm, msg)
 
     def _maybe_new_epoch(self):
         if self.phase == DISCOVERY and self.quorum.is_quorum(self.connecting):
@@ -583,6 +588,10 @@ class ZabPeer:
             self._on_learner_msg(frm, msg)
         elif self.role in (FOLLOWING, OBSERVING) and frm == self.leader_id:
             self._on_leader_msg(msg)
+        elif self.role == LOOKING and kind == "FOLLOWERINFO":
+            # A peer that decided before we did: keep its request for when we
+            # lead (else it waits for its resend).
+            self.early_info[frm] = msg
 
     def logged(self, zxid):
         """The driver's log made every txn up to zxid durable."""
@@ -633,7 +642,8 @@ class ZabPeer:
             limit = (self.sync_limit if self.follow_phase == ESTABLISHED else self.init_limit)
             if now - self.leader_heard > limit * self.tick_ms:
                 self._look()
-            elif self.follow_phase == DISCOVERY and now - self.follow_sent >= self.tick_ms // 2:
+            elif self.follow_phase == DISCOVERY and \
+                    now - self.follow_sent >= min(self.tick_ms // 2, 100):
                 self.follow_sent = now
                 self._send_follower_info()
 
