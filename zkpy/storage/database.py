@@ -122,6 +122,8 @@ class DurableLog:
         self.snapshot_at = self._next_snapshot_point()
         self.snapshot_thread = None
         self.snapshot_scheduled = False
+        self.snapshot_wanted = False
+        self.closing = False
 
     def _next_snapshot_point(self) -> int:
         # Randomised as in ZooKeeper so that peers don't all snapshot at once.
@@ -140,22 +142,32 @@ class DurableLog:
         # of the garbage collector's way, or full collections over a growing
         # tree stall the event loop for tens of milliseconds.
         gc.freeze()
-        if self.snapshot_thread is not None and self.snapshot_thread.is_alive():
-            log.warning("Too busy to snap, skipping")
-        else:
-            self.syncer.roll()
-            zxid = self.tree.last_zxid
-            pid = self._fork_snapshot(zxid)
-            if pid:
-                target, args = self._reap_snapshot, (pid, zxid)
-            else:
-                target, args = self._write_snapshot, (zxid,)
-            self.snapshot_thread = threading.Thread(
-                target=target, args=args, name="zkpy-snapshot", daemon=True)
-            self.snapshot_thread.start()
         self.since_snapshot = 0
         self.snapshot_at = self._next_snapshot_point()
         self.snapshot_scheduled = False
+        if self.snapshot_thread is not None and self.snapshot_thread.is_alive():
+            # Still writing the last one: take this one as soon as it is done.
+            self.snapshot_wanted = True
+            return
+        self.snapshot_wanted = False
+        self.syncer.roll()
+        zxid = self.tree.last_zxid
+        pid = self._fork_snapshot(zxid)
+        if pid:
+            target, args = self._reap_snapshot, (pid, zxid)
+        else:
+            target, args = self._write_snapshot, (zxid,)
+        self.snapshot_thread = threading.Thread(
+            target=self._then_next, args=(target, args), name="zkpy-snapshot", daemon=True)
+        self.snapshot_thread.start()
+
+    def _then_next(self, target, args):
+        target(*args)
+        if self.snapshot_wanted and not self.closing:
+            try:
+                self.loop.call_soon_threadsafe(self._snapshot)
+            except RuntimeError:  # the loop is gone: we are shutting down
+                pass
 
     def _fork_snapshot(self, zxid) -> int:
         """Write the snapshot from a forked child: it sees the tree exactly as
@@ -200,6 +212,7 @@ class DurableLog:
         return purge(self.snap_dir, self.log_dir, retain or self.config.autopurge_snap_retain_count)
 
     def close(self):
+        self.closing = True
         self.syncer.close()
         t = self.snapshot_thread
         if t is not None:
