@@ -26,8 +26,15 @@ class ServerRunner:
         c = self.config
         if self.server is None:
             snap_dir, log_dir = dirs(c)
-            tree = await loop.run_in_executor(None, restore, snap_dir, log_dir)
-            gc.freeze()  # the restored tree: long-lived, no cycles, nothing to scan
+            # Building a large tree makes millions of objects that hold no
+            # cycles: with the collector on, thousands of collections would
+            # scan them again and again.
+            gc.disable()
+            try:
+                tree = await loop.run_in_executor(None, restore, snap_dir, log_dir)
+            finally:
+                gc.enable()
+            gc.freeze()  # the restored tree: long-lived, nothing to scan
             self.server = ZooKeeperServer(c, DurableLog(c, loop, tree), tree)
         host = c.client_port_address or None
         backlog = c.client_port_listen_backlog if getattr(c, "client_port_listen_backlog", -1) > 0 else 1024

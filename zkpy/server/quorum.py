@@ -12,12 +12,12 @@ Sessions are global: created and closed by txns through the leader, expired
 by the leader's tracker, which followers keep alive with TOUCH messages."""
 
 import asyncio
+import gc
 import logging
 import os
 
-from ..datatree.tree import DataTree
-from ..protocol.errors import Err, KeeperError, MarshallingError
-from ..protocol.jute import INT_INT, Reader
+from ..protocol.errors import MarshallingError
+from ..protocol.jute import Reader
 from ..protocol.opcodes import Op
 from ..protocol.records import REQUEST_DECODERS
 from ..storage.database import DurableLog, dirs, load_snapshot, logged_txns
@@ -312,8 +312,14 @@ class QuorumPeer:
         self.loop = loop = asyncio.get_running_loop()
         c = self.config
         os.makedirs(self.snap_dir, exist_ok=True)
-        tree = await loop.run_in_executor(None, load_snapshot, self.snap_dir)
-        history = await loop.run_in_executor(None, logged_txns, self.log_dir, tree.last_zxid)
+        gc.disable()  # see ServerRunner.start: no collections while the tree is built
+        try:
+            tree = await loop.run_in_executor(None, load_snapshot, self.snap_dir)
+            history = await loop.run_in_executor(None, logged_txns, self.log_dir,
+                                                 tree.last_zxid)
+        finally:
+            gc.enable()
+        gc.freeze()
         accepted, current = read_epochs(str(c.data_dir))
         self.core = ZabPeer(self.my_id, self.quorum, accepted_epoch=accepted,
                             current_epoch=current, history=history, base_zxid=tree.last_zxid,
