@@ -6,13 +6,19 @@ fsync releases the GIL, so the event loop keeps serving reads while the disk
 works; every write that arrives during an fsync shares the next one.
 
 With forceSync=no there is nothing to wait for, so no thread: the txns of one
-event-loop iteration are written together at its end and handed back at once."""
+event-loop iteration are written together at its end and handed back at once.
+
+With forceSync=yes the loop itself writes each batch (to the page cache) and a
+helper process fdatasyncs the file (fsyncer.py), so that no thread has to win
+the GIL back from a busy loop before a commit is acknowledged; while one sync
+is under way the next batch gathers.  The thread remains the fallback."""
 
 import logging
 import os
 import threading
 import time
 
+from .fsyncer import FsyncHelper
 from .txnlog import LogFile, encode_txn, fsync_dir, log_file_name
 
 log = logging.getLogger("zkpy.storage")
@@ -39,10 +45,19 @@ class TxnLogSyncer:
         self.failed = None
         self.fsync_count = 0
         self.thread = None
+        self.helper = None
         self.flush_scheduled = False
+        self.unsynced = []      # written, not yet asked to be synced (helper mode)
+        self.in_flight = None   # (batch, start) the helper is syncing
+        self.dirty_paths = set()
         if force_sync:
-            self.thread = threading.Thread(target=self._run, name="zkpy-syncer", daemon=True)
-            self.thread.start()
+            try:
+                self.helper = FsyncHelper(loop, self._synced)
+            except OSError as e:
+                log.warning("no fsync helper process (%s); fsyncing from a thread", e)
+                self.thread = threading.Thread(target=self._run, name="zkpy-syncer",
+                                               daemon=True)
+                self.thread.start()
 
     # --- event loop side --------------------------------------------------------------
 
@@ -55,7 +70,9 @@ class TxnLogSyncer:
         self.gathering.append((encode_txn(txn), txn, on_logged))
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            self.loop.call_soon(self._flush_inline if self.thread is None else self._hand_over)
+            self.loop.call_soon(self._hand_over if self.thread is not None else
+                                self._flush_helper if self.helper is not None else
+                                self._flush_inline)
 
     def _hand_over(self):
         self.flush_scheduled = False
@@ -89,8 +106,63 @@ class TxnLogSyncer:
             return
         self._logged(batch)
 
+    def _flush_helper(self):
+        self.flush_scheduled = False
+        batch, self.gathering = self.gathering, []
+        roll, self.roll_requested = self.roll_requested, False
+        if not batch or self.failed is not None:
+            return
+        try:
+            self._write(batch, roll, sync=False)
+        except Exception as e:
+            self._fail(e)
+            return
+        self.unsynced.extend(batch)
+        self.dirty_paths.add(self.file.path)
+        self._request_sync()
+
+    def _request_sync(self):
+        if self.in_flight is None and self.unsynced:
+            self.in_flight = (self.unsynced, time.monotonic())
+            self.unsynced = []
+            paths, self.dirty_paths = sorted(self.dirty_paths), set()
+            try:
+                self.helper.request(paths)
+            except OSError as e:
+                self._fail(e)
+
+    def _synced(self, error):
+        if self.in_flight is None:
+            return
+        batch, start = self.in_flight
+        self.in_flight = None
+        if error is not None:
+            self._fail(error)
+            return
+        self.fsync_count += 1
+        self._warn_if_slow(start)
+        self._logged(batch)
+        self._request_sync()
+
+    def _fail(self, e):
+        log.critical("transaction log write failed: %s; no further writes "
+                     "will be acknowledged", e)
+        self.failed = e
+
+    def _warn_if_slow(self, start):
+        took = (time.monotonic() - start) * 1000
+        if took > self.warn_ms:
+            log.warning("fsync-ing the write ahead log took %dms which will adversely "
+                        "effect operation latency. File size is %d bytes. "
+                        "See the ZooKeeper troubleshooting guide",
+                        took, self.file.size if self.file is not None else 0)
+
     def close(self):
-        if self.thread is None:
+        if self.helper is not None:
+            self._flush_helper()
+            self.helper.close()
+            self.helper = None
+        elif self.thread is None:
             self._flush_inline()
         else:
             self._hand_over()
@@ -125,7 +197,7 @@ class TxnLogSyncer:
                 return
             self.loop.call_soon_threadsafe(self._logged, batch)
 
-    def _write(self, batch, roll):
+    def _write(self, batch, roll, sync=True):
         if roll and self.file is not None:
             self.file.close()
             self.file = None
@@ -133,17 +205,12 @@ class TxnLogSyncer:
             first = batch[0][1].zxid
             os.makedirs(self.log_dir, exist_ok=True)
             self.file = LogFile(os.path.join(self.log_dir, log_file_name(first)), self.prealloc)
-            if self.force_sync:  # forceSync=no promises nothing about the disk
+            if self.force_sync and sync:  # (the helper syncs a new file's directory)
                 self.file.sync()
                 fsync_dir(self.log_dir)
         self.file.write(b"".join(rec for rec, _, _ in batch))
-        if self.force_sync:
+        if self.force_sync and sync:
             start = time.monotonic()
             self.file.sync()
             self.fsync_count += 1
-            took = (time.monotonic() - start) * 1000
-            if took > self.warn_ms:
-                log.warning("fsync-ing the write ahead log in %s took %dms which will adversely "
-                            "effect operation latency. File size is %d bytes. "
-                            "See the ZooKeeper troubleshooting guide",
-                            self.thread.name, took, self.file.size)
+            self._warn_if_slow(start)
