@@ -20,7 +20,7 @@ import msgpack
 from ..datatree.tree import DataTree
 from ..datatree.znode import ZNode
 from ..datatree.paths import split_path
-from .txnlog import fsync_dir, zxid_of_name
+from .txnlog import fsync_dir, list_by_zxid
 
 MAGIC = b"ZKPYSNAP"
 MAGIC_END = b"ZKPYSEND"
@@ -39,17 +39,7 @@ def snapshot_file_name(zxid: int) -> str:
 
 
 def list_snapshots(snap_dir) -> list[tuple[int, str]]:
-    out = []
-    try:
-        names = os.listdir(snap_dir)
-    except FileNotFoundError:
-        return []
-    for name in names:
-        z = zxid_of_name(name, SNAP_PREFIX)
-        if z is not None:
-            out.append((z, os.path.join(snap_dir, name)))
-    out.sort()
-    return out
+    return list_by_zxid(snap_dir, SNAP_PREFIX)
 
 
 class _CrcWriter:

@@ -50,19 +50,25 @@ def decode_txn(payload: bytes) -> Txn:
     return Txn.from_list(msgpack.unpackb(payload, raw=False, use_list=True))
 
 
-def list_logs(log_dir) -> list[tuple[int, str]]:
-    """(first zxid, path) of every log file, oldest first."""
-    out = []
+def list_by_zxid(directory, prefix, zxid_of=None) -> list[tuple[int, str]]:
+    """(zxid, path) of every file named <prefix><hex zxid>, oldest first."""
+    zxid_of = zxid_of or zxid_of_name
     try:
-        names = os.listdir(log_dir)
+        names = os.listdir(directory)
     except FileNotFoundError:
         return []
+    out = []
     for name in names:
-        z = zxid_of_name(name, LOG_PREFIX)
+        z = zxid_of(name, prefix)
         if z is not None:
-            out.append((z, os.path.join(log_dir, name)))
+            out.append((z, os.path.join(directory, name)))
     out.sort()
     return out
+
+
+def list_logs(log_dir) -> list[tuple[int, str]]:
+    """(first zxid, path) of every log file, oldest first."""
+    return list_by_zxid(log_dir, LOG_PREFIX)
 
 
 def _all_zero(buf, start: int) -> bool:

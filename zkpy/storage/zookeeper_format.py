@@ -50,6 +50,7 @@ from ..datatree.txn import CONTAINER_OWNER, Txn, ttl_owner
 from ..datatree.znode import ZNode
 from ..protocol.errors import Err, MarshallingError
 from ..protocol.jute import Reader
+from .txnlog import list_by_zxid
 from ..protocol.opcodes import Op
 from ..protocol.records import ACL, OPEN_ACL_UNSAFE
 
@@ -252,17 +253,7 @@ def list_zk_snapshots(snap_dir: str) -> list[tuple[int, str]]:
 
 
 def list_zk_logs(log_dir: str) -> list[tuple[int, str]]:
-    out = []
-    try:
-        names = os.listdir(log_dir)
-    except FileNotFoundError:
-        return []
-    for name in names:
-        z = _zxid_of_name(name, LOG_PREFIX)
-        if z is not None:
-            out.append((z, os.path.join(log_dir, name)))
-    out.sort()
-    return out
+    return list_by_zxid(log_dir, LOG_PREFIX, _zxid_of_name)
 
 
 def file_magic(path: str) -> bytes:
