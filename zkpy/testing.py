@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 
-__all__ = ["ZkpyServer", "free_port", "zkpy_server", "zkpy_hosts"]
+__all__ = ["ZkpyServer", "free_port", "four_letter_word", "zkpy_server", "zkpy_hosts"]
 
 
 def free_port() -> int:
@@ -37,7 +37,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _four_letter(host, port, word: str, timeout=2.0) -> str:
+def four_letter_word(host, port, word: str, timeout=2.0) -> str:
+    """Send a four-letter word and read the reply to EOF."""
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(word.encode())
         s.shutdown(socket.SHUT_WR)
@@ -147,7 +148,7 @@ class ZkpyServer:
                                    f"{self.log_tail()}")
             try:
                 # srvr: the one word every whitelist allows.
-                if _four_letter(self.host, self.port, "srvr").startswith("Zookeeper version"):
+                if four_letter_word(self.host, self.port, "srvr").startswith("Zookeeper version"):
                     return
             except OSError:
                 pass
@@ -162,7 +163,7 @@ class ZkpyServer:
             return ""
 
     def four_letter(self, word: str) -> str:
-        return _four_letter(self.host, self.port, word)
+        return four_letter_word(self.host, self.port, word)
 
     def call(self, fn):
         """Run fn(server) on the server's event loop and return its result

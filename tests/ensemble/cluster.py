@@ -32,30 +32,16 @@ import tempfile
 import threading
 import time
 
+from zkpy.testing import four_letter_word, free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def four_letter(port: int, word: str, timeout: float = 2.0) -> str:
     """The reply to a four-letter word ("" if the peer does not answer)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(word.encode())
-            s.shutdown(socket.SHUT_WR)
-            chunks = []
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                chunks.append(b)
-        return b"".join(chunks).decode("utf-8", "replace")
-    except OSError:
+        return four_letter_word("127.0.0.1", port, word, timeout)
+    except (OSError, UnicodeDecodeError):
         return ""
 
 
