@@ -26,6 +26,50 @@ def read_acl(r: Reader) -> ACL:
     return ACL(perms, r.ustring(), r.ustring())
 
 
+# Decoded ACL lists by their encoding: clients send the same few lists with
+# every create.  The cached lists are shared, so no consumer may change them.
+_ACLS: dict = {}
+_ACLS_MAX = 1024
+_unpack_int = INT.unpack_from
+
+
+def read_acls(r: Reader):
+    """A vector of ACL (None for a null vector), decoded once per distinct encoding."""
+    buf, start = r.buf, r.pos
+    end = _acls_end(buf, start, r.end)
+    if end < 0:
+        return r.vector(read_acl)  # unusual: let the reader report what is wrong
+    key = bytes(buf[start:end])
+    acls = _ACLS.get(key)
+    if acls is None:
+        acls = r.vector(read_acl)
+        if len(_ACLS) < _ACLS_MAX:
+            _ACLS[key] = acls
+    else:
+        r.pos = end
+    return acls
+
+
+def _acls_end(buf, pos: int, end: int) -> int:
+    """Where a well-formed, non-null ACL vector at pos ends, or -1."""
+    if pos + 4 > end:
+        return -1
+    n = _unpack_int(buf, pos)[0]
+    if not 0 < n <= 16:
+        return -1
+    pos += 4
+    for _ in range(n):
+        pos += 4  # perms
+        for _ in range(2):  # scheme, id
+            if pos + 4 > end:
+                return -1
+            k = _unpack_int(buf, pos)[0]
+            if k < 0:
+                return -1
+            pos += 4 + k
+    return pos if pos <= end else -1
+
+
 def write_acls(w: Writer, acls) -> None:
     if acls is None:
         w.int(-1)
@@ -132,7 +176,7 @@ class CreateRequest:
 
     @classmethod
     def read(cls, r: Reader, with_ttl: bool = False) -> "CreateRequest":
-        path, data, acl, flags = r.ustring(), r.buffer(), r.vector(read_acl), r.int()
+        path, data, acl, flags = r.ustring(), r.buffer(), read_acls(r), r.int()
         ttl = r.long() if with_ttl else -1
         return cls(_required(path), data, acl, flags, ttl)
 
@@ -211,7 +255,7 @@ class SetACLRequest:
 
     @classmethod
     def read(cls, r):
-        return cls(r.ustring(), r.vector(read_acl), r.int())
+        return cls(r.ustring(), read_acls(r), r.int())
 
     def write(self, w):
         w.ustring(self.path)

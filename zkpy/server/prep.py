@@ -8,6 +8,8 @@ keeps "outstanding changes": what each path will look like after the txns
 prepped but not yet applied.  A multi validates its ops in order against a
 private overlay of those changes, which is merged only if every op passes."""
 
+import collections
+
 from ..datatree.acl import check_acl, fixup_acl
 from ..datatree.paths import SYSTEM_PATHS, split_path, validate_path
 from ..datatree.txn import CONTAINER_OWNER, MAX_TTL, owner_kind, ttl_owner
@@ -78,6 +80,8 @@ class Prep:
         self.extended_types_enabled = extended_types_enabled
         self.skip_acl = skip_acl
         self.outstanding: dict[str, tuple] = {}   # path -> (zxid, PendingNode | None)
+        # (zxid, paths it changed) in zxid order: what applied() may forget.
+        self.changes = collections.deque()
 
     # --- the view prep validates against ------------------------------------------
 
@@ -97,14 +101,24 @@ class Prep:
 
     def applied(self, zxid: int) -> None:
         """Forget outstanding changes made by txns up to zxid (now in the tree)."""
-        if self.outstanding:
-            done = [p for p, (z, _) in self.outstanding.items() if z <= zxid]
-            for p in done:
-                del self.outstanding[p]
+        changes = self.changes
+        outstanding = self.outstanding
+        while changes and changes[0][0] <= zxid:
+            for path in changes.popleft()[1]:
+                o = outstanding.get(path)
+                if o is not None and o[0] <= zxid:  # (not if a later txn changed it again)
+                    del outstanding[path]
 
     def commit_overlay(self, overlay, zxid) -> None:
+        outstanding = self.outstanding
         for path, rec in overlay.items():
-            self.outstanding[path] = (zxid, rec)
+            outstanding[path] = (zxid, rec)
+        self.changes.append((zxid, overlay))
+
+    def reset(self) -> None:
+        """Forget every outstanding change (their txns will never be applied)."""
+        self.outstanding.clear()
+        self.changes.clear()
 
     # --- single ops ----------------------------------------------------------------------
 

@@ -219,7 +219,7 @@ class QuorumZooKeeperServer(ZooKeeperServer):
             self.proposal_sizes = [-1, -1, -1]
             # Nothing is prepped in this term yet: forget an earlier term's
             # outstanding changes (their txns may have been truncated away).
-            self.prep.outstanding.clear()
+            self.prep.reset()
         if not serving:
             for conn in list(self.connections):
                 conn.close()
@@ -231,7 +231,7 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         """A SNAP from the leader replaced our state."""
         self.tree = tree
         self.prep.tree = tree
-        self.prep.outstanding.clear()
+        self.prep.reset()
         self.sessions.sessions.clear()
         self.sessions.buckets.clear()
         now = monotonic_ms()

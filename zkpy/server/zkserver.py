@@ -66,9 +66,9 @@ class ZooKeeperServer:
         self.next_zxid = self.tree.last_zxid + 1
         self.connections = set()
         self.conn_by_session: dict[int, object] = {}
-        # (session id, cxid) -> FIFO of the Requests awaiting that txn (a
-        # client may reuse an xid, so one key can stand for several requests).
-        self.waiting: dict[tuple, collections.deque] = {}
+        # (session id, cxid) -> the Request awaiting that txn, or a FIFO of
+        # them (a client may reuse an xid, so one key can stand for several).
+        self.waiting: dict = {}
         self.stats = ServerStats()
         self.started = time.time()
         self.serving = True
@@ -83,12 +83,15 @@ class ZooKeeperServer:
         """Turn a write into a txn and hand it to the log.  build() returns
         (txn type, body, prep overlay) or raises KeeperError, which becomes an
         error txn (it consumes a zxid, as in ZooKeeper)."""
-        zxid = self.next_zxid
-        self.next_zxid += 1
         try:
             txn_type, body, overlay = build()
         except KeeperError as e:
             txn_type, body, overlay = Op.ERROR, (e.code,), None
+        return self._log_txn(session_id, cxid, txn_type, body, overlay, waiter)
+
+    def _log_txn(self, session_id, cxid, txn_type, body, overlay, waiter):
+        zxid = self.next_zxid
+        self.next_zxid = zxid + 1
         if overlay:
             self.prep.commit_overlay(overlay, zxid)
         txn = Txn(session_id, cxid, zxid, wall_ms(), txn_type, body)
@@ -100,18 +103,25 @@ class ZooKeeperServer:
         return txn
 
     def expect_reply(self, key, request):
-        """Remember that request waits for the txn keyed (session id, cxid)."""
-        waiters = self.waiting.get(key)
-        if waiters is None:
-            self.waiting[key] = collections.deque((request,))
+        """Remember that request waits for the txn keyed (session id, cxid).
+        Usually one request per key; a client that reuses an xid makes a FIFO."""
+        waiting = self.waiting
+        other = waiting.get(key)
+        if other is None:
+            waiting[key] = request
+        elif type(other) is collections.deque:
+            other.append(request)
         else:
-            waiters.append(request)
+            waiting[key] = collections.deque((other, request))
 
     def take_waiter(self, key):
         """The oldest request waiting on key (txns of a session apply in order)."""
         waiters = self.waiting.get(key)
-        if not waiters:
+        if waiters is None:
             return None
+        if type(waiters) is not collections.deque:
+            del self.waiting[key]
+            return waiters
         request = waiters.popleft()
         if not waiters:
             del self.waiting[key]
@@ -120,30 +130,33 @@ class ZooKeeperServer:
     def submit_request(self, request, reply=True):
         """A write from a connection (or, on a leader, forwarded by a
         follower: reply=False, the follower answers its client)."""
-        conn = request.conn
-        sid = conn.session_id
+        sid = request.conn.session_id
+        overlay = None
+        try:
+            body, txn_type, overlay = self._prep_request(request, sid)
+        except KeeperError as e:
+            txn_type, body = Op.ERROR, (e.code,)
+        self._log_txn(sid, request.xid, txn_type, body, overlay, request if reply else None)
+
+    def _prep_request(self, request, sid):
+        """(txn body, txn type, prep overlay) of a client's write; raises KeeperError."""
+        if request.decode_error is not None:
+            raise request.decode_error
+        if not self.sessions.is_valid(sid):
+            raise KeeperError(Err.SESSION_EXPIRED)
         op = request.op
-
-        def build():
-            if request.decode_error is not None:
-                raise request.decode_error
-            if not self.sessions.is_valid(sid):
-                raise KeeperError(Err.SESSION_EXPIRED)
-            rec = request.record
-            if op == Op.MULTI:
-                body, overlay = self.prep.prep_multi(rec.ops, sid, conn.auth_ids)
-                return Op.MULTI, body, overlay
-            if op == Op.CLOSE_SESSION:
-                self.sessions.set_closing(sid)
-                return Op.CLOSE_SESSION, (self.prep.close_session_paths(sid),), None
-            if op == Op.RECONFIG:
-                raise KeeperError(Err.RECONFIG_DISABLED if not self.config.reconfig_enabled
-                                  else Err.UNIMPLEMENTED)
-            overlay = {}
-            body = self.prep.prep_op(op, rec, sid, conn.auth_ids, overlay)
-            return op, body, overlay
-
-        self.submit(sid, request.xid, op, build, request if reply else None)
+        rec = request.record
+        if op == Op.MULTI:
+            body, overlay = self.prep.prep_multi(rec.ops, sid, request.conn.auth_ids)
+            return body, Op.MULTI, overlay
+        if op == Op.CLOSE_SESSION:
+            self.sessions.set_closing(sid)
+            return (self.prep.close_session_paths(sid),), Op.CLOSE_SESSION, None
+        if op == Op.RECONFIG:
+            raise KeeperError(Err.RECONFIG_DISABLED if not self.config.reconfig_enabled
+                              else Err.UNIMPLEMENTED)
+        overlay = {}
+        return self.prep.prep_op(op, rec, sid, request.conn.auth_ids, overlay), op, overlay
 
     def apply(self, txn):
         """A logged txn: apply it, tell the watchers, then answer its request."""

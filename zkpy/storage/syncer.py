@@ -8,10 +8,11 @@ works; every write that arrives during an fsync shares the next one.
 With forceSync=no there is nothing to wait for, so no thread: the txns of one
 event-loop iteration are written together at its end and handed back at once.
 
-With forceSync=yes the loop itself writes each batch (to the page cache) and a
-helper process fdatasyncs the file (fsyncer.py), so that no thread has to win
-the GIL back from a busy loop before a commit is acknowledged; while one sync
-is under way the next batch gathers.  The thread remains the fallback."""
+With forceSync=yes the loop hands each batch's records to a helper process
+that writes and fdatasyncs them (fsyncer.py), so that no thread has to win
+the GIL back from a busy loop before a commit is acknowledged, and no write(2)
+stalls the loop behind a journal commit; while one batch is under way the next
+gathers.  The thread remains the fallback."""
 
 import logging
 import os
@@ -47,9 +48,9 @@ class TxnLogSyncer:
         self.thread = None
         self.helper = None
         self.flush_scheduled = False
-        self.unsynced = []      # written, not yet asked to be synced (helper mode)
-        self.in_flight = None   # (batch, start) the helper is syncing
-        self.dirty_paths = set()
+        self.unsynced = []      # not yet handed to the helper (helper mode)
+        self.unsent = []        # their (path, offset, data) chunks
+        self.in_flight = None   # (batch, start) the helper is writing and syncing
         if force_sync:
             try:
                 self.helper = FsyncHelper(loop, self._synced)
@@ -113,21 +114,21 @@ class TxnLogSyncer:
         if not batch or self.failed is not None:
             return
         try:
-            self._write(batch, roll, sync=False)
+            offset, data = self._place(batch, roll)
         except Exception as e:
             self._fail(e)
             return
         self.unsynced.extend(batch)
-        self.dirty_paths.add(self.file.path)
+        self.unsent.append((self.file.path, offset, data))
         self._request_sync()
 
     def _request_sync(self):
         if self.in_flight is None and self.unsynced:
             self.in_flight = (self.unsynced, time.monotonic())
             self.unsynced = []
-            paths, self.dirty_paths = sorted(self.dirty_paths), set()
+            chunks, self.unsent = self.unsent, []
             try:
-                self.helper.request(paths)
+                self.helper.request(chunks)
             except OSError as e:
                 self._fail(e)
 
@@ -162,6 +163,7 @@ class TxnLogSyncer:
             self._flush_helper()
             self.helper.close()
             self.helper = None
+            self._write_unsent()
         elif self.thread is None:
             self._flush_inline()
         else:
@@ -197,7 +199,7 @@ class TxnLogSyncer:
                 return
             self.loop.call_soon_threadsafe(self._logged, batch)
 
-    def _write(self, batch, roll, sync=True):
+    def _open(self, batch, roll, sync):
         if roll and self.file is not None:
             self.file.close()
             self.file = None
@@ -208,6 +210,25 @@ class TxnLogSyncer:
             if self.force_sync and sync:  # (the helper syncs a new file's directory)
                 self.file.sync()
                 fsync_dir(self.log_dir)
+
+    def _place(self, batch, roll):
+        """(offset, data): where the helper is to write the batch's records."""
+        self._open(batch, roll, sync=False)
+        data = b"".join(rec for rec, _, _ in batch)
+        return self.file.reserve(len(data)), data
+
+    def _write_unsent(self):
+        """At shutdown: what the helper was never handed goes to the page cache."""
+        chunks, self.unsent = self.unsent, []
+        for path, offset, data in chunks:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.pwrite(fd, data, offset)
+            finally:
+                os.close(fd)
+
+    def _write(self, batch, roll, sync=True):
+        self._open(batch, roll, sync)
         self.file.write(b"".join(rec for rec, _, _ in batch))
         if self.force_sync and sync:
             start = time.monotonic()

@@ -41,8 +41,11 @@ def zxid_of_name(name: str, prefix: str) -> int | None:
         return None
 
 
+_pack = msgpack.Packer(use_bin_type=True).pack  # one packer: packb makes one per call
+
+
 def encode_txn(txn: Txn) -> bytes:
-    payload = msgpack.packb(txn.to_list(), use_bin_type=True)
+    payload = _pack([txn.session_id, txn.cxid, txn.zxid, txn.time, txn.type, txn.body])
     return RECORD.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -141,7 +144,7 @@ def _scan(path, is_last, txns) -> int:
 
 
 class LogFile:
-    """An open log file being appended to (used by the syncer thread only)."""
+    """An open log file being appended to."""
 
     def __init__(self, path: str, prealloc: int, new: bool = True, end: int | None = None):
         self.path = path
@@ -157,15 +160,20 @@ class LogFile:
             self.size = os.fstat(fd).st_size
         self.fd = fd
 
-    def write(self, data: bytes) -> None:
-        need = self.pos + len(data)
+    def reserve(self, n: int) -> int:
+        """The offset at which the next n bytes go (written by the caller)."""
+        pos = self.pos
+        need = pos + n
         if need > self.size:
             # Preallocate: grow in whole blocks so fdatasync seldom updates the size.
             blocks = (need - self.size) // self.prealloc + 1
             self.size += blocks * self.prealloc
             os.ftruncate(self.fd, self.size)
-        os.pwrite(self.fd, data, self.pos)
         self.pos = need
+        return pos
+
+    def write(self, data: bytes) -> None:
+        os.pwrite(self.fd, data, self.reserve(len(data)))
 
     def sync(self) -> None:
         os.fdatasync(self.fd)
