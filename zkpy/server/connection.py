@@ -174,6 +174,21 @@ class ClientConnection(asyncio.Protocol):
             self.queue.append(_unimplemented(self, xid, op))
             self.drain()
             return
+        owner = server.owner
+        if owner is not None and op not in WRITE_OPS and op != Op.AUTH and op != Op.SASL \
+                and not server.sessions.check_owner(self.session_id, owner):
+            # A leader checks every request of its own clients against the
+            # session's owner (writes in prep): the session has moved to
+            # another peer, so this connection is closed, without a reply,
+            # once the replies before this request are out.  Requests that
+            # came in the same batch still go through prep first (a write
+            # among them uses up a zxid), as in ZooKeeper, where the close
+            # happens at the end of the pipeline.
+            req = Request(self, xid, op, None, self.last_recv)
+            req.reply = replies.CLOSE
+            self.queue.append(req)
+            self.loop.call_soon(self.drain)
+            return
         error = None
         try:
             r = Reader(payload, 8, self.max_frame * 2)
@@ -249,6 +264,9 @@ class ClientConnection(asyncio.Protocol):
                     return  # still on its way through the leader or the log
                 reply = self._evaluate(head)
             q.popleft()
+            if reply is replies.CLOSE:
+                self.close()
+                return
             self._send_reply(head, reply)
 
     def _send_reply(self, req, frame):

@@ -9,7 +9,11 @@ pipeline a standalone server runs.
               commit reaches it.
 
 Sessions are global: created and closed by txns through the leader, expired
-by the leader's tracker, which followers keep alive with TOUCH messages."""
+by the leader's tracker, which followers keep alive with TOUCH messages.
+The leader also knows which peer each session's client talks through (its
+owner, set when the session is created or resumed there): a request that
+comes through another peer finds the session moved, and its connection is
+closed (see ZooKeeperServer.write_reply)."""
 
 import asyncio
 import gc
@@ -64,9 +68,9 @@ class QuorumZooKeeperServer(ZooKeeperServer):
     def is_leader(self) -> bool:
         return self.peer.core.role == LEADING
 
-    def submit_request(self, request, reply=True):
+    def submit_request(self, request, reply=True, owner=None):
         if self.is_leader:
-            super().submit_request(request, reply)
+            super().submit_request(request, reply, self.owner if owner is None else owner)
             return
         # A follower: the leader preps it; we answer when its commit arrives.
         sid = request.conn.session_id
@@ -89,7 +93,9 @@ class QuorumZooKeeperServer(ZooKeeperServer):
 
     def create_session(self, conn, timeout):
         if self.is_leader:
-            return super().create_session(conn, timeout)
+            sid = super().create_session(conn, timeout)
+            self.sessions.set_owner(sid, self.owner)
+            return sid
         sid = self.sessions.new_session_id()
         self.expect_reply((sid, 0), Request(conn, 0, Op.CREATE_SESSION, None, monotonic_ms()))
         self.peer.to_leader(("SESS", sid, timeout))
@@ -100,7 +106,11 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         may not have applied its createSession yet, or the leader may have
         expired it): it asks the leader, as ZooKeeper's Learner revalidates."""
         if self.is_leader:
-            super().resume_session(conn, sid, timeout)
+            if self.touch_session(sid, monotonic_ms(), timeout):
+                self.sessions.set_owner(sid, self.owner)   # it is ours now
+                conn._handshake_done(sid)
+            else:
+                conn.session_expired()
             return
         self.revalidations += 1
         token = self.revalidations
@@ -143,14 +153,17 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         kind = msg[0]
         if kind == "REQ":          # leader: a follower's client write
             _, sid, cxid, op, payload, auth_ids = msg
-            self._submit_forwarded(sid, cxid, op, payload, auth_ids)
+            self._submit_forwarded(frm, sid, cxid, op, payload, auth_ids)
         elif kind == "SESS":       # leader: a follower's new session
             _, sid, timeout = msg
             self.sessions.add(sid, timeout, monotonic_ms())
+            self.sessions.set_owner(sid, frm)
             self.submit(sid, 0, Op.CREATE_SESSION, lambda: (Op.CREATE_SESSION, (timeout,), None))
         elif kind == "REVAL":      # leader: may a follower's client resume this session?
             _, sid, timeout, token = msg
             ok = self.sessions.touch(sid, monotonic_ms(), timeout)
+            if ok:
+                self.sessions.set_owner(sid, frm)     # the session moves there
             self.peer.core.send_app(frm, ("REVALED", token, ok))
         elif kind == "REVALED":    # follower: the leader's answer
             _, token, ok = msg
@@ -183,7 +196,7 @@ class QuorumZooKeeperServer(ZooKeeperServer):
             else:
                 self.pending_syncs.append((zxid, req))
 
-    def _submit_forwarded(self, sid, cxid, op, payload, auth_ids):
+    def _submit_forwarded(self, frm, sid, cxid, op, payload, auth_ids):
         origin = RemoteOrigin(sid, auth_ids)
         record, error = None, None
         decoder = REQUEST_DECODERS.get(op)
@@ -194,7 +207,7 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         except MarshallingError as e:
             error = e
         req = Request(origin, cxid, op, record, monotonic_ms(), error)
-        super().submit_request(req, reply=False)
+        super().submit_request(req, reply=False, owner=frm)
 
     # --- role changes -------------------------------------------------------------------------
 
@@ -213,6 +226,8 @@ class QuorumZooKeeperServer(ZooKeeperServer):
             self.sessions.buckets.clear()
             for sid, timeout in self.tree.sessions.items():
                 self.sessions.add(sid, timeout, now)
+        # Our own clients' sessions are owned by our id (a follower's by its).
+        self.owner = self.peer.my_id if serving and core.role == LEADING else None
         if serving and core.role == LEADING:
             self.next_zxid = core.next_zxid()
             self.leader_since = monotonic_ms()
