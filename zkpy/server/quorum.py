@@ -13,17 +13,25 @@ by the leader's tracker, which followers keep alive with TOUCH messages.
 The leader also knows which peer each session's client talks through (its
 owner, set when the session is created or resumed there): a request that
 comes through another peer finds the session moved, and its connection is
-closed (see ZooKeeperServer.write_reply)."""
+closed (see ZooKeeperServer.write_reply).
+
+Read-only mode (readonlymode.enabled): a peer that has been LOOKING for
+max(2 s, tickTime) -- cut off from its quorum -- serves the clients that ask
+for read-only sessions, as ZooKeeper's ReadOnlyZooKeeperServer does: reads
+from its own tree, NotReadOnly for every write and sync, sessions local to
+the peer (ZooKeeper with localSessionsEnabled).  It stops, closing those
+connections, as soon as the peer has a leader again."""
 
 import asyncio
 import gc
 import logging
 import os
 
-from ..protocol.errors import MarshallingError
+from ..protocol.errors import Err, MarshallingError
 from ..protocol.jute import Reader
 from ..protocol.opcodes import Op
 from ..protocol.records import REQUEST_DECODERS
+from ..session.tracker import SessionTracker
 from ..storage.database import DurableLog, dirs, load_snapshot, logged_txns
 from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot
 from ..storage.txnlog import list_logs
@@ -33,7 +41,7 @@ from ..zab.transport import PeerTransport, encode
 from . import replies
 from .listener import ServerRunner
 from .request import Request
-from .zkserver import ZooKeeperServer, monotonic_ms
+from .zkserver import ZooKeeperServer, monotonic_ms, wall_ms
 
 log = logging.getLogger("zkpy.quorum")
 
@@ -63,12 +71,16 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         self.revalidating = {}    # token -> (connection, session id, timeout) asked of the leader
         self.revalidations = 0
         self.leader_since = 0
+        self.global_tracker = None   # the usual tracker, put aside while read-only
 
     @property
     def is_leader(self) -> bool:
         return self.peer.core.role == LEADING
 
     def submit_request(self, request, reply=True, owner=None):
+        if self.read_only:
+            self._read_only_write(request)
+            return
         if self.is_leader:
             super().submit_request(request, reply, self.owner if owner is None else owner)
             return
@@ -79,6 +91,9 @@ class QuorumZooKeeperServer(ZooKeeperServer):
                              [list(a) for a in request.conn.auth_ids]))
 
     def submit_sync(self, request):
+        if self.read_only:
+            self._read_only_write(request)
+            return
         if self.is_leader:
             # Answer once everything proposed so far is applied here.
             zxid = self.peer.core.last_proposed
@@ -92,6 +107,12 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         self.peer.to_leader(("SYNC", sid, request.xid))
 
     def create_session(self, conn, timeout):
+        if self.read_only:
+            # A local session: no txn, nobody else knows of it.
+            sid = self.sessions.new_session_id()
+            self.sessions.add(sid, timeout, monotonic_ms())
+            conn._handshake_done(sid)
+            return sid
         if self.is_leader:
             sid = super().create_session(conn, timeout)
             self.sessions.set_owner(sid, self.owner)
@@ -105,7 +126,7 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         """A follower cannot tell from its own tree whether a session lives (it
         may not have applied its createSession yet, or the leader may have
         expired it): it asks the leader, as ZooKeeper's Learner revalidates."""
-        if self.is_leader:
+        if self.is_leader or self.read_only:
             if self.touch_session(sid, monotonic_ms(), timeout):
                 self.sessions.set_owner(sid, self.owner)   # it is ours now
                 conn._handshake_done(sid)
@@ -119,11 +140,25 @@ class QuorumZooKeeperServer(ZooKeeperServer):
 
     def touch_session(self, sid, now, timeout=None) -> bool:
         ok = self.sessions.touch(sid, now, timeout)
-        if ok and not self.is_leader:
+        if ok and not self.is_leader and not self.read_only:
             self.touched.add(sid)
         return ok
 
+    def validate_session(self, sid) -> bool:
+        """A read-only peer refuses to resume a global session (one its tree
+        knows): its client must find a peer with a quorum."""
+        return not (self.read_only and sid in self.tree.sessions)
+
     def expire_sessions(self, now_ms):
+        if self.read_only:
+            # Local sessions expire here, without a txn.
+            for sid in self.sessions.expired(now_ms):
+                log.info("Expiring read-only session 0x%x", sid & 0xFFFFFFFFFFFFFFFF)
+                self.sessions.remove(sid)
+                conn = self.conn_by_session.get(sid)
+                if conn is not None:
+                    conn.close()
+            return
         # Only an established leader: one still in discovery or sync can
         # propose nothing, and its tracker is not yet refreshed (as a follower
         # it saw no pings for sessions connected elsewhere).
@@ -209,9 +244,53 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         req = Request(origin, cxid, op, record, monotonic_ms(), error)
         super().submit_request(req, reply=False, owner=frm)
 
+    # --- read-only mode ----------------------------------------------------------------------
+
+    def _read_only_write(self, request):
+        """ReadOnlyRequestProcessor: every state-changing request (and sync)
+        is answered NotReadOnly, whatever its body; closeSession closes the
+        local session here."""
+        conn = request.conn
+        zxid = self.tree.last_zxid
+        if request.op == Op.CLOSE_SESSION:
+            self.sessions.remove(conn.session_id)
+            request.reply = replies.header_only(request.xid, zxid, 0)
+            conn.close_after_flush = True
+        else:
+            request.reply = replies.header_only(request.xid, zxid, Err.NOT_READ_ONLY)
+        conn.drain()
+
+    def start_read_only(self):
+        """Serve read-only clients (the peer is LOOKING, cut off from its quorum)."""
+        if self.read_only or self.serving:
+            return
+        self.read_only = True
+        self.serving = True
+        self.mode = "read-only"
+        self.global_tracker = self.sessions
+        self.sessions = SessionTracker(self.config.my_id, self.config.tick_time,
+                                       monotonic_ms(), wall_ms())
+        log.info("peer %d: read-only server started at zxid 0x%x", self.config.my_id,
+                 self.tree.last_zxid)
+
+    def stop_read_only(self):
+        """The peer has a leader again: close every read-only connection (their
+        clients go and find a read-write server) and forget the local sessions."""
+        if not self.read_only:
+            return
+        self.read_only = False
+        self.serving = False
+        self.mode = "looking"
+        self.sessions = self.global_tracker
+        self.global_tracker = None
+        for conn in list(self.connections):
+            conn.close()
+        log.info("peer %d: read-only server stopped", self.config.my_id)
+
     # --- role changes -------------------------------------------------------------------------
 
     def set_serving(self, serving: bool):
+        self.stop_read_only()
         self.serving = serving
         core = self.peer.core
         self.mode = _MODES.get(core.role, "looking") if serving else "looking"
@@ -320,6 +399,7 @@ class QuorumPeer:
         self.tasks = []
         self.last_proposal = None
         self.last_proposal_frame = b""
+        self.read_only_timer = None
 
     # --- start and stop ------------------------------------------------------------------
 
@@ -357,6 +437,8 @@ class QuorumPeer:
         return self
 
     async def stop(self):
+        if self.read_only_timer is not None:
+            self.read_only_timer.cancel()
         for t in self.tasks:
             t.cancel()
         if self.runner is not None:
@@ -467,12 +549,40 @@ class QuorumPeer:
             log.info("peer %d: %s (leader %s, epoch %s)", self.my_id, eff[1], eff[2], eff[3])
             if eff[1] == LOOKING:
                 self.server.set_serving(False)
+                self._arm_read_only()
+            else:
+                self._disarm_read_only()
         elif kind == "serving":
             self.server.set_serving(eff[1])
             if eff[1]:
                 log.info("peer %d: serving as %s", self.my_id, self.server.mode)
         elif kind == "app":
             self.server.on_app(eff[1], eff[2])
+
+    # --- read-only mode --------------------------------------------------------------------
+
+    def _arm_read_only(self):
+        """LOOKING: with readonlymode.enabled, serve read-only clients if no
+        leader is found within a grace period (QuorumPeer's roZkMgr thread:
+        max(2000 ms, tickTime))."""
+        if not self.config.readonly_mode_enabled:
+            return
+        if self.read_only_timer is not None:
+            self.read_only_timer.cancel()
+        delay = max(2000, self.config.tick_time) / 1000
+        self.read_only_timer = self.loop.call_later(delay, self._read_only_due)
+
+    def _read_only_due(self):
+        self.read_only_timer = None
+        if self.core.role == LOOKING:
+            self.server.start_read_only()
+
+    def _disarm_read_only(self):
+        """A leader was found: no read-only server from now on."""
+        if self.read_only_timer is not None:
+            self.read_only_timer.cancel()
+            self.read_only_timer = None
+        self.server.stop_read_only()
 
     def _restart_log(self, change):
         """Stop the log, change the files, start a new log file."""

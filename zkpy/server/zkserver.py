@@ -262,6 +262,11 @@ class ZooKeeperServer:
         else:
             conn.session_expired()
 
+    def validate_session(self, sid) -> bool:
+        """May a client resume session sid here at all?  (ZooKeeperServer's
+        hook; a read-only peer says no to global sessions.)"""
+        return True
+
     def password(self, sid) -> bytes:
         return session_password(sid)
 
