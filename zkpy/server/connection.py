@@ -171,8 +171,29 @@ class ClientConnection(asyncio.Protocol):
             return
         decoder = REQUEST_DECODERS.get(op)
         if decoder is None:
+            if op == Op.CHECK and server.read_only:
+                # A read-only server refuses it before anything looks at it.
+                req = Request(self, xid, op, None, self.last_recv)
+                self.queue.append(req)
+                server.submit_request(req)
+                return
             self.queue.append(_unimplemented(self, xid, op))
             self.drain()
+            return
+        owner = server.owner
+        if owner is not None and op not in WRITE_OPS and op != Op.AUTH and op != Op.SASL \
+                and not server.sessions.check_owner(self.session_id, owner):
+            # A leader checks every request of its own clients against the
+            # session's owner (writes in prep): the session has moved to
+            # another peer, so this connection is closed, without a reply,
+            # once the replies before this request are out.  Requests that
+            # came in the same batch still go through prep first (a write
+            # among them uses up a zxid), as in ZooKeeper, where the close
+            # happens at the end of the pipeline.
+            req = Request(self, xid, op, None, self.last_recv)
+            req.reply = replies.CLOSE
+            self.queue.append(req)
+            self.loop.call_soon(self.drain)
             return
         error = None
         try:
@@ -249,6 +270,9 @@ class ClientConnection(asyncio.Protocol):
                     return  # still on its way through the leader or the log
                 reply = self._evaluate(head)
             q.popleft()
+            if reply is replies.CLOSE:
+                self.close()
+                return
             self._send_reply(head, reply)
 
     def _send_reply(self, req, frame):
@@ -321,6 +345,12 @@ class ClientConnection(asyncio.Protocol):
             self.close()
             return
         self.read_only_byte = req.read_only
+        if server.read_only and not req.read_only:
+            # A read-only server takes only clients that ask for read-only
+            # (an old client without the byte is not one of them).
+            log.info("Refusing session request for not-read-only client %s", self.peer[0])
+            self.close()
+            return
         if req.last_zxid_seen > server.tree.last_zxid:
             log.info("Refusing session request for client %s as it has seen zxid 0x%x our last "
                      "zxid is 0x%x client must try another server", self.peer[0],
@@ -337,6 +367,10 @@ class ClientConnection(asyncio.Protocol):
             server.create_session(self, timeout)
             return
         sid = req.session_id
+        if not server.validate_session(sid):
+            log.info("Refusing global session reconnection in RO mode %s", self.peer[0])
+            self.close()
+            return
         other = server.conn_by_session.get(sid)
         if other is not None and other is not self:
             other.close()
@@ -367,7 +401,7 @@ class ClientConnection(asyncio.Protocol):
             self._process_frames()
 
     def _send_connect_response(self, timeout, sid, passwd):
-        ro = None if self.read_only_byte is None else False
+        ro = None if self.read_only_byte is None else self.server.read_only
         w = Writer()
         ConnectResponse(0, timeout, sid, passwd, ro).write(w)
         self.send(INT.pack(len(w.out)) + bytes(w.out))

@@ -241,13 +241,14 @@ def _conf(server, extra) -> str:
     ]
     text = "\n".join(lines) + "\n"
     if not c.is_standalone:
-        text += _quorum_conf(c)
+        text += _quorum_conf(c, server.mode != "read-only")
     return text
 
 
-def _quorum_conf(c) -> str:
+def _quorum_conf(c, membership: bool = True) -> str:
     """QuorumZooKeeperServer.dumpConf: limits, our ports, then the membership
-    (QuorumMaj.toString, which ends without a newline)."""
+    (QuorumMaj.toString, which ends without a newline).  A read-only peer
+    (ReadOnlyZooKeeperServer.dumpConf) stops before the membership."""
     me = c.servers.get(c.my_id)
     lines = [
         f"initLimit={c.init_limit}",
@@ -256,8 +257,10 @@ def _quorum_conf(c) -> str:
         f"electionPort={me.election_port if me else -1}",
         f"quorumPort={me.quorum_port if me else -1}",
         f"peerType={1 if c.peer_type == 'observer' else 0}",
-        "membership: ",
     ]
+    if not membership:
+        return "\n".join(lines) + "\n"
+    lines.append("membership: ")
     for sid in sorted(c.servers):
         s = c.servers[sid]
         host = f"[{s.host}]" if ":" in s.host else s.host
@@ -303,11 +306,22 @@ def _expiry_dump(lines, buckets: dict, count: int):
 
 
 def _dump(server, extra) -> str:
-    lines = ["SessionTracker dump:", "Session "]
-    tracker = server.sessions
-    buckets = {at: [f"0x{_hex(sid)}" for sid in sorted(sids, key=lambda s: s & _U64)]
-               for at, sids in tracker.buckets.items() if sids}
-    _expiry_dump(lines, buckets, sum(len(b) for b in buckets.values()))
+    lines = ["SessionTracker dump:"]
+    mode = server.mode
+    if mode in ("standalone", "leader"):
+        # SessionTrackerImpl: every session in its expiry bucket.
+        lines.append("Session ")
+        _session_buckets(lines, server.sessions)
+    else:
+        # LearnerSessionTracker: a follower (or observer) tracks no expiry and
+        # lists the global sessions with their timeouts; a read-only peer
+        # first lists its local sessions as the leader lists its own.
+        if mode == "read-only":
+            lines.append("Local Session ")
+            _session_buckets(lines, server.sessions)
+        sessions = server.tree.sessions
+        lines.append(f"Global Sessions({len(sessions)}):")
+        lines.extend(f"0x{_hex(sid)}\t{sessions[sid]}ms" for sid in sorted(sessions))
 
     lines.append("ephemeral nodes dump:")
     ephemerals = server.tree.ephemerals
@@ -330,6 +344,12 @@ def _dump(server, extra) -> str:
             f"ip: {_java_peer(conn)} sessionId: 0x{_hex(conn.session_id)}")
     _expiry_dump(lines, conns, sum(len(b) for b in conns.values()))
     return "\n".join(lines) + "\n"
+
+
+def _session_buckets(lines, tracker):
+    buckets = {at: [f"0x{_hex(sid)}" for sid in sorted(sids, key=lambda s: s & _U64)]
+               for at, sids in tracker.buckets.items() if sids}
+    _expiry_dump(lines, buckets, sum(len(b) for b in buckets.values()))
 
 
 # --- envi --------------------------------------------------------------------------------
@@ -454,6 +474,7 @@ def monitor_values(server) -> list:
     lat = stats.latency
     tree = server.tree
     open_fds, max_fds = _fd_counts()
+    read_only = server.mode == "read-only"
     values = [
         ("version", FULL_VERSION),
         ("server_state", server.mode),
@@ -462,7 +483,8 @@ def monitor_values(server) -> list:
         ("avg_latency", _avg_latency(lat)),
         ("outstanding_requests", _outstanding(server)),
         ("znode_count", tree.node_count()),
-        ("global_sessions", len(server.sessions.sessions)),
+        # A read-only peer's own sessions are local; its tree's are global.
+        ("global_sessions", len(tree.sessions) if read_only else len(server.sessions.sessions)),
         ("non_mtls_remote_conn_count", 0),
         ("last_client_response_size", stats.last_response_size),
         ("packets_sent", stats.packets_sent),
@@ -475,7 +497,7 @@ def monitor_values(server) -> list:
         ("max_file_descriptor_count", max_fds),
         ("approximate_data_size", tree.approximate_data_size()),
         ("open_file_descriptor_count", open_fds),
-        ("local_sessions", 0),
+        ("local_sessions", len(server.sessions.sessions) if read_only else 0),
         ("uptime", int((time.time() - server.started) * 1000)),
         ("max_latency", lat.max),
         ("outstanding_tls_handshake", 0),
@@ -484,7 +506,8 @@ def monitor_values(server) -> list:
     ]
     if open_fds is None or max_fds is None:   # ZooKeeper prints these on Unix only
         values = [(k, v) for k, v in values if v is not None]
-    if server.mode != "standalone":
+    if server.mode not in ("standalone", "read-only"):
+        # QuorumZooKeeperServer's keys; a ReadOnlyZooKeeperServer has neither.
         c = server.config
         state = _PEER_STATES.get(server.mode)
         values.append(("peer_state", f"{state} - broadcast" if state else "looking - election"))

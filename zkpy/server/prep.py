@@ -122,15 +122,20 @@ class Prep:
 
     # --- single ops ----------------------------------------------------------------------
 
-    def prep_op(self, op, req, session_id, auth_ids, overlay):
+    def prep_op(self, op, req, session_id, auth_ids, overlay, check_session=None):
         """Validate one write op; returns its txn body and records the change in
-        overlay.  Raises KeeperError."""
+        overlay.  Raises KeeperError.  check_session, if given, is called
+        where ZooKeeper checks the session's owner (it raises SessionMoved):
+        first for most ops, after the mode and ttl checks for a create, never
+        for deleteContainer (the server's own request)."""
         if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
-            return self._create(op, req, session_id, auth_ids, overlay)
-        if op == Op.DELETE:
-            return self._delete(req.path, req.version, auth_ids, overlay)
+            return self._create(op, req, session_id, auth_ids, overlay, check_session)
         if op == Op.DELETE_CONTAINER:
             return self._delete_container(req.path, overlay)
+        if check_session is not None:
+            check_session()
+        if op == Op.DELETE:
+            return self._delete(req.path, req.version, auth_ids, overlay)
         if op == Op.SET_DATA:
             return self._set_data(req, auth_ids, overlay)
         if op == Op.SET_ACL:
@@ -139,7 +144,7 @@ class Prep:
             return self._check_version(req, auth_ids, overlay)
         raise KeeperError(Err.UNIMPLEMENTED)
 
-    def _create(self, op, req, session_id, auth_ids, overlay):
+    def _create(self, op, req, session_id, auth_ids, overlay, check_session=None):
         flags = req.flags
         if not 0 <= flags <= 6:
             raise KeeperError(Err.BAD_ARGUMENTS, "invalid create flags")
@@ -151,6 +156,8 @@ class Prep:
                 raise KeeperError(Err.BAD_ARGUMENTS, "invalid ttl")
         elif ttl >= 0:
             raise KeeperError(Err.BAD_ARGUMENTS, "ttl given for a non-TTL mode")
+        if check_session is not None:
+            check_session()
         path = req.path
         if path is None or "/" not in path or "\0" in path:
             raise KeeperError(Err.BAD_ARGUMENTS)
@@ -259,17 +266,19 @@ class Prep:
 
     # --- whole requests ----------------------------------------------------------------
 
-    def prep_multi(self, ops, session_id, auth_ids):
+    def prep_multi(self, ops, session_id, auth_ids, check_session=None):
         """A multi's txn body and overlay.  On the first failing op every op
         gets an error result (0 before it, its code, RuntimeInconsistency after)
-        and nothing changes: ZooKeeper's all-or-nothing encoding."""
+        and nothing changes: ZooKeeper's all-or-nothing encoding.  Each op
+        checks the session as it would alone (see prep_op)."""
         overlay = {}
         bodies = []
         for i, (op, req) in enumerate(ops):
             if op in _CREATE_OPS:
                 op, req = _multi_create(op, req)  # may fail the whole multi
             try:
-                bodies.append((op, self.prep_op(op, req, session_id, auth_ids, overlay)))
+                bodies.append((op, self.prep_op(op, req, session_id, auth_ids, overlay,
+                                                check_session)))
             except KeeperError as e:
                 failed = [(Op.ERROR, (0,))] * i + [(Op.ERROR, (e.code,))]
                 failed += [(Op.ERROR, (Err.RUNTIME_INCONSISTENCY,))] * (len(ops) - i - 1)

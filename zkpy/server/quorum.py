@@ -9,17 +9,29 @@ pipeline a standalone server runs.
               commit reaches it.
 
 Sessions are global: created and closed by txns through the leader, expired
-by the leader's tracker, which followers keep alive with TOUCH messages."""
+by the leader's tracker, which followers keep alive with TOUCH messages.
+The leader also knows which peer each session's client talks through (its
+owner, set when the session is created or resumed there): a request that
+comes through another peer finds the session moved, and its connection is
+closed (see ZooKeeperServer.write_reply).
+
+Read-only mode (readonlymode.enabled): a peer that has been LOOKING for
+max(2 s, tickTime) -- cut off from its quorum -- serves the clients that ask
+for read-only sessions, as ZooKeeper's ReadOnlyZooKeeperServer does: reads
+from its own tree, NotReadOnly for every write and sync, sessions local to
+the peer (ZooKeeper with localSessionsEnabled).  It stops, closing those
+connections, as soon as the peer has a leader again."""
 
 import asyncio
 import gc
 import logging
 import os
 
-from ..protocol.errors import MarshallingError
+from ..protocol.errors import Err, MarshallingError
 from ..protocol.jute import Reader
 from ..protocol.opcodes import Op
 from ..protocol.records import REQUEST_DECODERS
+from ..session.tracker import SessionTracker
 from ..storage.database import DurableLog, dirs, load_snapshot, logged_txns
 from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot
 from ..storage.txnlog import list_logs
@@ -29,7 +41,7 @@ from ..zab.transport import PeerTransport, encode
 from . import replies
 from .listener import ServerRunner
 from .request import Request
-from .zkserver import ZooKeeperServer, monotonic_ms
+from .zkserver import ZooKeeperServer, monotonic_ms, wall_ms
 
 log = logging.getLogger("zkpy.quorum")
 
@@ -59,14 +71,18 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         self.revalidating = {}    # token -> (connection, session id, timeout) asked of the leader
         self.revalidations = 0
         self.leader_since = 0
+        self.global_tracker = None   # the usual tracker, put aside while read-only
 
     @property
     def is_leader(self) -> bool:
         return self.peer.core.role == LEADING
 
-    def submit_request(self, request, reply=True):
+    def submit_request(self, request, reply=True, owner=None):
+        if self.read_only:
+            self._read_only_write(request)
+            return
         if self.is_leader:
-            super().submit_request(request, reply)
+            super().submit_request(request, reply, self.owner if owner is None else owner)
             return
         # A follower: the leader preps it; we answer when its commit arrives.
         sid = request.conn.session_id
@@ -75,6 +91,9 @@ class QuorumZooKeeperServer(ZooKeeperServer):
                              [list(a) for a in request.conn.auth_ids]))
 
     def submit_sync(self, request):
+        if self.read_only:
+            self._read_only_write(request)
+            return
         if self.is_leader:
             # Answer once everything proposed so far is applied here.
             zxid = self.peer.core.last_proposed
@@ -88,8 +107,16 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         self.peer.to_leader(("SYNC", sid, request.xid))
 
     def create_session(self, conn, timeout):
+        if self.read_only:
+            # A local session: no txn, nobody else knows of it.
+            sid = self.sessions.new_session_id()
+            self.sessions.add(sid, timeout, monotonic_ms())
+            conn._handshake_done(sid)
+            return sid
         if self.is_leader:
-            return super().create_session(conn, timeout)
+            sid = super().create_session(conn, timeout)
+            self.sessions.set_owner(sid, self.owner)
+            return sid
         sid = self.sessions.new_session_id()
         self.expect_reply((sid, 0), Request(conn, 0, Op.CREATE_SESSION, None, monotonic_ms()))
         self.peer.to_leader(("SESS", sid, timeout))
@@ -99,8 +126,12 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         """A follower cannot tell from its own tree whether a session lives (it
         may not have applied its createSession yet, or the leader may have
         expired it): it asks the leader, as ZooKeeper's Learner revalidates."""
-        if self.is_leader:
-            super().resume_session(conn, sid, timeout)
+        if self.is_leader or self.read_only:
+            if self.touch_session(sid, monotonic_ms(), timeout):
+                self.sessions.set_owner(sid, self.owner)   # it is ours now
+                conn._handshake_done(sid)
+            else:
+                conn.session_expired()
             return
         self.revalidations += 1
         token = self.revalidations
@@ -109,11 +140,25 @@ class QuorumZooKeeperServer(ZooKeeperServer):
 
     def touch_session(self, sid, now, timeout=None) -> bool:
         ok = self.sessions.touch(sid, now, timeout)
-        if ok and not self.is_leader:
+        if ok and not self.is_leader and not self.read_only:
             self.touched.add(sid)
         return ok
 
+    def validate_session(self, sid) -> bool:
+        """A read-only peer refuses to resume a global session (one its tree
+        knows): its client must find a peer with a quorum."""
+        return not (self.read_only and sid in self.tree.sessions)
+
     def expire_sessions(self, now_ms):
+        if self.read_only:
+            # Local sessions expire here, without a txn.
+            for sid in self.sessions.expired(now_ms):
+                log.info("Expiring read-only session 0x%x", sid & 0xFFFFFFFFFFFFFFFF)
+                self.sessions.remove(sid)
+                conn = self.conn_by_session.get(sid)
+                if conn is not None:
+                    conn.close()
+            return
         # Only an established leader: one still in discovery or sync can
         # propose nothing, and its tracker is not yet refreshed (as a follower
         # it saw no pings for sessions connected elsewhere).
@@ -143,14 +188,17 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         kind = msg[0]
         if kind == "REQ":          # leader: a follower's client write
             _, sid, cxid, op, payload, auth_ids = msg
-            self._submit_forwarded(sid, cxid, op, payload, auth_ids)
+            self._submit_forwarded(frm, sid, cxid, op, payload, auth_ids)
         elif kind == "SESS":       # leader: a follower's new session
             _, sid, timeout = msg
             self.sessions.add(sid, timeout, monotonic_ms())
+            self.sessions.set_owner(sid, frm)
             self.submit(sid, 0, Op.CREATE_SESSION, lambda: (Op.CREATE_SESSION, (timeout,), None))
         elif kind == "REVAL":      # leader: may a follower's client resume this session?
             _, sid, timeout, token = msg
             ok = self.sessions.touch(sid, monotonic_ms(), timeout)
+            if ok:
+                self.sessions.set_owner(sid, frm)     # the session moves there
             self.peer.core.send_app(frm, ("REVALED", token, ok))
         elif kind == "REVALED":    # follower: the leader's answer
             _, token, ok = msg
@@ -183,7 +231,7 @@ class QuorumZooKeeperServer(ZooKeeperServer):
             else:
                 self.pending_syncs.append((zxid, req))
 
-    def _submit_forwarded(self, sid, cxid, op, payload, auth_ids):
+    def _submit_forwarded(self, frm, sid, cxid, op, payload, auth_ids):
         origin = RemoteOrigin(sid, auth_ids)
         record, error = None, None
         decoder = REQUEST_DECODERS.get(op)
@@ -194,11 +242,55 @@ class QuorumZooKeeperServer(ZooKeeperServer):
         except MarshallingError as e:
             error = e
         req = Request(origin, cxid, op, record, monotonic_ms(), error)
-        super().submit_request(req, reply=False)
+        super().submit_request(req, reply=False, owner=frm)
+
+    # --- read-only mode ----------------------------------------------------------------------
+
+    def _read_only_write(self, request):
+        """ReadOnlyRequestProcessor: every state-changing request (and sync)
+        is answered NotReadOnly, whatever its body; closeSession closes the
+        local session here."""
+        conn = request.conn
+        zxid = self.tree.last_zxid
+        if request.op == Op.CLOSE_SESSION:
+            self.sessions.remove(conn.session_id)
+            request.reply = replies.header_only(request.xid, zxid, 0)
+            conn.close_after_flush = True
+        else:
+            request.reply = replies.header_only(request.xid, zxid, Err.NOT_READ_ONLY)
+        conn.drain()
+
+    def start_read_only(self):
+        """Serve read-only clients (the peer is LOOKING, cut off from its quorum)."""
+        if self.read_only or self.serving:
+            return
+        self.read_only = True
+        self.serving = True
+        self.mode = "read-only"
+        self.global_tracker = self.sessions
+        self.sessions = SessionTracker(self.config.my_id, self.config.tick_time,
+                                       monotonic_ms(), wall_ms())
+        log.info("peer %d: read-only server started at zxid 0x%x", self.config.my_id,
+                 self.tree.last_zxid)
+
+    def stop_read_only(self):
+        """The peer has a leader again: close every read-only connection (their
+        clients go and find a read-write server) and forget the local sessions."""
+        if not self.read_only:
+            return
+        self.read_only = False
+        self.serving = False
+        self.mode = "looking"
+        self.sessions = self.global_tracker
+        self.global_tracker = None
+        for conn in list(self.connections):
+            conn.close()
+        log.info("peer %d: read-only server stopped", self.config.my_id)
 
     # --- role changes -------------------------------------------------------------------------
 
     def set_serving(self, serving: bool):
+        self.stop_read_only()
         self.serving = serving
         core = self.peer.core
         self.mode = _MODES.get(core.role, "looking") if serving else "looking"
@@ -213,6 +305,8 @@ class QuorumZooKeeperServer(ZooKeeperServer):
             self.sessions.buckets.clear()
             for sid, timeout in self.tree.sessions.items():
                 self.sessions.add(sid, timeout, now)
+        # Our own clients' sessions are owned by our id (a follower's by its).
+        self.owner = self.peer.my_id if serving and core.role == LEADING else None
         if serving and core.role == LEADING:
             self.next_zxid = core.next_zxid()
             self.leader_since = monotonic_ms()
@@ -305,6 +399,7 @@ class QuorumPeer:
         self.tasks = []
         self.last_proposal = None
         self.last_proposal_frame = b""
+        self.read_only_timer = None
 
     # --- start and stop ------------------------------------------------------------------
 
@@ -342,6 +437,8 @@ class QuorumPeer:
         return self
 
     async def stop(self):
+        if self.read_only_timer is not None:
+            self.read_only_timer.cancel()
         for t in self.tasks:
             t.cancel()
         if self.runner is not None:
@@ -452,12 +549,40 @@ class QuorumPeer:
             log.info("peer %d: %s (leader %s, epoch %s)", self.my_id, eff[1], eff[2], eff[3])
             if eff[1] == LOOKING:
                 self.server.set_serving(False)
+                self._arm_read_only()
+            else:
+                self._disarm_read_only()
         elif kind == "serving":
             self.server.set_serving(eff[1])
             if eff[1]:
                 log.info("peer %d: serving as %s", self.my_id, self.server.mode)
         elif kind == "app":
             self.server.on_app(eff[1], eff[2])
+
+    # --- read-only mode --------------------------------------------------------------------
+
+    def _arm_read_only(self):
+        """LOOKING: with readonlymode.enabled, serve read-only clients if no
+        leader is found within a grace period (QuorumPeer's roZkMgr thread:
+        max(2000 ms, tickTime))."""
+        if not self.config.readonly_mode_enabled:
+            return
+        if self.read_only_timer is not None:
+            self.read_only_timer.cancel()
+        delay = max(2000, self.config.tick_time) / 1000
+        self.read_only_timer = self.loop.call_later(delay, self._read_only_due)
+
+    def _read_only_due(self):
+        self.read_only_timer = None
+        if self.core.role == LOOKING:
+            self.server.start_read_only()
+
+    def _disarm_read_only(self):
+        """A leader was found: no read-only server from now on."""
+        if self.read_only_timer is not None:
+            self.read_only_timer.cancel()
+            self.read_only_timer = None
+        self.server.stop_read_only()
 
     def _restart_log(self, change):
         """Stop the log, change the files, start a new log file."""

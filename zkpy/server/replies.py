@@ -12,6 +12,17 @@ _pack_stat = STAT.pack
 NOTIFICATION_ZXID = -1  # ZooKeeper 3.8 sends -1 in the header of a watch event
 
 
+class _Close:
+    __slots__ = ()
+
+    def __repr__(self):
+        return "CLOSE"
+
+
+# In place of a reply: close the connection once the replies before it are sent.
+CLOSE = _Close()
+
+
 def header_only(xid: int, zxid: int, err: int) -> bytes:
     return b"\x00\x00\x00\x10" + _pack_header(xid, zxid, err)
 

@@ -76,6 +76,11 @@ class ZooKeeperServer:
         # Followers hand a client's sync to the leader; standalone answers it inline.
         self.defer_sync = False
         self.replay_until = 0
+        # Set on an ensemble's leader only: the owner its own clients' sessions
+        # have (SessionTrackerImpl's session owner); their reads check it too.
+        self.owner = None
+        # A peer cut off from its quorum that serves read-only clients.
+        self.read_only = False
 
     # --- the write path -------------------------------------------------------------
 
@@ -127,36 +132,48 @@ class ZooKeeperServer:
             del self.waiting[key]
         return request
 
-    def submit_request(self, request, reply=True):
+    def submit_request(self, request, reply=True, owner=None):
         """A write from a connection (or, on a leader, forwarded by a
-        follower: reply=False, the follower answers its client)."""
+        follower: reply=False, the follower answers its client).  On an
+        ensemble's leader, owner is the server the request came through: a
+        session that has moved to another server gets SessionMoved."""
         sid = request.conn.session_id
         overlay = None
         try:
-            body, txn_type, overlay = self._prep_request(request, sid)
+            body, txn_type, overlay = self._prep_request(request, sid, owner)
         except KeeperError as e:
             txn_type, body = Op.ERROR, (e.code,)
         self._log_txn(sid, request.xid, txn_type, body, overlay, request if reply else None)
 
-    def _prep_request(self, request, sid):
+    def _prep_request(self, request, sid, owner):
         """(txn body, txn type, prep overlay) of a client's write; raises KeeperError."""
+        op = request.op
+        check = None
+        if owner is not None:
+            def check():
+                if not self.sessions.check_owner(sid, owner):
+                    raise KeeperError(Err.SESSION_MOVED)
         if request.decode_error is not None:
+            if check is not None and op in _OWNER_CHECKED_BEFORE_DECODING:
+                check()
             raise request.decode_error
         if not self.sessions.is_valid(sid):
             raise KeeperError(Err.SESSION_EXPIRED)
-        op = request.op
         rec = request.record
+        auth_ids = request.conn.auth_ids
         if op == Op.MULTI:
-            body, overlay = self.prep.prep_multi(rec.ops, sid, request.conn.auth_ids)
+            body, overlay = self.prep.prep_multi(rec.ops, sid, auth_ids, check)
             return body, Op.MULTI, overlay
         if op == Op.CLOSE_SESSION:
+            # No owner check: any server may close the session (ZooKeeper's
+            # expiry closes sessions it does not own).
             self.sessions.set_closing(sid)
             return (self.prep.close_session_paths(sid),), Op.CLOSE_SESSION, None
         if op == Op.RECONFIG:
             raise KeeperError(Err.RECONFIG_DISABLED if not self.config.reconfig_enabled
                               else Err.UNIMPLEMENTED)
         overlay = {}
-        return self.prep.prep_op(op, rec, sid, request.conn.auth_ids, overlay), op, overlay
+        return self.prep.prep_op(op, rec, sid, auth_ids, overlay, check), op, overlay
 
     def apply(self, txn):
         """A logged txn: apply it, tell the watchers, then answer its request."""
@@ -191,13 +208,20 @@ class ZooKeeperServer:
                 if check_acl(acl, Perms.READ, conn.auth_ids, self.skip_acl):
                     conn.send_event(frame)
 
-    def write_reply(self, request, txn, result) -> bytes:
-        """The reply frame for a write request whose txn was applied."""
+    def write_reply(self, request, txn, result):
+        """The reply frame for a write request whose txn was applied, or
+        replies.CLOSE: a request on a session that moved to another server
+        gets no reply, its connection is closed (FinalRequestProcessor), so
+        that the client goes back to the server that owns the session."""
         xid, zxid = request.xid, txn.zxid
         t = txn.type
         if t == Op.ERROR:
+            if txn.body[0] == Err.SESSION_MOVED:
+                return replies.CLOSE
             return replies.header_only(xid, zxid, txn.body[0])
         if t == Op.MULTI:
+            if _moved_in_multi(txn):
+                return replies.CLOSE
             return replies.with_body(xid, zxid, self._multi_body(txn, result))
         if t in CREATE_OPS:
             path, stat = result
@@ -251,6 +275,11 @@ class ZooKeeperServer:
             conn._handshake_done(sid)
         else:
             conn.session_expired()
+
+    def validate_session(self, sid) -> bool:
+        """May a client resume session sid here at all?  (ZooKeeperServer's
+        hook; a read-only peer says no to global sessions.)"""
+        return True
 
     def password(self, sid) -> bytes:
         return session_password(sid)
@@ -331,6 +360,19 @@ class ZooKeeperServer:
             conn.close()
         self.log.close()
 
+
+
+# ZooKeeper's prep checks the session's owner before it decodes these (a
+# create, a multi: after).
+_OWNER_CHECKED_BEFORE_DECODING = frozenset({Op.DELETE, Op.SET_DATA, Op.SET_ACL})
+
+
+def _moved_in_multi(txn) -> bool:
+    """A failed multi carries its error code in one of its (ERROR, (code,)) ops."""
+    for op_type, body in txn.body[0]:
+        if op_type == Op.ERROR and body[0] == Err.SESSION_MOVED:
+            return True
+    return False
 
 
 class _PathOnly:

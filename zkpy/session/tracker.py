@@ -32,13 +32,16 @@ def session_password(session_id: int) -> bytes:
 
 
 class Session:
-    __slots__ = ("id", "timeout", "expire_at", "closing")
+    __slots__ = ("id", "timeout", "expire_at", "closing", "owner")
 
     def __init__(self, sid, timeout):
         self.id = sid
         self.timeout = timeout
         self.expire_at = 0
         self.closing = False
+        # Which server the session's client talks through, as an ensemble's
+        # leader sees it (None: not known yet; a standalone server never sets it).
+        self.owner = None
 
 
 class SessionTracker:
@@ -93,6 +96,25 @@ class SessionTracker:
     def is_valid(self, sid: int) -> bool:
         s = self.sessions.get(sid)
         return s is not None and not s.closing
+
+    def set_owner(self, sid: int, owner) -> None:
+        """The session's client now talks through `owner` (it connected or
+        reconnected there)."""
+        s = self.sessions.get(sid)
+        if s is not None:
+            s.owner = owner
+
+    def check_owner(self, sid: int, owner) -> bool:
+        """Whether a request that came through `owner` may use the session
+        (SessionTrackerImpl.checkSession): the first owner to use a session
+        of unknown owner claims it; any other finds the session moved."""
+        s = self.sessions.get(sid)
+        if s is None:
+            return True          # validity is checked on its own
+        if s.owner is None:
+            s.owner = owner
+            return True
+        return s.owner == owner
 
     def set_closing(self, sid: int) -> None:
         s = self.sessions.get(sid)
