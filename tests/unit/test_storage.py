@@ -425,8 +425,11 @@ def test_torn_last_record_is_truncated_with_a_warning(seed, frac):
         snap_dir, log_dir = dirs_in(root)
         (path, records), = write_log_files(log_dir, d.txns)
         off, n = records[-1]
-        keep = int(frac * n)
         buf = bytearray(file_bytes(path))
+        # Tear it before its last non-zero byte: zeroing only bytes that are
+        # zero already would leave the record whole.
+        last_nonzero = len(buf[off:off + n].rstrip(b"\0")) - 1
+        keep = min(int(frac * n), last_nonzero)
         torn = bool(buf[off:off + keep].strip(b"\0"))
         buf[off + keep:off + n] = bytes(n - keep)
         with open(path, "wb") as f:
