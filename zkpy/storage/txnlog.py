@@ -42,7 +42,7 @@ def zxid_of_name(name: str, prefix: str) -> int | None:
 
 
 def encode_txn(txn: Txn) -> bytes:
-    payload = msgpack.packb(txn.to_list(), use_bin_type=True)
+    payload = txn.packed()
     return RECORD.pack(len(payload), zlib.crc32(payload)) + payload
 
 
