@@ -303,8 +303,10 @@ class QuorumPeer:
         self.stash = {}
         self.log_generation = 0
         self.tasks = []
-        self.last_proposal = None
-        self.last_proposal_frame = b""
+        # The last message encoded and its frame: the core hands the same
+        # message object (a proposal, a commit, a ping) to every follower.
+        self.last_msg = None
+        self.last_frame = b""
 
     # --- start and stop ------------------------------------------------------------------
 
@@ -328,7 +330,7 @@ class QuorumPeer:
         self.server = QuorumZooKeeperServer(c, self, tree)
         self.server.replay_until = self.core.last_logged
         self.server.defer_sync = True
-        self.durable = DurableLog(c, loop, tree)
+        self.durable = self._durable_log(tree)
         addresses = {i: (s.host, s.quorum_port) for i, s in c.servers.items()}
         me = c.servers[self.my_id]
         self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down)
@@ -378,6 +380,12 @@ class QuorumPeer:
         self.core.link_down(peer)
         self._process()
 
+    def _durable_log(self, tree):
+        """A log that reports each group commit once, with its last zxid."""
+        gen = self.log_generation
+        return DurableLog(self.config, self.loop, tree,
+                          on_batch=lambda zxid: self._on_logged(gen, zxid))
+
     def _on_logged(self, generation, zxid):
         if generation == self.log_generation:
             self.core.logged(zxid)
@@ -414,21 +422,20 @@ class QuorumPeer:
         kind = eff[0]
         if kind == "send":
             _, to, msg = eff
-            if msg[0] == "PROPOSAL":
-                # The core sends one tuple to every follower: encode it once.
-                if msg is not self.last_proposal:
-                    self.last_proposal = msg
-                    self.last_proposal_frame = encode(msg)
-                    self.server.note_proposal_size(len(self.last_proposal_frame) - 4)
-                self.transport.send_frame(to, self.last_proposal_frame)
-                return
-            if msg[0] == "SYNC" and msg[1] == "SNAP":
-                msg = msg + (snapshot_bytes(self.server.tree, self.server.tree.last_zxid),)
-            self.transport.send(to, msg)
+            if msg is not self.last_msg:
+                if msg[0] == "SYNC" and msg[1] == "SNAP":
+                    msg = msg + (snapshot_bytes(self.server.tree, self.server.tree.last_zxid),)
+                    self.transport.send(to, msg)
+                    return
+                self.last_msg = msg
+                self.last_frame = encode(msg)
+                if msg[0] == "PROPOSAL":
+                    self.server.note_proposal_size(len(self.last_frame) - 4)
+            self.transport.send_frame(to, self.last_frame)
         elif kind == "log":
-            gen = self.log_generation
+            append = self.durable.append
             for txn in eff[1]:
-                self.durable.append(txn, lambda t, g=gen: self._on_logged(g, t.zxid))
+                append(txn)
         elif kind == "apply":
             self.server.apply(eff[1])
         elif kind == "epochs":
@@ -445,9 +452,8 @@ class QuorumPeer:
                 write_snapshot(tree, tree.last_zxid, self.snap_dir)
                 for _, path in list_logs(self.log_dir):
                     os.remove(path)
-            self._restart_log(replace)
+            self._restart_log(replace, tree)
             self.server.install_tree(tree)
-            self.durable.tree = tree
         elif kind == "role":
             log.info("peer %d: %s (leader %s, epoch %s)", self.my_id, eff[1], eff[2], eff[3])
             if eff[1] == LOOKING:
@@ -459,12 +465,12 @@ class QuorumPeer:
         elif kind == "app":
             self.server.on_app(eff[1], eff[2])
 
-    def _restart_log(self, change):
+    def _restart_log(self, change, tree=None):
         """Stop the log, change the files, start a new log file."""
         self.durable.close()
         self.log_generation += 1
         change()
-        self.durable = DurableLog(self.config, self.loop, self.server.tree)
+        self.durable = self._durable_log(tree if tree is not None else self.server.tree)
         self.server.log = self
 
 

@@ -361,18 +361,30 @@ class ZabPeer:
             del self.history_zxids[:over]
 
     def _flush_after_logged(self):
+        """Send what waited for the log to be durable up to its zxid.  Of a
+        run of proposal ACKs only the last is sent: the leader takes an ACK
+        for every proposal up to its zxid."""
         if not self.after_logged:
             return
         keep = []
+        ack = None
         for entry in self.after_logged:
             zxid, msg, epoch = entry
             if zxid <= self.durable:
+                if epoch is None and msg[0] == "ACK":
+                    ack = msg
+                    continue
+                if ack is not None:
+                    self._send(self.leader_id, ack)
+                    ack = None
                 if epoch is not None and epoch != self.current_epoch:
                     self.current_epoch = epoch
                     self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
                 self._send(self.leader_id, msg)
             else:
                 keep.append(entry)
+        if ack is not None:
+            self._send(self.leader_id, ack)
         self.after_logged = keep
 
     def _apply_committed(self):
@@ -465,9 +477,12 @@ class ZabPeer:
                 elif self.quorum.is_quorum(self.newleader_acks):
                     self._establish()
             elif not learner.observer:
+                # An ack covers every proposal up to its zxid (a follower logs
+                # them in order and acks once they are durable).
                 for z, acks in self.proposals.items():
-                    if z <= zxid:
-                        acks.add(frm)
+                    if z > zxid:
+                        break
+                    acks.add(frm)
                 self._try_commit()
         elif kind == "PING":
             pass
@@ -530,31 +545,43 @@ class ZabPeer:
         self._append_history([txn])
         self.out.append(("log", [txn]))
         self.proposals[txn.zxid] = set()
+        # One message object for every follower: the driver encodes it once.
         msg = ("PROPOSAL", txn)
         for learner in self.learners.values():
             if learner.phase in (SYNCING, ESTABLISHED) and not learner.observer:
                 self._send(learner.id, msg)
 
     def _try_commit(self):
-        while self.proposals:
-            z = self.last_applied + 1
-            acks = self.proposals.get(z)
-            if acks is None:
-                z = min(self.proposals)
-                acks = self.proposals[z]
-            if z > self.durable or not self.quorum.is_quorum(acks | {self.id}):
-                return
-            del self.proposals[z]
+        """Commit, in order, the outstanding proposals a quorum has logged.
+        Followers get one COMMIT for the last of them (a commit covers every
+        proposal before it), observers an INFORM for each."""
+        proposals = self.proposals
+        first = None
+        while proposals:
+            z = next(iter(proposals))   # the oldest: proposals are made in zxid order
+            if z > self.durable or not self.quorum.is_quorum(proposals[z] | {self.id}):
+                break
+            del proposals[z]
             self.commit_point = z
-            i = bisect.bisect_left(self.history_zxids, z)
-            txn = self.history[i]
-            for learner in self.learners.values():
-                if learner.phase in (SYNCING, ESTABLISHED):
-                    if learner.observer:
-                        self._send(learner.id, ("INFORM", txn))
-                    else:
-                        self._send(learner.id, ("COMMIT", z))
-            self._apply_committed()
+            if first is None:
+                first = z
+        if first is None:
+            return
+        commit = ("COMMIT", self.commit_point)
+        informs = None
+        for learner in self.learners.values():
+            if learner.phase not in (SYNCING, ESTABLISHED):
+                continue
+            if not learner.observer:
+                self._send(learner.id, commit)
+                continue
+            if informs is None:
+                i = bisect.bisect_left(self.history_zxids, first)
+                j = bisect.bisect_right(self.history_zxids, self.commit_point)
+                informs = [("INFORM", txn) for txn in self.history[i:j]]
+            for inform in informs:
+                self._send(learner.id, inform)
+        self._apply_committed()
 
     def send_app(self, to, payload):
         self._send(to, ("APP", payload))
@@ -624,6 +651,7 @@ class ZabPeer:
                 self._broadcast_vote()
         elif self.role == LEADING:
             sync_ms, init_ms = self.sync_limit * self.tick_ms, self.init_limit * self.tick_ms
+            ping = ("PING",)
             for learner in list(self.learners.values()):
                 # A learner still syncing (loading a SNAP, truncating its log)
                 # gets initLimit, as ZooKeeper's LearnerHandler does; once
@@ -633,7 +661,7 @@ class ZabPeer:
                     del self.learners[learner.id]
                     self.connecting.pop(learner.id, None)
                 elif chatter:
-                    self._send(learner.id, ("PING",))
+                    self._send(learner.id, ping)
             if self.phase != ESTABLISHED and now > self.phase_deadline:
                 self._look()
                 return
