@@ -1,12 +1,14 @@
 """The peer links (zkpy/zab/transport.py) over a real loopback connection:
 frames of one event-loop pass go out in one write, in order; a reserved frame
 holds back what is sent after it; txns travel as the bytes their log record
-holds."""
+holds.  Also fork_bytes (zkpy/storage/forked.py), which makes a SNAP's frame."""
 
 import asyncio
+import os
 
 from zkpy.datatree.txn import Txn
 from zkpy.protocol.opcodes import Op
+from zkpy.storage.forked import fork_bytes
 from zkpy.storage.txnlog import RECORD, encode_txn
 from zkpy.testing import free_port
 from zkpy.zab import transport as transport_mod
@@ -115,3 +117,22 @@ def test_a_txn_travels_as_its_log_record_bytes(monkeypatch):
     got = decode(frame[4:])[1]
     assert (got.zxid, got.body[1]) == (t.zxid, t.body[1])
     assert got.packed() == payload and encode_txn(got) == record
+
+
+async def test_fork_bytes_hands_back_what_the_child_made():
+    loop = asyncio.get_running_loop()
+    state = {"data": b"abc" * 1_000_000}
+    done = loop.create_future()
+    assert fork_bytes(lambda: state["data"] + str(os.getpid()).encode(), loop,
+                      done.set_result)
+    state["data"] = b"changed after the fork"
+    result = await asyncio.wait_for(done, 30)
+    assert result.startswith(b"abc" * 1_000_000)
+    assert int(result[3_000_000:]) != os.getpid()
+
+    failed = loop.create_future()
+
+    def boom():
+        raise RuntimeError("no")
+    assert fork_bytes(boom, loop, failed.set_result)
+    assert await asyncio.wait_for(failed, 30) is None
