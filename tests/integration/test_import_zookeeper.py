@@ -532,6 +532,12 @@ def zkpy_datadir(tmp_path):
             c.create("/tools/s-", str(i).encode(), sequence=True)
         c.stop()
         c.close()
+        # A snapshot that falls due while the previous one is still being
+        # written is taken once that one is done: wait for it rather than
+        # stop the server first.
+        deadline = time.monotonic() + 30
+        while len(_zkpy_files(data)[0]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
     with ZkpyServer(data_dir=data, subprocess=False) as srv:
         c = KazooClient(hosts=srv.hosts, timeout=10)
         c.start(timeout=15)
