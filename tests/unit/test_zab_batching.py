@@ -125,3 +125,18 @@ def test_a_follower_acks_a_group_commit_once():
     assert sends(f.take(), "ACK") == [(3, ("ACK", zs[3]))]
     f.receive(3, ("COMMIT", zs[3]))
     assert [e[1].zxid for e in f.take() if e[0] == "apply"] == zs
+
+
+def test_history_stays_bounded_and_keeps_at_least_its_limit():
+    f = follower_of_3()
+    f.history_limit = 80
+    zs = [make_zxid(1, i) for i in range(1, 1001)]
+    for z in zs:
+        f.receive(3, ("PROPOSAL", txn(z)))
+        f.logged(z)
+        f.receive(3, ("COMMIT", z))
+        f.take()
+        assert 80 <= len(f.history) <= 80 + 80 // 8 + 1 or len(f.history) == z & 0xFFFF
+        assert f.history_zxids == [t.zxid for t in f.history]
+        assert f.history_base < f.history_zxids[0]
+    assert f.history_zxids[-1] == zs[-1] and f.last_applied == zs[-1]

@@ -40,6 +40,7 @@ Message shapes (tuples, msgpack-friendly once txns are lists):
 """
 
 import bisect
+from collections import deque
 
 from .quorum import QuorumConfig, epoch_of, make_zxid
 
@@ -109,7 +110,7 @@ class ZabPeer:
         self.follow_attempt = 0
         self.follow_sent = 0
         self.leader_heard = 0
-        self.after_logged = []      # (zxid, msg to the leader, epoch) sent once durable
+        self.after_logged = deque()  # (zxid, msg to the leader, epoch) sent once durable
         # Leader state.
         self.phase = None
         self.learners: dict[int, Learner] = {}
@@ -352,40 +353,41 @@ class ZabPeer:
         self.history.extend(txns)
         self.history_zxids.extend(t.zxid for t in txns)
         self.last_logged = self.history_zxids[-1]
-        over = min(len(self.history) - self.history_limit,
-                   bisect.bisect_right(self.history_zxids, self.last_applied))
-        if over > 0:
-            # Keep a bounded history; older txns are reachable by SNAP only.
-            self.history_base = self.history_zxids[over - 1]
-            del self.history[:over]
-            del self.history_zxids[:over]
+        excess = len(self.history) - self.history_limit
+        if excess > self.history_limit // 8:
+            # Keep a bounded history (older txns are reachable by SNAP only),
+            # trimmed in chunks: deleting from the front of a list moves the
+            # whole rest of it, which per txn would cost more than the txn.
+            over = min(excess, bisect.bisect_right(self.history_zxids, self.last_applied))
+            if over > 0:
+                self.history_base = self.history_zxids[over - 1]
+                del self.history[:over]
+                del self.history_zxids[:over]
 
     def _flush_after_logged(self):
-        """Send what waited for the log to be durable up to its zxid.  Of a
-        run of proposal ACKs only the last is sent: the leader takes an ACK
-        for every proposal up to its zxid."""
-        if not self.after_logged:
-            return
-        keep = []
+        """Send, in order, what waited for the log to be durable up to its
+        zxid.  The entries are in zxid order, so this stops at the first that
+        is not durable yet: a follower whose disk is slow while proposals pour
+        in must not rescan all it waits for on each one.  Of a run of proposal
+        ACKs only the last is sent: the leader takes an ACK for every proposal
+        up to its zxid."""
+        q = self.after_logged
+        durable = self.durable
         ack = None
-        for entry in self.after_logged:
-            zxid, msg, epoch = entry
-            if zxid <= self.durable:
-                if epoch is None and msg[0] == "ACK":
-                    ack = msg
-                    continue
-                if ack is not None:
-                    self._send(self.leader_id, ack)
-                    ack = None
-                if epoch is not None and epoch != self.current_epoch:
-                    self.current_epoch = epoch
-                    self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
-                self._send(self.leader_id, msg)
-            else:
-                keep.append(entry)
+        while q and q[0][0] <= durable:
+            _, msg, epoch = q.popleft()
+            if epoch is None and msg[0] == "ACK":
+                ack = msg
+                continue
+            if ack is not None:
+                self._send(self.leader_id, ack)
+                ack = None
+            if epoch is not None and epoch != self.current_epoch:
+                self.current_epoch = epoch
+                self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
+            self._send(self.leader_id, msg)
         if ack is not None:
             self._send(self.leader_id, ack)
-        self.after_logged = keep
 
     def _apply_committed(self):
         """Apply, in order, what is both committed and durable here."""
