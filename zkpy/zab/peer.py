@@ -184,6 +184,11 @@ class ZabPeer:
         if self.role != LOOKING:
             if state == LOOKING:
                 self._send(frm, self._vote_msg(self.role))
+            elif frm == self.leader_id and state != LEADING and self.follow_phase == DISCOVERY:
+                # The peer we decided to follow follows another (it answered
+                # our FOLLOWERINFO so): it will never lead us; look again
+                # rather than wait out initLimit.
+                self._look()
             return
         if state == LOOKING:
             if frm not in self.quorum.voters or leader < 0:
@@ -621,6 +626,9 @@ class ZabPeer:
             # A peer that decided before we did: keep its request for when we
             # lead (else it waits for its resend).
             self.early_info[frm] = msg
+        elif kind == "FOLLOWERINFO":
+            # We follow another peer: say so (see _on_vote).
+            self._send(frm, self._vote_msg(self.role))
 
     def logged(self, zxid):
         """The driver's log made every txn up to zxid durable."""
