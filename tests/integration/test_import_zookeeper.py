@@ -530,14 +530,16 @@ def zkpy_datadir(tmp_path):
         c.create("/tools/bin", b"\x00\x01\xfe\xff")
         for i in range(25):
             c.create("/tools/s-", str(i).encode(), sequence=True)
+        # Snapshots are written in the background, and on a busy machine the
+        # ones asked for while one is being written coalesce: write on until
+        # there are two (and so two log files).
+        deadline = time.monotonic() + 60
+        while len(_zkpy_files(data)[0]) < 2 and time.monotonic() < deadline:
+            c.create("/tools/more", b"")
+            c.delete("/tools/more")
+            time.sleep(0.1)
         c.stop()
         c.close()
-        # A snapshot that falls due while the previous one is still being
-        # written is taken once that one is done: wait for it rather than
-        # stop the server first.
-        deadline = time.monotonic() + 30
-        while len(_zkpy_files(data)[0]) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
     with ZkpyServer(data_dir=data, subprocess=False) as srv:
         c = KazooClient(hosts=srv.hosts, timeout=10)
         c.start(timeout=15)
