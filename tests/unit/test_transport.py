@@ -6,12 +6,12 @@ holds.  Also fork_bytes (zkpy/storage/forked.py), which makes a SNAP's frame."""
 import asyncio
 import os
 
+from zkpy.datatree import txn as txn_mod
 from zkpy.datatree.txn import Txn
 from zkpy.protocol.opcodes import Op
 from zkpy.storage.forked import fork_bytes
 from zkpy.storage.txnlog import RECORD, encode_txn
 from zkpy.testing import free_port
-from zkpy.zab import transport as transport_mod
 from zkpy.zab.transport import PeerTransport, decode, encode
 
 
@@ -108,9 +108,8 @@ def test_a_txn_travels_as_its_log_record_bytes(monkeypatch):
     assert frame.endswith(payload)
     # Packed once: neither the proposal nor the log packs it again.
     calls = []
-    real = transport_mod.msgpack.packb
-    monkeypatch.setattr("zkpy.datatree.txn.msgpack.packb",
-                        lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = txn_mod._pack
+    monkeypatch.setattr(txn_mod, "_pack", lambda *a: calls.append(a) or real(*a))
     assert encode(("PROPOSAL", t)) == frame and encode_txn(t) == record
     assert calls == []
     # The follower's copy keeps the bytes it came in: its log writes them as they are.

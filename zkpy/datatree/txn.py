@@ -22,6 +22,11 @@ import msgpack
 from ..protocol.opcodes import Op
 
 
+# One packer (packb makes one per call).  A txn is plain data: packing it
+# never calls back into Python, so the GIL is held throughout.
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
 class Txn:
     """A txn is never changed once made, so its msgpack encoding is made once
     (packed()) and shared by the log record and every peer message that
@@ -44,7 +49,7 @@ class Txn:
         """msgpack of to_list(), made on first use and kept."""
         p = self._packed
         if p is None:
-            p = self._packed = msgpack.packb(self.to_list(), use_bin_type=True)
+            p = self._packed = _pack(self.to_list())
         return p
 
     @classmethod
