@@ -540,7 +540,7 @@ def write_epochs(data_dir: str, accepted: int, current: int) -> None:
 
 def truncate_logs(log_dir: str, zxid: int) -> None:
     """Drop every logged txn after zxid (a follower told TRUNC by its leader)."""
-    from ..storage.txnlog import LogFile, encode_txn, fsync_dir, read_log
+    from ..storage import txnlog
     logs = list_logs(log_dir)
     # Files are named by their first zxid and hold ascending txns, so only the
     # newest file starting at or before zxid can straddle it; older ones are
@@ -553,20 +553,10 @@ def truncate_logs(log_dir: str, zxid: int) -> None:
         else:
             holder = path
     if holder is not None:
-        path = holder
-        txns, _ = read_log(path, True)
-        if txns and txns[-1].zxid > zxid:
-            keep = [t for t in txns if t.zxid <= zxid]
-            tmp_dir = path + ".trunc"
-            os.makedirs(tmp_dir, exist_ok=True)
-            tmp = os.path.join(tmp_dir, os.path.basename(path))
-            f = LogFile(tmp, 4096)
-            f.write(b"".join(encode_txn(t) for t in keep))
-            f.sync()
-            f.close()
-            os.replace(tmp, path)
-            os.rmdir(tmp_dir)
-    fsync_dir(log_dir)
+        # Cut in place at the first later record (decoding every txn of a full
+        # file to rewrite it took most of a second).
+        txnlog.cut_after(holder, zxid)
+    txnlog.fsync_dir(log_dir)
 
 
 async def run_peer(config, stop_event: asyncio.Event):
