@@ -135,3 +135,25 @@ async def test_fork_bytes_hands_back_what_the_child_made():
         raise RuntimeError("no")
     assert fork_bytes(boom, loop, failed.set_result)
     assert await asyncio.wait_for(failed, 30) is None
+
+
+async def test_a_forked_child_holds_none_of_the_parents_sockets():
+    """A leader killed while a child serialises its tree must not leave its
+    peer and client connections open in the child."""
+    import socket
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    try:
+        def make():
+            try:
+                os.fstat(a.fileno())
+                return b"open"
+            except OSError:
+                return b"closed"
+        done = loop.create_future()
+        assert fork_bytes(make, loop, done.set_result)
+        assert await asyncio.wait_for(done, 30) == b"closed"
+        os.fstat(a.fileno())      # still open here
+    finally:
+        a.close()
+        b.close()

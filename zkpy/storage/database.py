@@ -9,6 +9,7 @@ import random
 import threading
 
 from ..datatree.tree import DataTree
+from .forked import close_inherited_fds
 from .snapshot import CorruptSnapshotError, list_snapshots, read_snapshot, write_snapshot
 from .syncer import TxnLogSyncer
 from .txnlog import CorruptLogError, fsync_dir, list_logs, read_log, truncate_at
@@ -184,6 +185,7 @@ class DurableLog:
         if pid == 0:  # the child: write, and leave without running any cleanup
             code = 1
             try:
+                close_inherited_fds()
                 write_snapshot(self.tree, zxid, self.snap_dir)
                 code = 0
             finally:

@@ -17,6 +17,21 @@ log = logging.getLogger("zkpy.storage")
 _CHUNK = 1 << 20
 
 
+def close_inherited_fds(keep=()) -> None:
+    """In a forked child: close every descriptor but stdin, stdout, stderr
+    and `keep`.  The parent's sockets must not outlive the parent: killed
+    while a child works, its peers and clients would see its connections
+    stay open until the child is done."""
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _MAX_FD)
+
+
+_MAX_FD = max(os.sysconf("SC_OPEN_MAX"), 1 << 16)
+
+
 def fork_bytes(make, loop, on_done) -> bool:
     """Run make() -> bytes in a forked child.  on_done(result) runs on the
     loop once the child is done: its bytes, or None if it failed.  False if
@@ -38,7 +53,7 @@ def fork_bytes(make, loop, on_done) -> bool:
     if pid == 0:  # the child: write, and leave without running any cleanup
         code = 1
         try:
-            os.close(r)
+            close_inherited_fds(keep=(w,))
             view = memoryview(make())
             while view:
                 view = view[os.write(w, view):]
