@@ -537,3 +537,43 @@ def test_an_observer_serves_and_follows_a_new_leader():
         except BaseException:
             print(c.dump_logs())
             raise
+
+
+def test_a_long_diff_is_made_off_the_event_loop():
+    """A follower more than FORK_SYNC_TXNS txns behind (but within the
+    history kept for DIFFs) gets its DIFF encoded by a forked child of the
+    leader; writes sent after it wait for it on the link, so the follower
+    misses none and takes none out of order."""
+    from zkpy.server.quorum import FORK_SYNC_TXNS
+    with Cluster(3, tick_time=300, force_sync=False, snap_count=4 * FORK_SYNC_TXNS) as c:
+        try:
+            leader = c.wait_ready()
+            f = c.followers()[0]
+            c.stop(f)
+            bulk = make_client(c.host(leader))
+            try:
+                bulk.ensure_path("/long")
+                acked = set()
+                for start in range(0, FORK_SYNC_TXNS + 500, 1000):
+                    batch = [(f"/long/n{n:06d}", bulk.create_async(f"/long/n{n:06d}"))
+                             for n in range(start, start + 1000)]
+                    for path, r in batch:
+                        r.get(timeout=60)
+                        acked.add(path)
+            finally:
+                close_client(bulk)
+            mark = len(c.peers[leader].log_text())
+            with Writers(c.hosts, "/load-long") as w:
+                c.restart(f)
+                c.wait_ready()
+                w.wait_progress(30)
+                w.stop()
+                assert not w.anomalies, w.anomalies
+                check_peers(c, w.base, w.snapshot())
+            check_peers(c, "/long", acked)
+            log = new_log(c, leader, mark)
+            assert f"syncing peer {f} by DIFF with" in log, log[-3000:]
+            assert "by SNAP" not in new_log(c, f, 0)
+        except BaseException:
+            print(c.dump_logs())
+            raise

@@ -38,8 +38,8 @@ def test_truncates_the_straddling_file_and_drops_later_ones(tmp_path, monkeypatc
     for zxids in files:
         _write_log(str(tmp_path), zxids)
     reads = []
-    real = txnlog.read_log
-    monkeypatch.setattr(txnlog, "read_log", lambda path, last: reads.append(path) or real(path, last))
+    real = txnlog.cut_after
+    monkeypatch.setattr(txnlog, "cut_after", lambda path, z: reads.append(path) or real(path, z))
 
     quorum.truncate_logs(str(tmp_path), e1 + 12)
 
@@ -59,3 +59,57 @@ def test_truncating_at_a_file_boundary_and_before_everything(tmp_path):
     assert _all(str(tmp_path)) == [e1 + 1, e1 + 2]
     quorum.truncate_logs(str(tmp_path), 0)
     assert list_logs(str(tmp_path)) == []
+
+
+def test_cut_after_finds_the_first_later_txn_whatever_its_encoding(tmp_path):
+    """Session ids and cxids of every msgpack width, an epoch change in the
+    middle of the file, and data that holds the very bytes of a later zxid:
+    every cut point leaves exactly the txns up to it, readable, with zeros
+    after them."""
+    import msgpack
+    e1, e2 = 7 << 32, 8 << 32
+    zxids = [e1 + i for i in range(1, 40)] + [e2 + i for i in range(1, 20)]
+    sids = [0, 1, 127, 128, -1, -33, 255, 70000, -70000, 1 << 40, -(1 << 50), 0x7FFFFFFFFFFFFFFF]
+    cxids = [0, 5, 300, -2, 1 << 20]
+
+    def txns():
+        out = []
+        for k, z in enumerate(zxids):
+            # The data of each txn holds what looks like the start of the
+            # next two txns (array, session id, cxid, zxid).
+            data = b"".join(b"\x96\x00\x00" + msgpack.packb(z + n) for n in (1, 2))
+            out.append(Txn(sids[k % len(sids)], cxids[k % len(cxids)], z, k, Op.SET_DATA,
+                           ["/p", data, k]))
+        return out
+
+    cuts = [0, e1, e1 + 1, e1 + 2, e1 + 20, e1 + 38, e1 + 39, e1 + 1000, e2, e2 + 1, e2 + 10,
+            e2 + 18, e2 + 19, e2 + 50]
+    for cut in cuts:
+        d = tmp_path / f"cut-{cut:x}"
+        d.mkdir()
+        path = os.path.join(str(d), log_file_name(zxids[0]))
+        f = LogFile(path, 64 * 1024)
+        f.write(b"".join(encode_txn(t) for t in txns()))
+        f.sync()
+        size = f.size
+        f.close()
+        want = [z for z in zxids if z <= cut]
+        assert txnlog.cut_after(path, cut) == (len(want) < len(zxids))
+        got, end = read_log(path, True)
+        assert [t.zxid for t in got] == want, hex(cut)
+        assert os.path.getsize(path) == size
+        with open(path, "rb") as fh:
+            assert not fh.read()[end:].strip(b"\x00")
+
+
+def test_cut_after_leaves_a_torn_tail_before_the_cut_alone(tmp_path):
+    e1 = 3 << 32
+    path = os.path.join(str(tmp_path), log_file_name(e1 + 1))
+    f = LogFile(path, 64 * 1024)
+    recs = [encode_txn(_txn(e1 + i)) for i in range(1, 6)]
+    f.write(b"".join(recs) + recs[0][:len(recs[0]) // 2])   # a torn write after e1 + 5
+    f.sync()
+    f.close()
+    assert not txnlog.cut_after(path, e1 + 5)
+    assert txnlog.cut_after(path, e1 + 3)
+    assert [t.zxid for t in read_log(path, True)[0]] == [e1 + 1, e1 + 2, e1 + 3]

@@ -93,3 +93,35 @@ def test_pings_still_answered_while_rejoining():
     p.take()
     p.receive(3, ("PING",))
     assert ("send", 3, ("PING",)) in p.take()
+
+
+def test_a_peer_that_follows_another_turns_a_would_be_follower_away():
+    """Peers 1 and 2 agreed on 2; before 2 decided, peer 3 came up and 2 went
+    with it.  Peer 1, already FOLLOWING 2, must not wait out initLimit for an
+    answer that never comes: 2 tells it whom it follows, and 1 looks again
+    and joins the real leader."""
+    two = ZabPeer(2, QuorumConfig.of([1, 2, 3]), now=0, tick_ms=TICK, init_limit=10,
+                  sync_limit=5)
+    two.start()
+    two.receive(3, ("VOTE", 0, 0, 3, 1, LEADING))
+    two.receive(1, ("VOTE", 0, 0, 3, 1, FOLLOWING))
+    assert two.role == FOLLOWING and two.leader_id == 3
+    two.take()
+    two.receive(1, ("FOLLOWERINFO", 0, 0, False, 1))
+    answer = [eff[2] for eff in two.take() if eff[0] == "send" and eff[1] == 1]
+    assert answer and answer[0][0] == "VOTE" and answer[0][3] == 3 \
+        and answer[0][5] == FOLLOWING
+
+    one = ZabPeer(1, QuorumConfig.of([1, 2, 3]), now=0, tick_ms=TICK, init_limit=10,
+                  sync_limit=5)
+    one.start()
+    one.receive(2, ("VOTE", 0, 0, 2, 1, LOOKING))
+    one.tick(1000)
+    assert one.role == FOLLOWING and one.leader_id == 2 and one.follow_phase == DISCOVERY
+    one.take()
+    one.receive(2, answer[0])
+    assert one.role == LOOKING
+    one.take()
+    one.receive(2, ("VOTE", 0, 0, 3, 1, FOLLOWING))
+    one.receive(3, ("VOTE", 0, 0, 3, 1, LEADING))
+    assert one.role == FOLLOWING and one.leader_id == 3

@@ -17,22 +17,46 @@ ACLs travel as lists of (perms, scheme, id).  `owner` is the ephemeralOwner
 field as the tree stores it: a session id, the container marker or a TTL mark.
 """
 
+import msgpack
+
 from ..protocol.opcodes import Op
 
 
-class Txn:
-    __slots__ = ("session_id", "cxid", "zxid", "time", "type", "body")
+# One packer (packb makes one per call).  A txn is plain data: packing it
+# never calls back into Python, so the GIL is held throughout.
+_pack = msgpack.Packer(use_bin_type=True).pack
 
-    def __init__(self, session_id, cxid, zxid, time, type, body):
+
+class Txn:
+    """A txn is never changed once made, so its msgpack encoding is made once
+    (packed()) and shared by the log record and every peer message that
+    carries it."""
+    __slots__ = ("session_id", "cxid", "zxid", "time", "type", "body", "_packed")
+
+    def __init__(self, session_id, cxid, zxid, time, type, body, packed=None):
         self.session_id = session_id
         self.cxid = cxid
         self.zxid = zxid
         self.time = time
         self.type = type
         self.body = body
+        self._packed = packed
 
     def to_list(self) -> list:
         return [self.session_id, self.cxid, self.zxid, self.time, self.type, self.body]
+
+    def packed(self) -> bytes:
+        """msgpack of to_list(), made on first use and kept."""
+        p = self._packed
+        if p is None:
+            p = self._packed = _pack(self.to_list())
+        return p
+
+    @classmethod
+    def unpack(cls, payload) -> "Txn":
+        """The txn whose packed() is payload (which it keeps)."""
+        payload = bytes(payload)
+        return cls(*msgpack.unpackb(payload, raw=False, use_list=True), payload)
 
     @classmethod
     def from_list(cls, items) -> "Txn":

@@ -9,6 +9,7 @@ import random
 import threading
 
 from ..datatree.tree import DataTree
+from .forked import close_inherited_fds
 from .snapshot import CorruptSnapshotError, list_snapshots, read_snapshot, write_snapshot
 from .syncer import TxnLogSyncer
 from .txnlog import CorruptLogError, fsync_dir, list_logs, read_log, truncate_at
@@ -109,7 +110,8 @@ class DurableLog:
     """The log the server's pipeline appends to: group-committed, fsynced
     (unless forceSync=no), with a snapshot every snapCount txns or so."""
 
-    def __init__(self, config, loop, tree):
+    def __init__(self, config, loop, tree, on_batch=None):
+        """on_batch: see TxnLogSyncer."""
         self.config = config
         self.tree = tree
         self.loop = loop
@@ -117,7 +119,8 @@ class DurableLog:
         os.makedirs(self.snap_dir, exist_ok=True)
         os.makedirs(self.log_dir, exist_ok=True)
         self.syncer = TxnLogSyncer(self.log_dir, loop, config.force_sync,
-                                   config.pre_alloc_size_kb, config.fsync_warning_threshold_ms)
+                                   config.pre_alloc_size_kb, config.fsync_warning_threshold_ms,
+                                   on_batch=on_batch)
         self.since_snapshot = 0
         self.snapshot_at = self._next_snapshot_point()
         self.snapshot_thread = None
@@ -130,7 +133,7 @@ class DurableLog:
         n = self.config.snap_count
         return random.randint(n // 2 + 1, n) if n > 2 else n
 
-    def append(self, txn, on_logged):
+    def append(self, txn, on_logged=None):
         self.syncer.append(txn, on_logged)
         self.since_snapshot += 1
         if self.since_snapshot >= self.snapshot_at and not self.snapshot_scheduled:
@@ -182,6 +185,7 @@ class DurableLog:
         if pid == 0:  # the child: write, and leave without running any cleanup
             code = 1
             try:
+                close_inherited_fds()
                 write_snapshot(self.tree, zxid, self.snap_dir)
                 code = 0
             finally:

@@ -68,6 +68,21 @@ def write_snapshot(tree: DataTree, zxid: int, snap_dir: str) -> str:
     return final
 
 
+def write_snapshot_bytes(blob, zxid: int, snap_dir: str) -> str:
+    """Write a snapshot that is already serialised (what snapshot_bytes made,
+    say on the leader that sent it) as the snapshot file for zxid."""
+    os.makedirs(snap_dir, exist_ok=True)
+    final = os.path.join(snap_dir, snapshot_file_name(zxid))
+    tmp = final + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(blob)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, final)
+    fsync_dir(snap_dir)
+    return final
+
+
 def snapshot_bytes(tree: DataTree, zxid: int) -> bytes:
     """A snapshot as bytes (what a leader sends a follower it syncs by SNAP)."""
     f = io.BytesIO()

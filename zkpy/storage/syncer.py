@@ -27,10 +27,14 @@ log = logging.getLogger("zkpy.storage")
 
 class TxnLogSyncer:
     def __init__(self, log_dir, loop, force_sync=True, prealloc_kb=65536,
-                 warn_ms=1000, current=None):
-        """current: (path, end offset) of a log file to keep appending to."""
+                 warn_ms=1000, current=None, on_batch=None):
+        """current: (path, end offset) of a log file to keep appending to.
+        on_batch(zxid), if given, runs on the loop after each batch's txns
+        are logged (and their on_logged callbacks ran), with the batch's last
+        zxid: one call where a whole group commit can be handled at once."""
         self.log_dir = log_dir
         self.loop = loop
+        self.on_batch = on_batch
         self.force_sync = force_sync
         self.prealloc = prealloc_kb * 1024
         self.warn_ms = warn_ms
@@ -62,10 +66,10 @@ class TxnLogSyncer:
 
     # --- event loop side --------------------------------------------------------------
 
-    def append(self, txn, on_logged):
-        """Queue a txn; on_logged(txn) runs on the loop once it is written
-        (and fsynced, with forceSync).  The txns of one loop iteration travel
-        together: one hand-over to the syncer thread, one write."""
+    def append(self, txn, on_logged=None):
+        """Queue a txn; on_logged(txn) (if given) runs on the loop once it is
+        written (and fsynced, with forceSync).  The txns of one loop iteration
+        travel together: one hand-over to the syncer thread, one write."""
         if self.failed is not None:
             raise self.failed
         self.gathering.append((encode_txn(txn), txn, on_logged))
@@ -90,7 +94,10 @@ class TxnLogSyncer:
 
     def _logged(self, batch):
         for _, txn, on_logged in batch:
-            on_logged(txn)
+            if on_logged is not None:
+                on_logged(txn)
+        if self.on_batch is not None:
+            self.on_batch(batch[-1][1].zxid)
 
     def _flush_inline(self):
         self.flush_scheduled = False

@@ -41,11 +41,8 @@ def zxid_of_name(name: str, prefix: str) -> int | None:
         return None
 
 
-_pack = msgpack.Packer(use_bin_type=True).pack  # one packer: packb makes one per call
-
-
 def encode_txn(txn: Txn) -> bytes:
-    payload = _pack([txn.session_id, txn.cxid, txn.zxid, txn.time, txn.type, txn.body])
+    payload = txn.packed()
     return RECORD.pack(len(payload), zlib.crc32(payload)) + payload
 
 
@@ -182,6 +179,87 @@ class LogFile:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+_INT_AT = {0xcc: struct.Struct(">B"), 0xcd: struct.Struct(">H"), 0xce: struct.Struct(">I"),
+           0xcf: struct.Struct(">Q"), 0xd0: struct.Struct(">b"), 0xd1: struct.Struct(">h"),
+           0xd2: struct.Struct(">i"), 0xd3: struct.Struct(">q")}
+
+
+_pack_int = msgpack.Packer().pack
+
+
+def _zxid_of_record(buf, start: int, length: int) -> int | None:
+    """The zxid of the txn whose payload is buf[start:start + length], read
+    without decoding the rest: the payload is the msgpack array
+    [session id, cxid, zxid, ...] (Txn.to_list).  None if it is not so."""
+    if length < 4 or buf[start] != _TXN_START:
+        return None
+    pos = start + 1
+    for i in range(3):
+        b = buf[pos]
+        if b < 0x80:
+            value, pos = b, pos + 1
+        elif b >= 0xe0:
+            value, pos = b - 0x100, pos + 1
+        else:
+            st = _INT_AT.get(b)
+            if st is None:
+                return None
+            value = st.unpack_from(buf, pos + 1)[0]
+            pos += 1 + st.size
+    return value
+
+
+def _find_record(buf, zxid: int) -> int | None:
+    """The offset of the record of txn zxid, found by searching for the
+    zxid's encoding and checking that a whole record (its checksum good)
+    holding that zxid starts just before it; None if there is none."""
+    needle = _pack_int(zxid)
+    view = memoryview(buf)
+    i = buf.find(needle, HEADER.size + RECORD.size)
+    while i != -1:
+        # The payload starts 1 + len(session id) + len(cxid) bytes before the
+        # zxid: 3 to 19 bytes.
+        for start in range(i - 3, max(HEADER.size + RECORD.size, i - 19) - 1, -1):
+            if buf[start] != _TXN_START:
+                continue
+            length, crc = RECORD.unpack_from(buf, start - RECORD.size)
+            if 0 < length <= len(buf) - start and \
+                    _zxid_of_record(buf, start, length) == zxid and \
+                    zlib.crc32(view[start:start + length]) == crc:
+                return start - RECORD.size
+        i = buf.find(needle, i + 1)
+    return None
+
+
+def cut_after(path: str, zxid: int) -> bool:
+    """Drop the txns after zxid from a log file (whose txns ascend): the file
+    is cut at the first record of a later txn, then grown back to its size
+    with zeros (a preallocated tail).  Usually that is txn zxid + 1, found by
+    a search; else each record's zxid is read in turn (never the whole txn).
+    True if anything was cut."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    pos = _find_record(buf, zxid + 1)
+    if pos is not None:
+        truncate_at(path, pos)
+        return True
+    pos = HEADER.size
+    end = len(buf)
+    while pos + RECORD.size <= end:
+        length = RECORD.unpack_from(buf, pos)[0]
+        start = pos + RECORD.size
+        if length == 0 or start + length > end:
+            break    # the end of the data (or a torn tail: nothing whole follows)
+        z = _zxid_of_record(buf, start, length)
+        if z is None:
+            break
+        if z > zxid:
+            truncate_at(path, pos)
+            return True
+        pos = start + length
+    return False
 
 
 def truncate_at(path: str, offset: int) -> None:

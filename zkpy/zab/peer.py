@@ -40,6 +40,7 @@ Message shapes (tuples, msgpack-friendly once txns are lists):
 """
 
 import bisect
+from collections import deque
 
 from .quorum import QuorumConfig, epoch_of, make_zxid
 
@@ -109,7 +110,7 @@ class ZabPeer:
         self.follow_attempt = 0
         self.follow_sent = 0
         self.leader_heard = 0
-        self.after_logged = []      # (zxid, msg to the leader, epoch) sent once durable
+        self.after_logged = deque()  # (zxid, msg to the leader, epoch) sent once durable
         # Leader state.
         self.phase = None
         self.learners: dict[int, Learner] = {}
@@ -183,6 +184,11 @@ class ZabPeer:
         if self.role != LOOKING:
             if state == LOOKING:
                 self._send(frm, self._vote_msg(self.role))
+            elif frm == self.leader_id and state != LEADING and self.follow_phase == DISCOVERY:
+                # The peer we decided to follow follows another (it answered
+                # our FOLLOWERINFO so): it will never lead us; look again
+                # rather than wait out initLimit.
+                self._look()
             return
         if state == LOOKING:
             if frm not in self.quorum.voters or leader < 0:
@@ -352,28 +358,41 @@ class ZabPeer:
         self.history.extend(txns)
         self.history_zxids.extend(t.zxid for t in txns)
         self.last_logged = self.history_zxids[-1]
-        over = min(len(self.history) - self.history_limit,
-                   bisect.bisect_right(self.history_zxids, self.last_applied))
-        if over > 0:
-            # Keep a bounded history; older txns are reachable by SNAP only.
-            self.history_base = self.history_zxids[over - 1]
-            del self.history[:over]
-            del self.history_zxids[:over]
+        excess = len(self.history) - self.history_limit
+        if excess > self.history_limit // 8:
+            # Keep a bounded history (older txns are reachable by SNAP only),
+            # trimmed in chunks: deleting from the front of a list moves the
+            # whole rest of it, which per txn would cost more than the txn.
+            over = min(excess, bisect.bisect_right(self.history_zxids, self.last_applied))
+            if over > 0:
+                self.history_base = self.history_zxids[over - 1]
+                del self.history[:over]
+                del self.history_zxids[:over]
 
     def _flush_after_logged(self):
-        if not self.after_logged:
-            return
-        keep = []
-        for entry in self.after_logged:
-            zxid, msg, epoch = entry
-            if zxid <= self.durable:
-                if epoch is not None and epoch != self.current_epoch:
-                    self.current_epoch = epoch
-                    self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
-                self._send(self.leader_id, msg)
-            else:
-                keep.append(entry)
-        self.after_logged = keep
+        """Send, in order, what waited for the log to be durable up to its
+        zxid.  The entries are in zxid order, so this stops at the first that
+        is not durable yet: a follower whose disk is slow while proposals pour
+        in must not rescan all it waits for on each one.  Of a run of proposal
+        ACKs only the last is sent: the leader takes an ACK for every proposal
+        up to its zxid."""
+        q = self.after_logged
+        durable = self.durable
+        ack = None
+        while q and q[0][0] <= durable:
+            _, msg, epoch = q.popleft()
+            if epoch is None and msg[0] == "ACK":
+                ack = msg
+                continue
+            if ack is not None:
+                self._send(self.leader_id, ack)
+                ack = None
+            if epoch is not None and epoch != self.current_epoch:
+                self.current_epoch = epoch
+                self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
+            self._send(self.leader_id, msg)
+        if ack is not None:
+            self._send(self.leader_id, ack)
 
     def _apply_committed(self):
         """Apply, in order, what is both committed and durable here."""
@@ -465,9 +484,12 @@ class ZabPeer:
                 elif self.quorum.is_quorum(self.newleader_acks):
                     self._establish()
             elif not learner.observer:
+                # An ack covers every proposal up to its zxid (a follower logs
+                # them in order and acks once they are durable).
                 for z, acks in self.proposals.items():
-                    if z <= zxid:
-                        acks.add(frm)
+                    if z > zxid:
+                        break
+                    acks.add(frm)
                 self._try_commit()
         elif kind == "PING":
             pass
@@ -530,31 +552,43 @@ class ZabPeer:
         self._append_history([txn])
         self.out.append(("log", [txn]))
         self.proposals[txn.zxid] = set()
+        # One message object for every follower: the driver encodes it once.
         msg = ("PROPOSAL", txn)
         for learner in self.learners.values():
             if learner.phase in (SYNCING, ESTABLISHED) and not learner.observer:
                 self._send(learner.id, msg)
 
     def _try_commit(self):
-        while self.proposals:
-            z = self.last_applied + 1
-            acks = self.proposals.get(z)
-            if acks is None:
-                z = min(self.proposals)
-                acks = self.proposals[z]
-            if z > self.durable or not self.quorum.is_quorum(acks | {self.id}):
-                return
-            del self.proposals[z]
+        """Commit, in order, the outstanding proposals a quorum has logged.
+        Followers get one COMMIT for the last of them (a commit covers every
+        proposal before it), observers an INFORM for each."""
+        proposals = self.proposals
+        first = None
+        while proposals:
+            z = next(iter(proposals))   # the oldest: proposals are made in zxid order
+            if z > self.durable or not self.quorum.is_quorum(proposals[z] | {self.id}):
+                break
+            del proposals[z]
             self.commit_point = z
-            i = bisect.bisect_left(self.history_zxids, z)
-            txn = self.history[i]
-            for learner in self.learners.values():
-                if learner.phase in (SYNCING, ESTABLISHED):
-                    if learner.observer:
-                        self._send(learner.id, ("INFORM", txn))
-                    else:
-                        self._send(learner.id, ("COMMIT", z))
-            self._apply_committed()
+            if first is None:
+                first = z
+        if first is None:
+            return
+        commit = ("COMMIT", self.commit_point)
+        informs = None
+        for learner in self.learners.values():
+            if learner.phase not in (SYNCING, ESTABLISHED):
+                continue
+            if not learner.observer:
+                self._send(learner.id, commit)
+                continue
+            if informs is None:
+                i = bisect.bisect_left(self.history_zxids, first)
+                j = bisect.bisect_right(self.history_zxids, self.commit_point)
+                informs = [("INFORM", txn) for txn in self.history[i:j]]
+            for inform in informs:
+                self._send(learner.id, inform)
+        self._apply_committed()
 
     def send_app(self, to, payload):
         self._send(to, ("APP", payload))
@@ -592,6 +626,9 @@ class ZabPeer:
             # A peer that decided before we did: keep its request for when we
             # lead (else it waits for its resend).
             self.early_info[frm] = msg
+        elif kind == "FOLLOWERINFO":
+            # We follow another peer: say so (see _on_vote).
+            self._send(frm, self._vote_msg(self.role))
 
     def logged(self, zxid):
         """The driver's log made every txn up to zxid durable."""
@@ -624,6 +661,7 @@ class ZabPeer:
                 self._broadcast_vote()
         elif self.role == LEADING:
             sync_ms, init_ms = self.sync_limit * self.tick_ms, self.init_limit * self.tick_ms
+            ping = ("PING",)
             for learner in list(self.learners.values()):
                 # A learner still syncing (loading a SNAP, truncating its log)
                 # gets initLimit, as ZooKeeper's LearnerHandler does; once
@@ -633,7 +671,7 @@ class ZabPeer:
                     del self.learners[learner.id]
                     self.connecting.pop(learner.id, None)
                 elif chatter:
-                    self._send(learner.id, ("PING",))
+                    self._send(learner.id, ping)
             if self.phase != ESTABLISHED and now > self.phase_deadline:
                 self._look()
                 return

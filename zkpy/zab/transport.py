@@ -5,7 +5,14 @@ with two connections); the first frame on a connection names the dialer.
 Each connection is a FIFO link for zkpy.zab.peer: when it dies, the owner is
 told link_down(peer) before anything from a newer connection is delivered, and
 a message for a peer with no connection is dropped and reported the same way,
-so the state machine never mistakes a gap for a continuation."""
+so the state machine never mistakes a gap for a continuation.
+
+Frames for a link are gathered during one pass of the event loop and written
+at its end with one write (what one pass makes, say the proposals of a batch
+of client writes and the commits of a batch of acks, costs one system call
+per follower, not one per message).  A frame that is still being made (the
+snapshot of a SYNC by SNAP, serialised off the event loop) can be reserved in
+its place: what is sent after it waits for it."""
 
 import asyncio
 import logging
@@ -24,24 +31,37 @@ MAX_FRAME = 1 << 30
 
 def _default(obj):
     if isinstance(obj, Txn):
-        return msgpack.ExtType(_TXN_EXT, msgpack.packb(obj.to_list(), use_bin_type=True))
+        # The txn's own encoding, the bytes its log record holds too.
+        return msgpack.ExtType(_TXN_EXT, obj.packed())
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
 def _ext_hook(code, data):
     if code == _TXN_EXT:
-        return Txn.from_list(msgpack.unpackb(data, raw=False))
+        return Txn.unpack(data)
     return msgpack.ExtType(code, data)
 
 
+_packer = msgpack.Packer(default=_default, use_bin_type=True)
+
+
 def encode(msg) -> bytes:
-    body = msgpack.packb(msg, default=_default, use_bin_type=True)
+    body = _packer.pack(msg)
     return _LEN.pack(len(body)) + body
 
 
 def decode(body: bytes):
     msg = msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, strict_map_key=False)
     return tuple(msg) if isinstance(msg, list) else msg
+
+
+class Reserved:
+    """The place of a frame not made yet on a link (PeerTransport.reserve)."""
+    __slots__ = ("link", "frame")
+
+    def __init__(self, link):
+        self.link = link
+        self.frame = None
 
 
 class _PeerProtocol(asyncio.Protocol):
@@ -51,6 +71,8 @@ class _PeerProtocol(asyncio.Protocol):
         self.transport = None
         self.buf = bytearray()
         self.closed = False
+        self.out = []               # frames (bytes or Reserved) not written yet
+        self.flush_scheduled = False
 
     def connection_made(self, transport):
         self.transport = transport
@@ -69,14 +91,16 @@ class _PeerProtocol(asyncio.Protocol):
                 return
             if len(buf) - pos - 4 < n:
                 break
-            body = bytes(buf[pos + 4:pos + 4 + n])
-            pos += 4 + n
             try:
-                msg = decode(body)
+                # Decoded in place (a snapshot frame is large); what the
+                # message holds is copied out of the buffer.
+                with memoryview(buf) as view, view[pos + 4:pos + 4 + n] as body:
+                    msg = decode(body)
             except Exception:
                 log.warning("undecodable frame from peer %s; closing the link", self.peer_id)
                 self.transport.close()
                 return
+            pos += 4 + n
             if self.peer_id is None:
                 if not (isinstance(msg, tuple) and msg and msg[0] == "HELLO"):
                     self.transport.close()
@@ -92,17 +116,47 @@ class _PeerProtocol(asyncio.Protocol):
         del buf[:pos]
 
     def connection_lost(self, exc):
+        self.out.clear()
         if not self.closed:
             self.closed = True
             if self.peer_id is not None:
                 self.owner._detach(self.peer_id, self)
 
     def send(self, frame):
-        self.transport.write(frame)
+        """Queue a frame (bytes or Reserved); written at the end of this pass."""
+        self.out.append(frame)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.owner.loop.call_soon(self.flush)
+
+    def flush(self):
+        """Write what is queued, up to the first reserved frame not made yet."""
+        self.flush_scheduled = False
+        out = self.out
+        if not out or self.closed:
+            out.clear()
+            return
+        n = 0
+        for i, frame in enumerate(out):
+            if frame.__class__ is Reserved:
+                if frame.frame is None:
+                    break
+                out[i] = frame.frame
+            n += 1
+        if n == 0:
+            return
+        if n == 1:
+            data = out[0]
+        else:
+            data = b"".join(out[:n])
+        del out[:n]
+        self.transport.write(data)
 
     def close(self):
         if not self.closed:
+            self.flush()
             self.closed = True
+            self.out.clear()
             self.transport.close()
 
 
@@ -161,16 +215,51 @@ class PeerTransport:
     def send(self, to, msg) -> None:
         self.send_frame(to, None, msg)
 
-    def send_frame(self, to, frame, msg=None) -> None:
-        """Send an encoded frame (or msg, encoded only if a link can carry it):
-        a proposal is encoded once for all its followers."""
+    def _link_for(self, to):
         link = self.links.get(to)
         if link is None or link.closed:
             # Nothing can carry it: tell the state machine the link is down.
             if not self.stopping:
                 self.loop.call_soon(self.on_link_down, to)
-            return
-        link.send(frame if frame is not None else encode(msg))
+            return None
+        return link
+
+    def send_frame(self, to, frame, msg=None) -> None:
+        """Send an encoded frame (or msg, encoded only if a link can carry it):
+        a message for several peers is encoded once for all of them."""
+        link = self._link_for(to)
+        if link is not None:
+            link.send(frame if frame is not None else encode(msg))
+
+    def reserve(self, to):
+        """Hold the place of a frame for `to` that is not made yet: frames sent
+        to it later wait until fill() (None if there is no link: reported
+        down, as for a send)."""
+        link = self._link_for(to)
+        if link is None:
+            return None
+        place = Reserved(link)
+        link.send(place)
+        return place
+
+    def fill(self, place, frame) -> None:
+        """The reserved frame is made: send it and what waited for it."""
+        place.frame = frame
+        link = place.link
+        if not link.closed and not link.flush_scheduled:
+            link.flush_scheduled = True
+            self.loop.call_soon(link.flush)
+
+    def drop(self, place) -> None:
+        """The reserved frame cannot be made: close its link (the peer starts
+        over, as after any broken link)."""
+        link = place.link
+        if not link.closed:
+            link.out.clear()
+            link.closed = True
+            link.transport.close()
+            if link.peer_id is not None:
+                self._detach(link.peer_id, link)
 
     def connected(self) -> list:
         return sorted(self.links)

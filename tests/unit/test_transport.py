@@ -1,0 +1,159 @@
+"""The peer links (zkpy/zab/transport.py) over a real loopback connection:
+frames of one event-loop pass go out in one write, in order; a reserved frame
+holds back what is sent after it; txns travel as the bytes their log record
+holds.  Also fork_bytes (zkpy/storage/forked.py), which makes a SNAP's frame."""
+
+import asyncio
+import os
+
+from zkpy.datatree import txn as txn_mod
+from zkpy.datatree.txn import Txn
+from zkpy.protocol.opcodes import Op
+from zkpy.storage.forked import fork_bytes
+from zkpy.storage.txnlog import RECORD, encode_txn
+from zkpy.testing import free_port
+from zkpy.zab.transport import PeerTransport, decode, encode
+
+
+def txn(zxid, data=b"v"):
+    return Txn(0x1234, zxid & 0xFFFF, zxid, 1700000000000, Op.SET_DATA, ("/a", data, 3))
+
+
+class Pair:
+    """Peers 1 and 2 linked on loopback; what each receives, in order."""
+
+    def __init__(self):
+        self.got = {1: [], 2: []}
+        self.down = {1: [], 2: []}
+        self.t = {}
+
+    async def __aenter__(self):
+        ports = {1: free_port(), 2: free_port()}
+        addresses = {i: ("127.0.0.1", p) for i, p in ports.items()}
+        for i in (1, 2):
+            self.t[i] = PeerTransport(
+                i, addresses, lambda frm, msg, i=i: self.got[i].append((frm, msg)),
+                lambda peer, i=i: self.down[i].append(peer), retry_s=0.02)
+            await self.t[i].start([ports[i]])
+        await self.until(lambda: 1 in self.t[2].links and 2 in self.t[1].links)
+        return self
+
+    async def __aexit__(self, *exc):
+        for t in self.t.values():
+            await t.stop()
+
+    async def until(self, cond, timeout=10):
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not cond():
+            assert asyncio.get_running_loop().time() < deadline, "timed out"
+            await asyncio.sleep(0.005)
+
+
+async def test_frames_of_one_pass_are_written_at_once_in_order(monkeypatch):
+    async with Pair() as p:
+        link = p.t[2].links[1]
+        writes = []
+        real_write = link.transport.write
+        monkeypatch.setattr(link.transport, "write",
+                            lambda data: (writes.append(bytes(data)), real_write(data)))
+        msgs = [("PROPOSAL", txn(i)) for i in range(1, 6)] + [("COMMIT", 5)]
+        for m in msgs:
+            p.t[2].send(1, m)
+        assert writes == []          # nothing yet: written at the end of the pass
+        await p.until(lambda: len(p.got[1]) == len(msgs))
+        assert len(writes) == 1
+        assert writes[0] == b"".join(encode(m) for m in msgs)
+        got = [m for _, m in p.got[1]]
+        assert [m[0] for m in got] == [m[0] for m in msgs]
+        assert [m[1].zxid for m in got[:5]] == [1, 2, 3, 4, 5]
+
+
+async def test_a_reserved_frame_holds_back_what_follows_it():
+    async with Pair() as p:
+        p.t[2].send(1, ("PING",))
+        place = p.t[2].reserve(1)
+        p.t[2].send(1, ("NEWLEADER", 7))
+        p.t[2].send(1, ("COMMIT", 3))
+        await p.until(lambda: len(p.got[1]) == 1)
+        await asyncio.sleep(0.05)
+        assert [m for _, m in p.got[1]] == [("PING",)]
+        p.t[2].fill(place, encode(("SYNC", "DIFF", 3, [txn(3)], 3)))
+        await p.until(lambda: len(p.got[1]) == 4)
+        kinds = [m[0] for _, m in p.got[1]]
+        assert kinds == ["PING", "SYNC", "NEWLEADER", "COMMIT"]
+
+
+async def test_dropping_a_reserved_frame_breaks_the_link():
+    async with Pair() as p:
+        place = p.t[2].reserve(1)
+        p.t[2].send(1, ("NEWLEADER", 7))
+        p.t[2].drop(place)
+        assert p.down[2] == [1]
+        await p.until(lambda: 2 in p.down[1])
+        assert all(m[0] != "NEWLEADER" for _, m in p.got[1])
+
+
+async def test_no_link_reports_the_peer_down():
+    async with Pair() as p:
+        assert p.t[2].reserve(3) is None
+        p.t[2].send(3, ("PING",))
+        await p.until(lambda: p.down[2] == [3, 3])
+
+
+def test_a_txn_travels_as_its_log_record_bytes(monkeypatch):
+    t = txn(0x500000001, b"x" * 100)
+    record = encode_txn(t)
+    payload = record[RECORD.size:]
+    frame = encode(("PROPOSAL", t))
+    assert frame.endswith(payload)
+    # Packed once: neither the proposal nor the log packs it again.
+    calls = []
+    real = txn_mod._pack
+    monkeypatch.setattr(txn_mod, "_pack", lambda *a: calls.append(a) or real(*a))
+    assert encode(("PROPOSAL", t)) == frame and encode_txn(t) == record
+    assert calls == []
+    # The follower's copy keeps the bytes it came in: its log writes them as they are.
+    got = decode(frame[4:])[1]
+    assert (got.zxid, got.body[1]) == (t.zxid, t.body[1])
+    assert got.packed() == payload and encode_txn(got) == record
+
+
+async def test_fork_bytes_hands_back_what_the_child_made():
+    loop = asyncio.get_running_loop()
+    state = {"data": b"abc" * 1_000_000}
+    done = loop.create_future()
+    assert fork_bytes(lambda: state["data"] + str(os.getpid()).encode(), loop,
+                      done.set_result)
+    state["data"] = b"changed after the fork"
+    result = await asyncio.wait_for(done, 30)
+    assert result.startswith(b"abc" * 1_000_000)
+    assert int(result[3_000_000:]) != os.getpid()
+
+    failed = loop.create_future()
+
+    def boom():
+        raise RuntimeError("no")
+    assert fork_bytes(boom, loop, failed.set_result)
+    assert await asyncio.wait_for(failed, 30) is None
+
+
+async def test_a_forked_child_holds_none_of_the_parents_sockets():
+    """A leader killed while a child serialises its tree must not leave its
+    peer and client connections open in the child."""
+    import socket
+    loop = asyncio.get_running_loop()
+    a, b = socket.socketpair()
+    try:
+        def make():
+            try:
+                os.fstat(a.fileno())
+                return b"open"
+            except OSError:
+                return b"closed"
+        done = loop.create_future()
+        assert fork_bytes(make, loop, done.set_result)
+        assert await asyncio.wait_for(done, 30) == b"closed"
+        os.fstat(a.fileno())      # still open here
+    finally:
+        a.close()
+        b.close()
