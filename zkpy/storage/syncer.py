@@ -149,8 +149,10 @@ class TxnLogSyncer:
             return
         self.fsync_count += 1
         self._warn_if_slow(start)
-        self._logged(batch)
+        # Hand the helper the next batch first: it writes and syncs while
+        # this one is applied and answered.
         self._request_sync()
+        self._logged(batch)
 
     def _fail(self, e):
         log.critical("transaction log write failed: %s; no further writes "
