@@ -273,6 +273,31 @@ def test_log_round_trip_and_preallocation(tmp_path):
     assert list_logs(tmp_path) == [(1, path)]
 
 
+@pytest.mark.parametrize("sparse", [True, False])
+def test_preallocated_tail_sparse_or_written(tmp_path, sparse):
+    """A big preallocated tail reads the same whether it is a hole or written
+    zeros, and a byte far out in it is still found (damage: a zero record
+    before the end of the data)."""
+    d = random_workload(random.Random(15), 60)
+    (path, records), = write_log_files(tmp_path, d.txns, prealloc=1 << 20)
+    size = os.path.getsize(path)
+    end = records[-1][0] + records[-1][1]
+    if not sparse:
+        with open(path, "r+b") as f:
+            f.seek(end)
+            f.write(bytes(size - end))
+    txns, got = read_log(path, is_last=True)
+    assert got == end and len(txns) == len(d.txns)
+    assert txnlog.scan_log(path, is_last=True)[2] is False
+    far = size - 5000
+    with open(path, "r+b") as f:
+        f.seek(far)
+        f.write(b"\x01")
+    for is_last in (True, False):
+        with pytest.raises(txnlog.CorruptLogError, match=f"offset {end}: zero record"):
+            read_log(path, is_last)
+
+
 def test_every_txn_kind_survives_msgpack(tmp_path):
     d = random_workload(random.Random(7), 600)
     kinds = {t.type for t in d.txns}
