@@ -92,7 +92,7 @@ def snapshot_bytes(tree: DataTree, zxid: int) -> bytes:
     return f.getvalue()
 
 
-def _entry(name, node, acl_index) -> list:
+def _entry(name, node, acl_index) -> tuple:
     acl = node.acl
     idx = acl_index.get(acl)
     if idx is None:
@@ -101,9 +101,9 @@ def _entry(name, node, acl_index) -> list:
     if (node.mzxid == czxid and node.pzxid == czxid and node.mtime == ctime
             and not node.version and not node.creates and not node.aversion
             and not node.owner):
-        return [name, node.data, idx, czxid, ctime]
-    return [name, node.data, idx, czxid, node.mzxid, ctime, node.mtime, node.version,
-            node.creates, node.aversion, node.owner, node.pzxid]
+        return (name, node.data, idx, czxid, ctime)
+    return (name, node.data, idx, czxid, node.mzxid, ctime, node.mtime, node.version,
+            node.creates, node.aversion, node.owner, node.pzxid)
 
 
 def _depth(path: str) -> int:
@@ -120,19 +120,34 @@ def dump_snapshot(tree: DataTree, zxid: int, f) -> None:
     acl_index: dict = {}
     groups: dict = {}
     root = None
-    count = 0
+    last_parent = group = last_acl = idx = None
     for path, node in items:
-        if not path:
-            continue  # the "" alias of the root
-        if path == "/":
-            root = _entry("/", node, acl_index)
-            continue
+        if len(path) < 2:
+            if path:
+                root = _entry("/", node, acl_index)
+            continue  # "" is an alias of the root
         i = path.rfind("/")
         parent = path[:i] or "/"
-        group = groups.get(parent)
-        if group is None:
-            group = groups[parent] = []
-        group.append(_entry(path[i + 1:], node, acl_index))
+        if parent != last_parent:
+            group = groups.get(parent)
+            if group is None:
+                group = groups[parent] = []
+            last_parent = parent
+        # _entry, inline: this loop runs once per znode.
+        acl = node.acl
+        if acl is not last_acl:
+            idx = acl_index.get(acl)
+            if idx is None:
+                idx = acl_index[acl] = len(acl_index)
+            last_acl = acl
+        czxid, ctime = node.czxid, node.ctime
+        if (node.mzxid == czxid and node.pzxid == czxid and node.mtime == ctime
+                and not node.version and not node.creates and not node.aversion
+                and not node.owner):
+            group.append((path[i + 1:], node.data, idx, czxid, ctime))
+        else:
+            group.append((path[i + 1:], node.data, idx, czxid, node.mzxid, ctime, node.mtime,
+                          node.version, node.creates, node.aversion, node.owner, node.pzxid))
     if root is None:
         raise ValueError("the tree has no root")
     count = 1 + sum(len(g) for g in groups.values())
