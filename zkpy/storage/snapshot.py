@@ -4,14 +4,14 @@
               + body + trailer
     body    = msgpack stream: sessions {id: timeout}, the ACL table (list),
               node count, the root's entry, then the other nodes in groups
-    group   = [parent path, [entry, ...]]: children of that parent (a parent
-              may have several groups); every group of a node's children
-              comes after the group that holds the node itself
+    group   = [parent path, [short entry, ...], [entry, ...]]: children of
+              that parent (a parent may have several groups); every group of
+              a node's children comes after the group that holds the node
     entry   = [name, data, acl index, czxid, mzxid, ctime, mtime, version,
                creates, aversion, owner, pzxid]
-            | [name, data, acl index, czxid, ctime] for the usual node never
-              changed since its create: mzxid = pzxid = czxid, mtime = ctime,
-              version = creates = aversion = owner = 0
+    short entry = [name, data, acl index, czxid, ctime]: the usual node,
+              never changed since its create (mzxid = pzxid = czxid,
+              mtime = ctime, version = creates = aversion = owner = 0)
     trailer = MAGIC_END (8) + crc32 of everything before it (u32)
 
 The layout lets a restart build the tree in one pass: a group's parent is
@@ -120,7 +120,7 @@ def dump_snapshot(tree: DataTree, zxid: int, f) -> None:
     acl_index: dict = {}
     groups: dict = {}
     root = None
-    last_parent = group = last_acl = idx = None
+    last_parent = short = full = last_acl = idx = None
     for path, node in items:
         if len(path) < 2:
             if path:
@@ -131,7 +131,8 @@ def dump_snapshot(tree: DataTree, zxid: int, f) -> None:
         if parent != last_parent:
             group = groups.get(parent)
             if group is None:
-                group = groups[parent] = []
+                group = groups[parent] = ([], [])
+            short, full = group
             last_parent = parent
         # _entry, inline: this loop runs once per znode.
         acl = node.acl
@@ -144,13 +145,13 @@ def dump_snapshot(tree: DataTree, zxid: int, f) -> None:
         if (node.mzxid == czxid and node.pzxid == czxid and node.mtime == ctime
                 and not node.version and not node.creates and not node.aversion
                 and not node.owner):
-            group.append((path[i + 1:], node.data, idx, czxid, ctime))
+            short.append((path[i + 1:], node.data, idx, czxid, ctime))
         else:
-            group.append((path[i + 1:], node.data, idx, czxid, node.mzxid, ctime, node.mtime,
-                          node.version, node.creates, node.aversion, node.owner, node.pzxid))
+            full.append((path[i + 1:], node.data, idx, czxid, node.mzxid, ctime, node.mtime,
+                         node.version, node.creates, node.aversion, node.owner, node.pzxid))
     if root is None:
         raise ValueError("the tree has no root")
-    count = 1 + sum(len(g) for g in groups.values())
+    count = 1 + sum(len(a) + len(b) for a, b in groups.values())
     packer = msgpack.Packer(use_bin_type=True)
     w = _CrcWriter(f)
     w.write(HEADER.pack(MAGIC, FORMAT, 0, zxid))
@@ -160,9 +161,9 @@ def dump_snapshot(tree: DataTree, zxid: int, f) -> None:
     w.write(packer.pack(root))
     pack = packer.pack
     for parent in sorted(groups, key=_depth):  # parents before their children
-        entries = groups[parent]
-        for k in range(0, len(entries), GROUP_SIZE):
-            w.write(pack([parent, entries[k:k + GROUP_SIZE]]))
+        short, full = groups[parent]
+        for k in range(0, max(len(short), len(full)), GROUP_SIZE):
+            w.write(pack([parent, short[k:k + GROUP_SIZE], full[k:k + GROUP_SIZE]]))
     f.write(TRAILER.pack(MAGIC_END, w.crc))
 
 
@@ -257,43 +258,44 @@ def _read_nodes(tree, unpacker, acls, count) -> None:
     read = 1
     unpack = unpacker.unpack
     while read < count:
-        parent_path, entries = unpack()
-        read += len(entries)
+        parent_path, short, full = unpack()
+        read += len(short) + len(full)
         parent = get(parent_path)
         if parent is None:
             continue
         prefix = parent_path + "/" if parent_path != "/" else "/"
-        for e in entries:
+        for name, data, ai, czxid, ctime in short:
             n = new(ZNode)
-            if len(e) == 5:
-                name, n.data, ai, czxid, ctime = e
-                n.acl = acls[ai]
-                n.czxid = n.mzxid = n.pzxid = czxid
-                n.ctime = n.mtime = ctime
-                n.version = n.creates = n.aversion = n.owner = 0
-                n.children = empty
-                nodes[prefix + name] = n
-            else:
-                (name, n.data, ai, n.czxid, n.mzxid, n.ctime, n.mtime, n.version,
-                 n.creates, n.aversion, owner, n.pzxid) = e
-                n.acl = acls[ai]
-                n.owner = owner
-                n.children = empty
-                path = prefix + name
-                nodes[path] = n
-                if owner:
-                    kind = owner_kind(owner)
-                    if kind == "ephemeral":
-                        tree.ephemerals.setdefault(owner, set()).add(path)
-                    elif kind == "container":
-                        tree.containers.add(path)
-                    else:
-                        tree.ttls.add(path)
+            n.data = data
+            n.acl = acls[ai]
+            n.czxid = n.mzxid = n.pzxid = czxid
+            n.ctime = n.mtime = ctime
+            n.version = n.creates = n.aversion = n.owner = 0
+            n.children = empty
+            nodes[prefix + name] = n
+        for e in full:
+            n = new(ZNode)
+            (name, n.data, ai, n.czxid, n.mzxid, n.ctime, n.mtime, n.version,
+             n.creates, n.aversion, owner, n.pzxid) = e
+            n.acl = acls[ai]
+            n.owner = owner
+            n.children = empty
+            path = prefix + name
+            nodes[path] = n
+            if owner:
+                kind = owner_kind(owner)
+                if kind == "ephemeral":
+                    tree.ephemerals.setdefault(owner, set()).add(path)
+                elif kind == "container":
+                    tree.containers.add(path)
+                else:
+                    tree.ttls.add(path)
         children = parent.children
-        if children:
-            children.update(map(names, entries))
-        else:
-            parent.children = set(map(names, entries))
+        if not children:
+            children = parent.children = set()
+        children.update(map(names, short))
+        if full:
+            children.update(map(names, full))
     if read != count:
         raise CorruptSnapshotError(f"{read} nodes where the header says {count}")
 
