@@ -592,6 +592,31 @@ def test_snapshot_of_an_empty_tree_and_of_a_wide_one(tmp_path):
     assert state(tree) == state(d.tree)
 
 
+def test_snapshot_groups_of_large_znodes_are_split(tmp_path, monkeypatch):
+    import msgpack
+    monkeypatch.setattr(snapshot, "GROUP_BYTES", 10_000)
+    d = Driver()
+    sid = d.create_session()
+    d.create(sid, "/big")
+    for i in range(40):
+        d.create(sid, f"/big/n{i}", bytes([i]) * 3000)
+        if i % 3 == 0:
+            d.set_data(sid, f"/big/n{i}", bytes([i]) * 4000)  # a full entry
+    d.create(sid, "/big/n0/huge", bytes(25_000))  # alone over the limit
+    path = write_snapshot(d.tree, d.tree.last_zxid, str(tmp_path))
+    assert state(read_snapshot(path)) == state(d.tree)
+    with open(path, "rb") as f:
+        body = f.read()[snapshot.HEADER.size:-snapshot.TRAILER.size]
+    u = msgpack.Unpacker(raw=False, strict_map_key=False)
+    u.feed(body)
+    objs = list(u)
+    groups = [g for g in objs[4:] if g[0] in ("/big", "/big/n0")]
+    assert len(groups) > 10
+    for g in groups:
+        n = len(g[1]) + len(g[2])
+        assert n == 1 or len(msgpack.packb(g, use_bin_type=True)) <= 10_000
+
+
 def _write_format_1(tree, zxid, path):
     """A snapshot in the first format: [path, 11 values] per node, any order."""
     import msgpack

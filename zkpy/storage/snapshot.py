@@ -44,7 +44,8 @@ FORMAT = 2
 HEADER = struct.Struct(">8siiq")
 TRAILER = struct.Struct(">8sI")
 SNAP_PREFIX = "snapshot."
-GROUP_SIZE = 1024  # entries in a group at most: bounds what one unpack makes
+GROUP_SIZE = 1024  # entries in a group at most: bounds what one unpack makes,
+GROUP_BYTES = 4 << 20  # as does this (a group over it is split)
 
 
 class CorruptSnapshotError(Exception):
@@ -163,8 +164,25 @@ def dump_snapshot(tree: DataTree, zxid: int, f) -> None:
     for parent in sorted(groups, key=_depth):  # parents before their children
         short, full = groups[parent]
         for k in range(0, max(len(short), len(full)), GROUP_SIZE):
-            w.write(pack([parent, short[k:k + GROUP_SIZE], full[k:k + GROUP_SIZE]]))
+            _write_group(w, pack, parent, short[k:k + GROUP_SIZE], full[k:k + GROUP_SIZE])
     f.write(TRAILER.pack(MAGIC_END, w.crc))
+
+
+def _write_group(w, pack, parent, short, full) -> None:
+    """One group, split in two (and so on) while it packs to more than
+    GROUP_BYTES (znodes with large data), so that a reader unpacks a few MiB
+    at a time."""
+    b = pack([parent, short, full])
+    if len(b) <= GROUP_BYTES or len(short) + len(full) < 2:
+        w.write(b)
+    elif len(short) >= len(full):
+        half = (len(short) + 1) // 2
+        _write_group(w, pack, parent, short[:half], [])
+        _write_group(w, pack, parent, short[half:], full)
+    else:
+        half = (len(full) + 1) // 2
+        _write_group(w, pack, parent, [], full[:half])
+        _write_group(w, pack, parent, short, full[half:])
 
 
 def read_snapshot(path: str) -> DataTree:
