@@ -530,14 +530,7 @@ def zkpy_datadir(tmp_path):
         c.create("/tools/bin", b"\x00\x01\xfe\xff")
         for i in range(25):
             c.create("/tools/s-", str(i).encode(), sequence=True)
-        # Snapshots are written in the background, and on a busy machine the
-        # ones asked for while one is being written coalesce: write on until
-        # there are two (and so two log files).
-        deadline = time.monotonic() + 60
-        while len(_zkpy_files(data)[0]) < 2 and time.monotonic() < deadline:
-            c.create("/tools/more", b"")
-            c.delete("/tools/more")
-            time.sleep(0.1)
+            _snapshots_done(srv)
         c.stop()
         c.close()
     with ZkpyServer(data_dir=data, subprocess=False) as srv:
@@ -558,6 +551,20 @@ def zkpy_datadir(tmp_path):
         last_zxid = srv.call(lambda s: s.tree.last_zxid)
         paths = srv.call(lambda s: sorted(s.tree.paths()))
     return data, {"last_zxid": last_zxid, "paths": paths, "sid": sid}
+
+
+def _snapshots_done(srv, timeout=30.0):
+    """Wait until no snapshot is being written or waits its turn: snapshots
+    due while one is written are taken as one when it is done, so without
+    this a slow fsync (a busy disk) could leave a single snapshot."""
+    def busy(server):
+        dl = server.log
+        t = dl.snapshot_thread
+        return dl.snapshot_scheduled or dl.snapshot_wanted or (t is not None and t.is_alive())
+    deadline = time.monotonic() + timeout
+    while srv.call(busy):
+        assert time.monotonic() < deadline, "a snapshot is still being written"
+        time.sleep(0.005)
 
 
 def _zkpy_files(data):

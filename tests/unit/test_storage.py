@@ -36,7 +36,7 @@ from zkpy.protocol.records import (
 )
 from zkpy.server.config import ServerConfig
 from zkpy.server.prep import Prep
-from zkpy.storage import txnlog
+from zkpy.storage import snapshot, txnlog
 from zkpy.storage.database import DataDirError, DurableLog, dirs, purge, restore
 from zkpy.storage.snapshot import (
     CorruptSnapshotError,
@@ -271,6 +271,31 @@ def test_log_round_trip_and_preallocation(tmp_path):
     assert not file_bytes(path)[end:].strip(b"\0")
     assert state(replayed(txns)) == state(d.tree)
     assert list_logs(tmp_path) == [(1, path)]
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_preallocated_tail_sparse_or_written(tmp_path, sparse):
+    """A big preallocated tail reads the same whether it is a hole or written
+    zeros, and a byte far out in it is still found (damage: a zero record
+    before the end of the data)."""
+    d = random_workload(random.Random(15), 60)
+    (path, records), = write_log_files(tmp_path, d.txns, prealloc=1 << 20)
+    size = os.path.getsize(path)
+    end = records[-1][0] + records[-1][1]
+    if not sparse:
+        with open(path, "r+b") as f:
+            f.seek(end)
+            f.write(bytes(size - end))
+    txns, got = read_log(path, is_last=True)
+    assert got == end and len(txns) == len(d.txns)
+    assert txnlog.scan_log(path, is_last=True)[2] is False
+    far = size - 5000
+    with open(path, "r+b") as f:
+        f.seek(far)
+        f.write(b"\x01")
+    for is_last in (True, False):
+        with pytest.raises(txnlog.CorruptLogError, match=f"offset {end}: zero record"):
+            read_log(path, is_last)
 
 
 def test_every_txn_kind_survives_msgpack(tmp_path):
@@ -550,6 +575,102 @@ def test_snapshot_round_trip(tmp_path):
     path = write_snapshot(d.tree, d.tree.last_zxid, str(tmp_path))
     assert os.path.basename(path) == "snapshot.%x" % d.tree.last_zxid
     assert state(read_snapshot(path)) == state(d.tree)
+
+
+def test_snapshot_of_an_empty_tree_and_of_a_wide_one(tmp_path):
+    empty = DataTree()
+    assert state(read_snapshot(write_snapshot(empty, 0, str(tmp_path / "a")))) == state(empty)
+    # More children under one parent than a group holds, some of them changed
+    # since their create (the long entry form), one ephemeral and one container.
+    d = Driver()
+    sid = d.create_session()
+    d.create(sid, "/wide")
+    for i in range(snapshot.GROUP_SIZE * 2 + 3):
+        d.create(sid, f"/wide/n{i}", b"%d" % i)
+    d.set_data(sid, "/wide/n5", b"changed")
+    d.create(sid, "/wide/n7/e", b"", CreateMode.EPHEMERAL)
+    d.create(sid, "/wide/c", b"", CreateMode.CONTAINER)
+    d.create(sid, "/wide/c/x")
+    tree = read_snapshot(write_snapshot(d.tree, d.tree.last_zxid, str(tmp_path / "b")))
+    assert state(tree) == state(d.tree)
+
+
+def test_snapshot_groups_of_large_znodes_are_split(tmp_path, monkeypatch):
+    import msgpack
+    monkeypatch.setattr(snapshot, "GROUP_BYTES", 10_000)
+    d = Driver()
+    sid = d.create_session()
+    d.create(sid, "/big")
+    for i in range(40):
+        d.create(sid, f"/big/n{i}", bytes([i]) * 3000)
+        if i % 3 == 0:
+            d.set_data(sid, f"/big/n{i}", bytes([i]) * 4000)  # a full entry
+    d.create(sid, "/big/n0/huge", bytes(25_000))  # alone over the limit
+    path = write_snapshot(d.tree, d.tree.last_zxid, str(tmp_path))
+    assert state(read_snapshot(path)) == state(d.tree)
+    with open(path, "rb") as f:
+        body = f.read()[snapshot.HEADER.size:-snapshot.TRAILER.size]
+    u = msgpack.Unpacker(raw=False, strict_map_key=False)
+    u.feed(body)
+    objs = list(u)
+    groups = [g for g in objs[4:] if g[0] in ("/big", "/big/n0")]
+    assert len(groups) > 10
+    for g in groups:
+        n = len(g[1]) + len(g[2])
+        assert n == 1 or len(msgpack.packb(g, use_bin_type=True)) <= 10_000
+
+
+def _write_format_1(tree, zxid, path):
+    """A snapshot in the first format: [path, 11 values] per node, any order."""
+    import msgpack
+    import zlib
+    acls = {}
+    entries = []
+    for p, n in tree.nodes.items():
+        if p:
+            idx = acls.setdefault(n.acl, len(acls))
+            entries.append((p, n.data, idx, n.czxid, n.mzxid, n.ctime, n.mtime, n.version,
+                            n.creates, n.aversion, n.owner, n.pzxid))
+    random.Random(1).shuffle(entries)
+    pk = msgpack.Packer(use_bin_type=True)
+    body = (snapshot.HEADER.pack(snapshot.MAGIC, 1, 0, zxid) + pk.pack(tree.sessions)
+            + pk.pack([[list(a) for a in acl] for acl in acls]) + pk.pack(len(entries))
+            + b"".join(pk.pack(e) for e in entries))
+    with open(path, "wb") as f:
+        f.write(body + snapshot.TRAILER.pack(snapshot.MAGIC_END, zlib.crc32(body)))
+
+
+def test_format_1_snapshots_are_still_read(tmp_path):
+    d = random_workload(random.Random(16), 400)
+    path = str(tmp_path / ("snapshot.%x" % d.tree.last_zxid))
+    _write_format_1(d.tree, d.tree.last_zxid, path)
+    assert state(read_snapshot(path)) == state(d.tree)
+    assert state(restore(str(tmp_path), str(tmp_path / "nolog"))) == state(d.tree)
+
+
+def test_snapshot_drops_nodes_under_a_missing_parent(tmp_path):
+    """A node table taken while the tree was between two states can hold a
+    node without its parent: it is left out, with everything below it."""
+    d = Driver()
+    sid = d.create_session()
+    for p in ("/a", "/a/b", "/a/b/c", "/a/b/c/d", "/k"):
+        d.create(sid, p)
+    live = replayed(d.txns)
+    del live.nodes["/a/b"]
+    tree = read_snapshot(write_snapshot(live, live.last_zxid, str(tmp_path)))
+    assert sorted(tree.paths()) == ["/", "/a", "/k", "/zookeeper", "/zookeeper/config",
+                                    "/zookeeper/quota"]
+    assert not tree.nodes["/a"].children
+
+
+def test_invalid_contents_with_a_good_checksum_is_a_corrupt_snapshot(tmp_path):
+    import zlib
+    path = str(tmp_path / "snapshot.5")
+    body = snapshot.HEADER.pack(snapshot.MAGIC, snapshot.FORMAT, 0, 5) + b"\x80\x90\x07"
+    with open(path, "wb") as f:
+        f.write(body + snapshot.TRAILER.pack(snapshot.MAGIC_END, zlib.crc32(body)))
+    with pytest.raises(CorruptSnapshotError, match="invalid contents"):
+        read_snapshot(path)
 
 
 @SETTINGS

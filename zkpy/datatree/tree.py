@@ -65,7 +65,7 @@ class DataTree:
         parent, name = split_path(path)
         node = self._new_node(b"", acl, 0, 0, 0)
         self.nodes[path] = node
-        self.nodes[parent].children.add(name)
+        self.nodes[parent].add_child(name)
         return node
 
     def get(self, path):
@@ -197,7 +197,11 @@ class DataTree:
         """Put node into the tree under parent, filed by its kind (used by
         create and by the snapshot loaders)."""
         self.nodes[path] = node
-        parent.children.add(name)
+        children = parent.children
+        if children:
+            children.add(name)
+        else:
+            parent.children = {name}  # its first child (see znode.NO_CHILDREN)
         owner = node.owner
         if owner:
             kind = owner_kind(owner)
@@ -220,7 +224,7 @@ class DataTree:
                 if path in self.nodes:
                     # Its parent may have been deleted and re-created by the
                     # replay: link the node to the parent it has now.
-                    parent.children.add(name)
+                    parent.add_child(name)
             raise KeeperError(Err.NODE_EXISTS if parent else Err.NO_NODE)
         node = self._new_node(data, acl, zxid, time, owner)
         self.link(path, node, parent, name)
@@ -242,7 +246,7 @@ class DataTree:
                 parent.pzxid = zxid
             raise KeyError(path)
         parent = self.nodes[parent_path]
-        parent.children.discard(name)
+        parent.remove_child(name)
         if zxid > parent.pzxid:
             parent.pzxid = zxid
         owner = node.owner

@@ -2,6 +2,11 @@
 
 from .txn import owner_kind
 
+# The children of a leaf: one shared empty set, replaced by a set of its own
+# when the first child comes (most znodes are leaves, and an empty set costs
+# 200 bytes).  Only the tree changes children, through add_child/remove_child.
+NO_CHILDREN = frozenset()
+
 
 class ZNode:
     __slots__ = ("data", "acl", "czxid", "mzxid", "ctime", "mtime", "version",
@@ -21,7 +26,22 @@ class ZNode:
         self.aversion = 0
         self.owner = owner            # ephemeralOwner as stored (markers included)
         self.pzxid = czxid
-        self.children = set()
+        self.children = NO_CHILDREN   # names of the children
+
+    def add_child(self, name) -> None:
+        children = self.children
+        if children:
+            children.add(name)
+        else:
+            self.children = {name}
+
+    def remove_child(self, name) -> None:
+        children = self.children
+        if name in children:
+            if len(children) == 1:
+                self.children = NO_CHILDREN
+            else:
+                children.remove(name)
 
     def stat(self) -> tuple:
         owner = self.owner

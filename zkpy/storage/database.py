@@ -12,7 +12,7 @@ from ..datatree.tree import DataTree
 from .forked import close_inherited_fds
 from .snapshot import CorruptSnapshotError, list_snapshots, read_snapshot, write_snapshot
 from .syncer import TxnLogSyncer
-from .txnlog import CorruptLogError, fsync_dir, list_logs, read_log, truncate_at
+from .txnlog import CorruptLogError, fsync_dir, list_logs, scan_log, truncate_at
 
 log = logging.getLogger("zkpy.storage")
 
@@ -74,7 +74,7 @@ def logged_txns(log_dir: str, after: int, repair: bool = True) -> list:
     for i, (first, path) in enumerate(needed):
         is_last = i == len(needed) - 1
         try:
-            txns, end = read_log(path, is_last)
+            txns, end, torn = scan_log(path, is_last)
         except CorruptLogError as e:
             raise DataDirError(str(e)) from None
         for txn in txns:
@@ -83,13 +83,11 @@ def logged_txns(log_dir: str, after: int, repair: bool = True) -> list:
             _check_continuity(path, last, txn.zxid)
             out.append(txn)
             last = txn.zxid
-        if is_last and end >= 0:
-            size = os.path.getsize(path)
-            if end < size and open(path, "rb").read()[end:].strip(b"\x00"):
-                log.warning("%s: torn record at offset %d after the last complete txn; "
-                            "truncating it", path, end)
-                if repair:
-                    truncate_at(path, end)
+        if is_last and torn:
+            log.warning("%s: torn record at offset %d after the last complete txn; "
+                        "truncating it", path, end)
+            if repair:
+                truncate_at(path, end)
         if is_last and not txns and repair:
             # Nothing whole in it (a crash right after it was created): it holds
             # no data, and left in place it would stop the next server from

@@ -3,31 +3,49 @@
     file    = MAGIC (8) + FORMAT (i32) + reserved (i32) + zxid (i64)
               + body + trailer
     body    = msgpack stream: sessions {id: timeout}, the ACL table (list),
-              node count, then one entry per node
+              node count, the root's entry, then the other nodes in groups
+    group   = [parent path, [short entry, ...], [entry, ...]]: children of
+              that parent (a parent may have several groups); every group of
+              a node's children comes after the group that holds the node
+    entry   = [name, data, acl index, czxid, mzxid, ctime, mtime, version,
+               creates, aversion, owner, pzxid]
+    short entry = [name, data, acl index, czxid, ctime]: the usual node,
+              never changed since its create (mzxid = pzxid = czxid,
+              mtime = ctime, version = creates = aversion = owner = 0)
     trailer = MAGIC_END (8) + crc32 of everything before it (u32)
+
+The layout lets a restart build the tree in one pass: a group's parent is
+looked up once, its children's paths are the parent's plus their names, and
+the common node is five values.  (FORMAT 1, one [path, 11 values] entry per
+node in any order, is still read.)
 
 Snapshots are fuzzy, like ZooKeeper's: written by a background thread while the
 tree keeps changing, they hold every txn up to `zxid` and maybe some after;
 replaying the log from zxid + 1 makes the tree exact."""
 
 import io
+import mmap
 import os
 import struct
 import zlib
+from operator import itemgetter
 
 import msgpack
 
 from ..datatree.tree import DataTree
-from ..datatree.znode import ZNode
+from ..datatree.znode import NO_CHILDREN, ZNode
 from ..datatree.paths import split_path
+from ..datatree.txn import owner_kind
 from .txnlog import fsync_dir, list_by_zxid
 
 MAGIC = b"ZKPYSNAP"
 MAGIC_END = b"ZKPYSEND"
-FORMAT = 1
+FORMAT = 2
 HEADER = struct.Struct(">8siiq")
 TRAILER = struct.Struct(">8sI")
 SNAP_PREFIX = "snapshot."
+GROUP_SIZE = 1024  # entries in a group at most: bounds what one unpack makes,
+GROUP_BYTES = 4 << 20  # as does this (a group over it is split)
 
 
 class CorruptSnapshotError(Exception):
@@ -90,57 +108,245 @@ def snapshot_bytes(tree: DataTree, zxid: int) -> bytes:
     return f.getvalue()
 
 
+def _entry(name, node, acl_index) -> tuple:
+    acl = node.acl
+    idx = acl_index.get(acl)
+    if idx is None:
+        idx = acl_index[acl] = len(acl_index)
+    czxid, ctime = node.czxid, node.ctime
+    if (node.mzxid == czxid and node.pzxid == czxid and node.mtime == ctime
+            and not node.version and not node.creates and not node.aversion
+            and not node.owner):
+        return (name, node.data, idx, czxid, ctime)
+    return (name, node.data, idx, czxid, node.mzxid, ctime, node.mtime, node.version,
+            node.creates, node.aversion, node.owner, node.pzxid)
+
+
+def _depth(path: str) -> int:
+    return 0 if path == "/" else path.count("/")
+
+
 def dump_snapshot(tree: DataTree, zxid: int, f) -> None:
     # dict.copy() takes a dict in one step (list(d.items()) does not: it
     # allocates as it goes, and a garbage collection may switch threads).
+    # The groups come from that copy, not from the nodes' children sets,
+    # which the event loop may change while a thread writes.
     sessions = tree.sessions.copy()
     items = tree.nodes.copy().items()
     acl_index: dict = {}
+    groups: dict = {}
+    root = None
+    last_parent = short = full = last_acl = idx = None
+    for path, node in items:
+        if len(path) < 2:
+            if path:
+                root = _entry("/", node, acl_index)
+            continue  # "" is an alias of the root
+        i = path.rfind("/")
+        parent = path[:i] or "/"
+        if parent != last_parent:
+            group = groups.get(parent)
+            if group is None:
+                group = groups[parent] = ([], [])
+            short, full = group
+            last_parent = parent
+        # _entry, inline: this loop runs once per znode.
+        acl = node.acl
+        if acl is not last_acl:
+            idx = acl_index.get(acl)
+            if idx is None:
+                idx = acl_index[acl] = len(acl_index)
+            last_acl = acl
+        czxid, ctime = node.czxid, node.ctime
+        if (node.mzxid == czxid and node.pzxid == czxid and node.mtime == ctime
+                and not node.version and not node.creates and not node.aversion
+                and not node.owner):
+            short.append((path[i + 1:], node.data, idx, czxid, ctime))
+        else:
+            full.append((path[i + 1:], node.data, idx, czxid, node.mzxid, ctime, node.mtime,
+                         node.version, node.creates, node.aversion, node.owner, node.pzxid))
+    if root is None:
+        raise ValueError("the tree has no root")
+    count = 1 + sum(len(a) + len(b) for a, b in groups.values())
     packer = msgpack.Packer(use_bin_type=True)
     w = _CrcWriter(f)
     w.write(HEADER.pack(MAGIC, FORMAT, 0, zxid))
     w.write(packer.pack(sessions))
-    entries = []
-    for path, node in items:
-        if not path:
-            continue  # the "" alias of the root
-        acl = node.acl
-        idx = acl_index.get(acl)
-        if idx is None:
-            idx = acl_index[acl] = len(acl_index)
-        entries.append((path, node.data, idx, node.czxid, node.mzxid, node.ctime,
-                        node.mtime, node.version, node.creates, node.aversion,
-                        node.owner, node.pzxid))
     w.write(packer.pack([[list(a) for a in acl] for acl in acl_index]))
-    w.write(packer.pack(len(entries)))
-    for e in entries:
-        w.write(packer.pack(e))
+    w.write(packer.pack(count))
+    w.write(packer.pack(root))
+    pack = packer.pack
+    for parent in sorted(groups, key=_depth):  # parents before their children
+        short, full = groups[parent]
+        for k in range(0, max(len(short), len(full)), GROUP_SIZE):
+            _write_group(w, pack, parent, short[k:k + GROUP_SIZE], full[k:k + GROUP_SIZE])
     f.write(TRAILER.pack(MAGIC_END, w.crc))
+
+
+def _write_group(w, pack, parent, short, full) -> None:
+    """One group, split in two (and so on) while it packs to more than
+    GROUP_BYTES (znodes with large data), so that a reader unpacks a few MiB
+    at a time."""
+    b = pack([parent, short, full])
+    if len(b) <= GROUP_BYTES or len(short) + len(full) < 2:
+        w.write(b)
+    elif len(short) >= len(full):
+        half = (len(short) + 1) // 2
+        _write_group(w, pack, parent, short[:half], [])
+        _write_group(w, pack, parent, short[half:], full)
+    else:
+        half = (len(full) + 1) // 2
+        _write_group(w, pack, parent, [], full[:half])
+        _write_group(w, pack, parent, short, full[half:])
 
 
 def read_snapshot(path: str) -> DataTree:
     with open(path, "rb") as f:
-        buf = f.read()
-    return parse_snapshot(buf, path)
+        try:
+            # Mapped, not read: the bytes are checksummed and unpacked straight
+            # from the page cache (a snapshot file never changes once renamed
+            # into place).
+            buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):  # empty, or a file that cannot be mapped
+            buf = f.read()
+    try:
+        return parse_snapshot(buf, path)
+    finally:
+        if isinstance(buf, mmap.mmap):
+            buf.close()
+
+
+class _Reader:
+    """A file-like view of buf[start:end] for msgpack's streaming Unpacker,
+    which copies a little at a time (feed() would copy the whole body)."""
+
+    def __init__(self, buf, start, end):
+        self.view = memoryview(buf)
+        self.pos = start
+        self.end = end
+
+    def read(self, n):
+        pos = self.pos
+        stop = min(self.end, pos + n)
+        self.pos = stop
+        return self.view[pos:stop].tobytes()
+
+    def release(self):
+        self.view.release()
 
 
 def parse_snapshot(buf, path: str = "snapshot") -> DataTree:
     if len(buf) < HEADER.size + TRAILER.size:
         raise CorruptSnapshotError(f"{path}: truncated")
     magic, fmt, _, zxid = HEADER.unpack_from(buf, 0)
-    if magic != MAGIC or fmt != FORMAT:
+    if magic != MAGIC or fmt not in (1, FORMAT):
         raise CorruptSnapshotError(f"{path}: not a zkpy snapshot")
     end_magic, crc = TRAILER.unpack_from(buf, len(buf) - TRAILER.size)
     body_end = len(buf) - TRAILER.size
-    if end_magic != MAGIC_END or zlib.crc32(memoryview(buf)[:body_end]) != crc:
+    with memoryview(buf) as view:
+        good = end_magic == MAGIC_END and zlib.crc32(view[:body_end]) == crc
+    if not good:
         raise CorruptSnapshotError(f"{path}: checksum mismatch")
-    unpacker = msgpack.Unpacker(raw=False, use_list=True, strict_map_key=False,
-                                max_buffer_size=len(buf))
-    unpacker.feed(memoryview(buf)[HEADER.size:body_end])
+    reader = _Reader(buf, HEADER.size, body_end)
+    try:
+        return _parse_body(reader, fmt, zxid, len(buf), path)
+    finally:
+        reader.release()
+
+
+def _parse_body(reader, fmt, zxid, size, path) -> DataTree:
+    unpacker = msgpack.Unpacker(reader, read_size=min(size, 1 << 20), raw=False,
+                                use_list=False, strict_map_key=False, max_buffer_size=size)
     tree = DataTree()
-    tree.sessions = {int(k): v for k, v in unpacker.unpack().items()}
-    acls = [tree.intern_acl(a) for a in unpacker.unpack()]
-    count = unpacker.unpack()
+    try:
+        tree.sessions = {int(k): v for k, v in unpacker.unpack().items()}
+        acls = [tree.intern_acl(a) for a in unpacker.unpack()]
+        count = unpacker.unpack()
+        if fmt == 1:
+            _read_nodes_v1(tree, unpacker, acls, count)
+        else:
+            _read_nodes(tree, unpacker, acls, count)
+    except CorruptSnapshotError as e:
+        raise CorruptSnapshotError(f"{path}: {e}") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+            msgpack.UnpackException) as e:
+        # The checksum matched: a writer's bug, not a disk's.
+        raise CorruptSnapshotError(f"{path}: invalid contents ({e!r})") from None
+    tree.last_zxid = zxid
+    return tree
+
+
+def _read_nodes(tree, unpacker, acls, count) -> None:
+    """The nodes of a FORMAT 2 body into tree, in one pass: each node is
+    made and filed under its parent as it is read.  A group whose parent is
+    missing is dropped (a fuzzy snapshot can hold a node whose parent the
+    loop deleted while it was written; the log replay deletes it anyway), and
+    with it, group by group, everything below."""
+    new = ZNode.__new__
+    empty = NO_CHILDREN
+    root = _node(unpacker.unpack(), acls)
+    nodes = tree.nodes = {"/": root, "": root}
+    get = nodes.get
+    names = itemgetter(0)
+    read = 1
+    unpack = unpacker.unpack
+    while read < count:
+        parent_path, short, full = unpack()
+        read += len(short) + len(full)
+        parent = get(parent_path)
+        if parent is None:
+            continue
+        prefix = parent_path + "/" if parent_path != "/" else "/"
+        for name, data, ai, czxid, ctime in short:
+            n = new(ZNode)
+            n.data = data
+            n.acl = acls[ai]
+            n.czxid = n.mzxid = n.pzxid = czxid
+            n.ctime = n.mtime = ctime
+            n.version = n.creates = n.aversion = n.owner = 0
+            n.children = empty
+            nodes[prefix + name] = n
+        for e in full:
+            n = new(ZNode)
+            (name, n.data, ai, n.czxid, n.mzxid, n.ctime, n.mtime, n.version,
+             n.creates, n.aversion, owner, n.pzxid) = e
+            n.acl = acls[ai]
+            n.owner = owner
+            n.children = empty
+            path = prefix + name
+            nodes[path] = n
+            if owner:
+                kind = owner_kind(owner)
+                if kind == "ephemeral":
+                    tree.ephemerals.setdefault(owner, set()).add(path)
+                elif kind == "container":
+                    tree.containers.add(path)
+                else:
+                    tree.ttls.add(path)
+        children = parent.children
+        if not children:
+            children = parent.children = set()
+        children.update(map(names, short))
+        if full:
+            children.update(map(names, full))
+    if read != count:
+        raise CorruptSnapshotError(f"{read} nodes where the header says {count}")
+
+
+def _node(e, acls) -> ZNode:
+    """A node from an entry of either form (the root's, which has no parent)."""
+    if len(e) == 5:
+        _, data, ai, czxid, ctime = e
+        e = [_, data, ai, czxid, czxid, ctime, ctime, 0, 0, 0, 0, czxid]
+    _, data, ai, czxid, mzxid, ctime, mtime, version, creates, aversion, owner, pzxid = e
+    node = ZNode(data, acls[ai], czxid, ctime, owner)
+    node.mzxid, node.mtime, node.version = mzxid, mtime, version
+    node.creates, node.aversion, node.pzxid = creates, aversion, pzxid
+    return node
+
+
+def _read_nodes_v1(tree, unpacker, acls, count) -> None:
+    """FORMAT 1: one [path, ...] entry per node, parents anywhere."""
     nodes = {}
     for _ in range(count):
         (path, data, idx, czxid, mzxid, ctime, mtime, version, creates, aversion,
@@ -160,5 +366,3 @@ def parse_snapshot(buf, path: str = "snapshot") -> DataTree:
         if parent is None:
             continue
         tree.link(path, nodes[path], parent, name)
-    tree.last_zxid = zxid
-    return tree

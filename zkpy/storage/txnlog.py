@@ -9,6 +9,7 @@ preAllocSize so that an fsync rarely has to change the file's size.  A record
 that fails its length or checksum is a torn tail if nothing but zeros follows
 it (a crash in the middle of a write) and corruption otherwise."""
 
+import errno
 import os
 import struct
 import zlib
@@ -72,7 +73,80 @@ def list_logs(log_dir) -> list[tuple[int, str]]:
 
 
 def _all_zero(buf, start: int) -> bool:
-    return not buf[start:].strip(b"\x00")
+    n = len(buf) - start
+    return n <= 0 or buf.count(0, start) == n
+
+
+_CHUNK = 1 << 20
+
+
+def _read_data(path: str) -> bytes:
+    """The file's bytes up to the end of its records, and all of them if
+    anything but zeros follows (then the parse decides what it is).
+
+    The records are followed by a preallocated tail of zeros (64 MiB by
+    default) that holds nothing: it is not read when the file system reports
+    it as a hole (preallocation extends the file with ftruncate, so it is
+    sparse), and read once to check it otherwise.  The records themselves are
+    always read, whatever the file system says of holes."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        buf = bytearray()
+
+        def ensure(n):
+            n = min(n, size)
+            while len(buf) < n:
+                chunk = os.pread(fd, max(n - len(buf), _CHUNK), len(buf))
+                if not chunk:
+                    break  # the file shrank while it was read
+                buf.extend(chunk)
+
+        # Follow the record lengths to the first zero header (or the end).
+        pos = HEADER.size
+        unpack = RECORD.unpack_from
+        while pos + RECORD.size <= size:
+            ensure(pos + RECORD.size)
+            length, crc = unpack(buf, pos)
+            if length == 0 and crc == 0:
+                break
+            pos += RECORD.size + length
+            ensure(pos)
+        ensure(pos)
+        if len(buf) < size and not _zeros_after(fd, len(buf), size):
+            ensure(size)
+        return bytes(buf)
+    finally:
+        os.close(fd)
+
+
+def _zeros_after(fd: int, pos: int, size: int) -> bool:
+    """Whether the file holds only zeros from pos on: its holes are zeros, and
+    its data extents there (SEEK_DATA / SEEK_HOLE) are read and checked."""
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as e:
+            if e.errno == errno.ENXIO:
+                return True  # a hole to the end
+            start = pos  # holes not reported: read the rest
+            stop = size
+        except AttributeError:
+            start, stop = pos, size
+        else:
+            try:
+                stop = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+            except OSError:
+                stop = size
+        while start < stop:
+            chunk = os.pread(fd, min(stop - start, _CHUNK), start)
+            if not chunk:
+                return True  # the file shrank: what is gone holds nothing
+            if not _all_zero(chunk, 0):
+                return False
+            start += len(chunk)
+        pos = stop
+    return True
 
 
 _TXN_START = 0x96  # msgpack's fixarray of 6: every payload starts so (Txn.to_list)
@@ -97,14 +171,20 @@ def _whole_record_after(buf, pos: int) -> bool:
 def read_log(path: str, is_last: bool) -> tuple[list, int]:
     """(txns, offset where the good data ends).  A bad record ends the data
     if it is the torn tail of the newest file; otherwise CorruptLogError."""
-    txns = []
-    end = _scan(path, is_last, txns)
+    txns, end, _ = scan_log(path, is_last)
     return txns, end
 
 
-def _scan(path, is_last, txns) -> int:
-    with open(path, "rb") as f:
-        buf = f.read()
+def scan_log(path: str, is_last: bool) -> tuple[list, int, bool]:
+    """read_log's (txns, end), and whether anything but zeros follows end (a
+    torn record, to be cut off)."""
+    buf = _read_data(path)
+    txns = []
+    end = _scan(path, buf, is_last, txns)
+    return txns, end, end >= 0 and not _all_zero(buf, end)
+
+
+def _scan(path, buf, is_last, txns) -> int:
     if is_last and _all_zero(buf, 0):
         return -1  # a file whose header never reached the disk (its size may have)
     if len(buf) < HEADER.size:

@@ -26,7 +26,7 @@ from ..storage import zookeeper_format as zkf
 from ..storage.database import VERSION_DIR, DataDirError, restore
 from ..storage.snapshot import (MAGIC as SNAP_MAGIC, CorruptSnapshotError, list_snapshots,
                                 read_snapshot, write_snapshot)
-from ..storage.txnlog import MAGIC as LOG_MAGIC, CorruptLogError, list_logs, read_log
+from ..storage.txnlog import MAGIC as LOG_MAGIC, CorruptLogError, list_logs, scan_log
 
 PREVIEW = 32
 
@@ -148,16 +148,10 @@ def cmd_dump_log(args, out) -> int:
     if magic != LOG_MAGIC:
         raise ToolError(f"{path}: not a zkpy or ZooKeeper transaction log (magic {magic!r})")
     try:
-        txns, end = read_log(path, is_last=True)
+        txns, end, torn = scan_log(path, is_last=True)
     except CorruptLogError as e:
         raise ToolError(str(e)) from None
-    size = os.path.getsize(path)
-    tail = ""
-    if 0 <= end < size:
-        with open(path, "rb") as f:
-            f.seek(end)
-            if f.read().strip(b"\x00"):
-                tail = f" (torn record after offset {end})"
+    tail = f" (torn record after offset {end})" if torn else ""
     print(f"# zkpy transaction log {path}: {len(txns)} txns, data ends at offset "
           f"{max(end, 0)}{tail}", file=out)
     for txn in txns:
