@@ -22,6 +22,7 @@ held (reset=False: a long delay; TCP loses nothing)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -464,3 +465,33 @@ class Cluster:
     def dump_logs(self, tail: int = 4000) -> str:
         return "\n".join(f"----- peer {i} -----\n{p.log_text()[-tail:]}"
                          for i, p in self.peers.items())
+
+
+def make_whole(cluster: "Cluster", failed: bool) -> None:
+    """After a test: print the logs if it failed, then heal, resume and
+    restart whatever it cut off, stopped or killed, and wait for a quorum."""
+    if failed:
+        print(cluster.dump_logs())
+    for i in list(cluster.cut_off):
+        cluster.heal(i)
+    for i, p in cluster.peers.items():
+        if p.paused:
+            cluster.resume(i)
+        if not p.running:
+            cluster.restart(i)
+    cluster.wait_ready()
+
+
+@contextlib.contextmanager
+def running(cluster: "Cluster"):
+    """Start cluster and wait until it is ready; print every peer's log if
+    anything fails inside; close it in the end (a module fixture's body)."""
+    cluster.start()
+    try:
+        cluster.wait_ready()
+        yield cluster
+    except BaseException:
+        print(cluster.dump_logs())
+        raise
+    finally:
+        cluster.close()

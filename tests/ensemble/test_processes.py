@@ -35,7 +35,7 @@ from zkpy.protocol.opcodes import Op
 from zkpy.protocol.records import OPEN_ACL_UNSAFE, CreateRequest
 from zkpy.rawclient import RawClient
 
-from .cluster import Cluster, wait_until
+from .cluster import Cluster, make_whole, running, wait_until
 
 SESSION_TIMEOUT = 6.0     # seconds (the cluster's maxSessionTimeout is 20 ticks = 6 s)
 
@@ -59,17 +59,9 @@ def close_client(c):
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(3, tick_time=300, init_limit=10, sync_limit=5, force_sync=True,
-                snap_count=200, proxy=True)
-    c.start()
-    try:
-        c.wait_ready()
+    with running(Cluster(3, tick_time=300, init_limit=10, sync_limit=5, force_sync=True,
+                         snap_count=200, proxy=True)) as c:
         yield c
-    except BaseException:
-        print(c.dump_logs())
-        raise
-    finally:
-        c.close()
 
 
 class Sentinel:
@@ -98,17 +90,8 @@ def ensemble(cluster, sentinel, request):
     """The module's cluster, whole and synced before and after the test."""
     cluster.wait_ready()
     yield cluster
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        print(cluster.dump_logs())
-    for i in list(cluster.cut_off):
-        cluster.heal(i)
-    for i, p in cluster.peers.items():
-        if p.paused:
-            cluster.resume(i)
-        if not p.running:
-            cluster.restart(i)
-    cluster.wait_ready()
+    report = getattr(request.node, "rep_call", None)
+    make_whole(cluster, report is not None and report.failed)
 
 
 @pytest.fixture

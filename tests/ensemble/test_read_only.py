@@ -34,22 +34,14 @@ from zkpy.rawclient import ConnectionClosed, RawClient
 
 from tests.support.apache import CLI_MT, ZKCLI, require_apache
 
-from .cluster import Cluster, wait_until
+from .cluster import Cluster, make_whole, running, wait_until
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(3, tick_time=300, init_limit=10, sync_limit=5,
-                extra={"readonlymode.enabled": "true"})
-    c.start()
-    try:
-        c.wait_ready()
+    with running(Cluster(3, tick_time=300, init_limit=10, sync_limit=5,
+                         extra={"readonlymode.enabled": "true"})) as c:
         yield c
-    except BaseException:
-        print(c.dump_logs())
-        raise
-    finally:
-        c.close()
 
 
 @pytest.fixture
@@ -57,15 +49,8 @@ def ensemble(cluster, request):
     """The module's cluster, whole and synced before and after the test."""
     cluster.wait_ready()
     yield cluster
-    failed = getattr(request.node, "rep_call", None)
-    if failed is not None and failed.failed:
-        print(cluster.dump_logs())
-    for i, p in cluster.peers.items():
-        if p.paused:
-            cluster.resume(i)
-        if not p.running:
-            cluster.restart(i)
-    cluster.wait_ready()
+    report = getattr(request.node, "rep_call", None)
+    make_whole(cluster, report is not None and report.failed)
 
 
 def kazoo(hosts, **kwargs):

@@ -33,21 +33,13 @@ from zkpy.protocol.records import (
 )
 from zkpy.rawclient import ConnectionClosed, RawClient
 
-from .cluster import Cluster, wait_until
+from .cluster import Cluster, running, wait_until
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(3, tick_time=300, init_limit=10, sync_limit=5)
-    c.start()
-    try:
-        c.wait_ready()
+    with running(Cluster(3, tick_time=300, init_limit=10, sync_limit=5)) as c:
         yield c
-    except BaseException:
-        print(c.dump_logs())
-        raise
-    finally:
-        c.close()
 
 
 @pytest.fixture

@@ -202,15 +202,18 @@ class DataTree:
             children.add(name)
         else:
             parent.children = {name}  # its first child (see znode.NO_CHILDREN)
-        owner = node.owner
-        if owner:
-            kind = owner_kind(owner)
-            if kind == "ephemeral":
-                self.ephemerals.setdefault(owner, set()).add(path)
-            elif kind == "container":
-                self.containers.add(path)
-            else:
-                self.ttls.add(path)
+        if node.owner:
+            self.file_by_owner(path, node.owner)
+
+    def file_by_owner(self, path, owner) -> None:
+        """File a node whose ephemeralOwner is set: ephemeral, container or TTL."""
+        kind = owner_kind(owner)
+        if kind == "ephemeral":
+            self.ephemerals.setdefault(owner, set()).add(path)
+        elif kind == "container":
+            self.containers.add(path)
+        else:
+            self.ttls.add(path)
 
     def create_node(self, zxid, time, body, events):
         path, data, acl, owner, parent_creates = body

@@ -35,7 +35,6 @@ import msgpack
 from ..datatree.tree import DataTree
 from ..datatree.znode import NO_CHILDREN, ZNode
 from ..datatree.paths import split_path
-from ..datatree.txn import owner_kind
 from .txnlog import fsync_dir, list_by_zxid
 
 MAGIC = b"ZKPYSNAP"
@@ -316,13 +315,7 @@ def _read_nodes(tree, unpacker, acls, count) -> None:
             path = prefix + name
             nodes[path] = n
             if owner:
-                kind = owner_kind(owner)
-                if kind == "ephemeral":
-                    tree.ephemerals.setdefault(owner, set()).add(path)
-                elif kind == "container":
-                    tree.containers.add(path)
-                else:
-                    tree.ttls.add(path)
+                tree.file_by_owner(path, owner)
         children = parent.children
         if not children:
             children = parent.children = set()
