@@ -727,19 +727,6 @@ def key_value_keys(text: str, sep: str = "=") -> list:
     return keys
 
 
-def zk_command(host: str, port: int, word: str, extra: bytes = b"",
-               timeout: float = 5.0) -> str:
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(word.encode() + extra)
-        chunks = []
-        while True:
-            b = sock.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
-    return b"".join(chunks).decode("utf-8", "replace")
-
-
 # --- op shorthands for multi -----------------------------------------------------------------
 
 def m_create(path, data=b"", acl=None, flags=0, op=Op.CREATE, ttl=-1):

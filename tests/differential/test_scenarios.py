@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.support.apache import four_letter_word
 from zkpy.protocol.errors import Err
 from zkpy.protocol.jute import Writer
 from zkpy.protocol.opcodes import AddWatchMode, CreateMode, Op, Perms, WatcherType
@@ -25,7 +26,7 @@ from zkpy.protocol.records import (
 from .conftest import server_pair
 from .harness import (
     OPEN, Differential, digest_acl, digest_id, key_value_keys, line_shape, m_check, m_create,
-    m_delete, m_get_children, m_get_data, m_set_data, mntr_shape, zk_command,
+    m_delete, m_get_children, m_get_data, m_set_data, mntr_shape,
 )
 
 pytestmark = pytest.mark.apache
@@ -1521,8 +1522,8 @@ def test_initial_tree():
 
 def _words(servers, word, extra=b""):
     apache, zkpy = servers
-    return (zk_command(apache.host, apache.port, word, extra),
-            zk_command(zkpy.host, zkpy.port, word, extra))
+    return (four_letter_word(apache.host, apache.port, word, extra=extra),
+            four_letter_word(zkpy.host, zkpy.port, word, extra=extra))
 
 
 def _shapes(text):

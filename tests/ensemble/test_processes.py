@@ -192,6 +192,21 @@ class Writers:
         assert self.final_ids == self.client_ids
 
 
+def restart_under_load(cluster, peer, base, sessions_kept=False):
+    """Restart peer while writers load the ensemble under base: no writer
+    sees an anomaly (nor, with sessions_kept, loses its session), and every
+    peer ends with every acknowledged write."""
+    with Writers(cluster.hosts, base) as w:
+        cluster.restart(peer)
+        cluster.wait_ready()
+        w.wait_progress(30)
+        w.stop()
+        assert not w.anomalies, w.anomalies
+        if sessions_kept:
+            w.check_sessions_kept()
+        check_peers(cluster, w.base, w.snapshot())
+
+
 def check_peers(cluster, base, acked, peers=None, same=True):
     """Every peer (read on that peer alone, after sync) holds every
     acknowledged write, and (once writes have stopped: same=True) all of them
@@ -370,14 +385,7 @@ def test_follower_far_behind_catches_up_by_snap(ensemble, clients):
         r.get(timeout=60)
         acked.add(path)
     mark = len(ensemble.peers[f].log_text())
-    with Writers(ensemble.hosts, "/load-snap") as w:
-        ensemble.restart(f)
-        ensemble.wait_ready()
-        w.wait_progress(30)
-        w.stop()
-        assert not w.anomalies, w.anomalies
-        w.check_sessions_kept()
-        check_peers(ensemble, w.base, w.snapshot())
+    restart_under_load(ensemble, f, "/load-snap", sessions_kept=True)
     check_peers(ensemble, "/bulk", acked)
     assert "by SNAP" in new_log(ensemble, f, mark)
     # And the follower restarts from what the SNAP left on its disk.
@@ -487,39 +495,35 @@ def test_a_session_outlives_every_fault(ensemble, sentinel):
 def test_an_observer_serves_and_follows_a_new_leader():
     """3 voters and an observer: the observer forwards writes, answers reads
     after sync, fires watches, and follows the next leader after a kill -9."""
-    with Cluster(4, tick_time=300, force_sync=False, observers=1) as c:
+    with running(Cluster(4, tick_time=300, force_sync=False, observers=1)) as c:
+        leader = c.wait_ready()
+        assert c.modes()[4] == "observer"
+        m = c.peers[leader].mntr()
+        assert m["zk_synced_observers"] == "1" and m["zk_synced_followers"] == "2"
+        assert m["zk_quorum_size"] == "3"
+        obs = make_client(c.host(4))
+        fol = make_client(c.host(c.followers()[0]))
         try:
-            leader = c.wait_ready()
+            obs.create("/o", b"from-observer")
+            assert obs.get("/o")[0] == b"from-observer"      # its own write
+            fired = threading.Event()
+            obs.get("/o", watch=lambda ev: fired.set())
+            fol.set("/o", b"from-follower")
+            assert fired.wait(20)
+            obs.sync("/o")
+            assert obs.get("/o")[0] == b"from-follower"
+            with Writers(c.hosts, "/load-obs") as w:
+                w.wait_progress(30)
+                c.kill(leader, signal.SIGKILL)
+                assert c.wait_ready() != leader
+                w.wait_progress(30)
+                w.stop()
+                assert not w.anomalies, w.anomalies
+                check_peers(c, w.base, w.snapshot())
             assert c.modes()[4] == "observer"
-            m = c.peers[leader].mntr()
-            assert m["zk_synced_observers"] == "1" and m["zk_synced_followers"] == "2"
-            assert m["zk_quorum_size"] == "3"
-            obs = make_client(c.host(4))
-            fol = make_client(c.host(c.followers()[0]))
-            try:
-                obs.create("/o", b"from-observer")
-                assert obs.get("/o")[0] == b"from-observer"      # its own write
-                fired = threading.Event()
-                obs.get("/o", watch=lambda ev: fired.set())
-                fol.set("/o", b"from-follower")
-                assert fired.wait(20)
-                obs.sync("/o")
-                assert obs.get("/o")[0] == b"from-follower"
-                with Writers(c.hosts, "/load-obs") as w:
-                    w.wait_progress(30)
-                    c.kill(leader, signal.SIGKILL)
-                    assert c.wait_ready() != leader
-                    w.wait_progress(30)
-                    w.stop()
-                    assert not w.anomalies, w.anomalies
-                    check_peers(c, w.base, w.snapshot())
-                assert c.modes()[4] == "observer"
-            finally:
-                close_client(obs)
-                close_client(fol)
-        except BaseException:
-            print(c.dump_logs())
-            raise
+        finally:
+            close_client(obs)
+            close_client(fol)
 
 
 def test_a_long_diff_is_made_off_the_event_loop():
@@ -528,35 +532,25 @@ def test_a_long_diff_is_made_off_the_event_loop():
     leader; writes sent after it wait for it on the link, so the follower
     misses none and takes none out of order."""
     from zkpy.server.quorum import FORK_SYNC_TXNS
-    with Cluster(3, tick_time=300, force_sync=False, snap_count=4 * FORK_SYNC_TXNS) as c:
+    with running(Cluster(3, tick_time=300, force_sync=False, snap_count=4 * FORK_SYNC_TXNS)) as c:
+        leader = c.wait_ready()
+        f = c.followers()[0]
+        c.stop(f)
+        bulk = make_client(c.host(leader))
         try:
-            leader = c.wait_ready()
-            f = c.followers()[0]
-            c.stop(f)
-            bulk = make_client(c.host(leader))
-            try:
-                bulk.ensure_path("/long")
-                acked = set()
-                for start in range(0, FORK_SYNC_TXNS + 500, 1000):
-                    batch = [(f"/long/n{n:06d}", bulk.create_async(f"/long/n{n:06d}"))
-                             for n in range(start, start + 1000)]
-                    for path, r in batch:
-                        r.get(timeout=60)
-                        acked.add(path)
-            finally:
-                close_client(bulk)
-            mark = len(c.peers[leader].log_text())
-            with Writers(c.hosts, "/load-long") as w:
-                c.restart(f)
-                c.wait_ready()
-                w.wait_progress(30)
-                w.stop()
-                assert not w.anomalies, w.anomalies
-                check_peers(c, w.base, w.snapshot())
-            check_peers(c, "/long", acked)
-            log = new_log(c, leader, mark)
-            assert f"syncing peer {f} by DIFF with" in log, log[-3000:]
-            assert "by SNAP" not in new_log(c, f, 0)
-        except BaseException:
-            print(c.dump_logs())
-            raise
+            bulk.ensure_path("/long")
+            acked = set()
+            for start in range(0, FORK_SYNC_TXNS + 500, 1000):
+                batch = [(f"/long/n{n:06d}", bulk.create_async(f"/long/n{n:06d}"))
+                         for n in range(start, start + 1000)]
+                for path, r in batch:
+                    r.get(timeout=60)
+                    acked.add(path)
+        finally:
+            close_client(bulk)
+        mark = len(c.peers[leader].log_text())
+        restart_under_load(c, f, "/load-long")
+        check_peers(c, "/long", acked)
+        log = new_log(c, leader, mark)
+        assert f"syncing peer {f} by DIFF with" in log, log[-3000:]
+        assert "by SNAP" not in new_log(c, f, 0)

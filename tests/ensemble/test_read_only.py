@@ -281,27 +281,23 @@ def test_a_peer_restarted_alone_serves_what_it_knows_to_be_committed(ensemble):
 
 
 def test_without_readonlymode_a_cut_off_peer_serves_nobody():
-    with Cluster(3, tick_time=300) as c:
-        try:
-            c.wait_ready()
-            survivor = c.followers()[0]
-            peer = c.peers[survivor]
-            for i in c.peers:
-                if i != survivor:
-                    c.kill(i, signal.SIGKILL)
-            wait_until(lambda: peer.four_letter("isro") == "null", 60,
-                       what="the peer to stop serving")
-            # Give a read-only server every chance to start (its grace period
-            # is 2 s from LOOKING, which began before this point).
-            time.sleep(3)
-            assert peer.four_letter("isro") == "null"
-            assert peer.four_letter("srvr").startswith("This ZooKeeper instance")
-            for read_only in (True, False):
-                r = raw(c, survivor)
-                with pytest.raises(ConnectionClosed):
-                    r.connect(read_only=read_only, timeout_ms=6000)
-                r.close()
-            assert "read-only server started" not in peer.log_text()
-        except BaseException:
-            print(c.dump_logs())
-            raise
+    with running(Cluster(3, tick_time=300)) as c:
+        c.wait_ready()
+        survivor = c.followers()[0]
+        peer = c.peers[survivor]
+        for i in c.peers:
+            if i != survivor:
+                c.kill(i, signal.SIGKILL)
+        wait_until(lambda: peer.four_letter("isro") == "null", 60,
+                   what="the peer to stop serving")
+        # Give a read-only server every chance to start (its grace period
+        # is 2 s from LOOKING, which began before this point).
+        time.sleep(3)
+        assert peer.four_letter("isro") == "null"
+        assert peer.four_letter("srvr").startswith("This ZooKeeper instance")
+        for read_only in (True, False):
+            r = raw(c, survivor)
+            with pytest.raises(ConnectionClosed):
+                r.connect(read_only=read_only, timeout_ms=6000)
+            r.close()
+        assert "read-only server started" not in peer.log_text()

@@ -122,10 +122,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def four_letter_word(host: str, port: int, word: str, timeout: float = 5.0) -> str:
-    """Send a four-letter word (ruok, srvr, mntr, ...) and return the reply."""
+def four_letter_word(host: str, port: int, word: str, timeout: float = 5.0,
+                     extra: bytes = b"") -> str:
+    """Send a four-letter word (ruok, srvr, mntr, ...), then extra (stmk's
+    mask), and return the reply."""
     with socket.create_connection((host, port), timeout=timeout) as s:
-        s.sendall(word.encode("ascii"))
+        s.sendall(word.encode("ascii") + extra)
         chunks = []
         while True:
             chunk = s.recv(65536)
