@@ -48,7 +48,7 @@ def run_server(config: dict | None = None):
     has `.hosts` ("127.0.0.1:PORT")."""
     config = {k: str(v) for k, v in (config or {}).items()}
     if TARGET == "apache":
-        from tests.support.apache import ApacheZooKeeper, require_apache
+        from zkpy.testing.apache import ApacheZooKeeper, require_apache
 
         require_apache()
         cfg, jvm = {}, []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.apache import ApacheZooKeeper, require_apache
+from zkpy.testing.apache import ApacheZooKeeper, require_apache
 
 
 @pytest.fixture(scope="session", params=["apache", "zkpy"])

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support.apache import CLI_MT
+from zkpy.testing.apache import CLI_MT
 
 STEP_TIMEOUT = 30.0  # seconds to wait for one command's marker; healthy: ~1 ms
 TIME_LINE = re.compile(r"^time = -?\d+ msec$")

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.apache import ApacheZooKeeper, require_apache
+from zkpy.testing.apache import ApacheZooKeeper, require_apache
 
 NODE_DIR = Path(__file__).resolve().parent / "node"
 CHECK_JS = NODE_DIR / "check.js"

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.support.apache import ZKCLI
+from zkpy.testing.apache import ZKCLI
 
 OUT_MARK_CMD = "printwatches"
 OUT_MARK = "printwatches is on"

@@ -8,7 +8,7 @@ import contextlib
 
 import pytest
 
-from tests.support.apache import ApacheZooKeeper, require_apache
+from zkpy.testing.apache import ApacheZooKeeper, require_apache
 
 from .harness import Differential
 

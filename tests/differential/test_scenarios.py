@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.support.apache import four_letter_word
+from zkpy.testing.apache import four_letter_word
 from zkpy.protocol.errors import Err
 from zkpy.protocol.jute import Writer
 from zkpy.protocol.opcodes import AddWatchMode, CreateMode, Op, Perms, WatcherType

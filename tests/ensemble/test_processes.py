@@ -16,7 +16,7 @@ makes a follower's reads current, a client reads its own writes, watches fire
 on followers, the four-letter words tell leader from follower, and an
 observer serves and follows a new leader.
 
-The cluster helper is tests/ensemble/cluster.py; ZKPY_KEEP_ENSEMBLE=1 keeps
+The cluster helper is zkpy/testing/ensemble.py; ZKPY_KEEP_ENSEMBLE=1 keeps
 the peers' directories (zoo.cfg, data, server.log) for a look afterwards.
 
 Nothing here asserts on timing: waits are generous and only bound a failure."""
@@ -35,7 +35,7 @@ from zkpy.protocol.opcodes import Op
 from zkpy.protocol.records import OPEN_ACL_UNSAFE, CreateRequest
 from zkpy.rawclient import RawClient
 
-from .cluster import Cluster, make_whole, running, wait_until
+from zkpy.testing.ensemble import Cluster, make_whole, running, wait_until
 
 SESSION_TIMEOUT = 6.0     # seconds (the cluster's maxSessionTimeout is 20 ticks = 6 s)
 

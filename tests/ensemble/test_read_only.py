@@ -32,9 +32,9 @@ from zkpy.protocol.records import (
 )
 from zkpy.rawclient import ConnectionClosed, RawClient
 
-from tests.support.apache import CLI_MT, ZKCLI, require_apache
+from zkpy.testing.apache import CLI_MT, ZKCLI, require_apache
 
-from .cluster import Cluster, make_whole, running, wait_until
+from zkpy.testing.ensemble import Cluster, make_whole, running, wait_until
 
 
 @pytest.fixture(scope="module")

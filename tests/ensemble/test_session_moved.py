@@ -33,7 +33,7 @@ from zkpy.protocol.records import (
 )
 from zkpy.rawclient import ConnectionClosed, RawClient
 
-from .cluster import Cluster, running, wait_until
+from zkpy.testing.ensemble import Cluster, running, wait_until
 
 
 @pytest.fixture(scope="module")

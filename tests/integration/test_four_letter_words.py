@@ -550,7 +550,7 @@ def _session_outputs(srv) -> dict:
 def test_same_shapes_as_apache_zookeeper():
     """The same session against both servers; every reply compared by shape
     (values differ), mntr key by key."""
-    from tests.support.apache import ApacheZooKeeper, require_apache
+    from zkpy.testing.apache import ApacheZooKeeper, require_apache
     from zkpy.testing import ZkpyServer
 
     require_apache()

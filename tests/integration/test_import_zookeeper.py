@@ -181,7 +181,7 @@ def run_zookeeper(tmp_dir, *, jvm_args=(), data_log_dir=None):
     """Start Apache ZooKeeper 3.8 with snapCount=20, write the varied tree,
     record what it reports, stop it with a session still open, and return
     (dataDir copy, dataLogDir copy or None, notes)."""
-    from tests.support.apache import ApacheZooKeeper, require_apache
+    from zkpy.testing.apache import ApacheZooKeeper, require_apache
 
     require_apache()
     cfg = {"snapCount": "20", "preAllocSize": "1024"}

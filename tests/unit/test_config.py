@@ -245,8 +245,10 @@ class TestDefaults:
             "znode.container.maxNeverUsedIntervalMs=300000",
             "nio.sessionlessCnxnTimeout=2000",
             "maxCnxns=100",
+            "clientPortListenBacklog=77",
         )
         assert c.client_port == 2181 and c.client_port_address == "127.0.0.1"
+        assert c.client_port_listen_backlog == 77
         assert c.max_client_cnxns == 0
         assert c.autopurge_snap_retain_count == 5 and c.autopurge_purge_interval == 24
         assert c.snap_count == 5000 and c.pre_alloc_size_kb == 1024
@@ -264,6 +266,9 @@ class TestDefaults:
         assert c.container_max_never_used_interval_ms == 300000
         assert c.sessionless_cnxn_timeout_ms == 2000
         assert c.max_cnxns == 100
+
+    def test_listen_backlog_defaults_to_unset(self):
+        assert cfg("clientPort=2181").client_port_listen_backlog == -1
 
     def test_ipv6_client_port_address_brackets_dropped(self):
         assert cfg("clientPort=2181", "clientPortAddress=[::1]").client_port_address == "::1"

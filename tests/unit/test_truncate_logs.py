@@ -1,5 +1,5 @@
 """A follower told TRUNC drops its logged txns after the leader's point
-(zkpy.server.quorum.truncate_logs), touching only the log file that straddles
+(zkpy.storage.txnlog.truncate_logs), touching only the log file that straddles
 it: reading every (preallocated) file once blocked a follower's event loop for
 seconds, long enough for the leader to give up on it mid-sync."""
 
@@ -7,7 +7,6 @@ import os
 
 from zkpy.datatree.txn import Txn
 from zkpy.protocol.opcodes import Op
-from zkpy.server import quorum
 from zkpy.storage import txnlog
 from zkpy.storage.txnlog import LogFile, encode_txn, list_logs, log_file_name, read_log
 
@@ -41,7 +40,7 @@ def test_truncates_the_straddling_file_and_drops_later_ones(tmp_path, monkeypatc
     real = txnlog.cut_after
     monkeypatch.setattr(txnlog, "cut_after", lambda path, z: reads.append(path) or real(path, z))
 
-    quorum.truncate_logs(str(tmp_path), e1 + 12)
+    txnlog.truncate_logs(str(tmp_path), e1 + 12)
 
     assert reads == [os.path.join(str(tmp_path), log_file_name(e1 + 11))]
     assert [first for first, _ in list_logs(str(tmp_path))] == [e1 + 1, e1 + 6, e1 + 11]
@@ -55,9 +54,9 @@ def test_truncating_at_a_file_boundary_and_before_everything(tmp_path):
     e1 = 1 << 32
     _write_log(str(tmp_path), [e1 + 1, e1 + 2])
     _write_log(str(tmp_path), [e1 + 3, e1 + 4])
-    quorum.truncate_logs(str(tmp_path), e1 + 2)
+    txnlog.truncate_logs(str(tmp_path), e1 + 2)
     assert _all(str(tmp_path)) == [e1 + 1, e1 + 2]
-    quorum.truncate_logs(str(tmp_path), 0)
+    txnlog.truncate_logs(str(tmp_path), 0)
     assert list_logs(str(tmp_path)) == []
 
 

@@ -6,10 +6,10 @@ and returns the result for the reply and the watch events to fire, as
 (event type, path, acl) in the order ZooKeeper fires them."""
 
 from ..protocol.errors import Err, KeeperError
-from ..protocol.opcodes import EventType, Op
+from ..protocol.opcodes import CREATE_OPS, EventType, Op
 from ..protocol.records import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 from .paths import split_path
-from .txn import CREATE_TYPES, Txn, owner_kind
+from .txn import Txn, owner_kind
 from .znode import ZNode
 
 _CREATED = EventType.NODE_CREATED
@@ -67,9 +67,6 @@ class DataTree:
         self.nodes[path] = node
         self.nodes[parent].add_child(name)
         return node
-
-    def get(self, path):
-        return self.nodes.get(path)
 
     def node_count(self) -> int:
         return len(self.nodes)
@@ -154,7 +151,7 @@ class DataTree:
         return result, events
 
     def _apply_op(self, txn, t, body, events):
-        if t in CREATE_TYPES:
+        if t in CREATE_OPS:
             return self.create_node(txn.zxid, txn.time, body, events)
         if t == Op.DELETE or t == Op.DELETE_CONTAINER:
             return self.delete_node(txn.zxid, body[0], events)

@@ -19,7 +19,6 @@ field as the tree stores it: a session id, the container marker or a TTL mark.
 
 import msgpack
 
-from ..protocol.opcodes import Op
 
 
 # One packer (packb makes one per call).  A txn is plain data: packing it
@@ -95,5 +94,3 @@ def owner_kind(owner: int) -> str:
 def ttl_of(owner: int) -> int:
     return owner & MAX_TTL
 
-
-CREATE_TYPES = (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL)

@@ -8,7 +8,6 @@ from .errors import MarshallingError
 
 INT = struct.Struct(">i")
 LONG = struct.Struct(">q")
-BOOL = struct.Struct(">?")
 INT_INT = struct.Struct(">ii")
 # A ReplyHeader: xid, zxid, err.
 REPLY_HEADER = struct.Struct(">iqi")
@@ -148,18 +147,3 @@ class Writer:
 
     def stat(self, stat) -> None:
         self.out += STAT.pack(*stat)
-
-    def getvalue(self) -> bytes:
-        return bytes(self.out)
-
-
-def encode_string(s) -> bytes:
-    if s is None:
-        return b"\xff\xff\xff\xff"
-    b = s.encode("utf-8", "surrogatepass")
-    return _pack_int(len(b)) + b
-
-
-def frame(payload: bytes) -> bytes:
-    """Prefix a payload with its i32 length."""
-    return _pack_int(len(payload)) + payload

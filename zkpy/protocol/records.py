@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from .errors import MarshallingError
 from .jute import INT, REPLY_HEADER, STAT, Reader, Writer
-from .opcodes import Op
+from .opcodes import CREATE_OPS, Op
 
 
 class ACL(NamedTuple):
@@ -387,8 +387,7 @@ class SetWatches:
             w.strings(self.persistent_recursive or [])
 
 
-MULTI_WRITE_OPS = frozenset({Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL,
-                             Op.DELETE, Op.SET_DATA, Op.CHECK})
+MULTI_WRITE_OPS = CREATE_OPS | {Op.DELETE, Op.SET_DATA, Op.CHECK}
 MULTI_READ_OPS = frozenset({Op.GET_CHILDREN, Op.GET_DATA})
 
 
@@ -428,10 +427,8 @@ class MultiRequest:
 
 
 def _read_multi_op(op_type: int, r: Reader):
-    if op_type == Op.CREATE_TTL:
-        return CreateRequest.read(r, with_ttl=True)
-    if op_type in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER):
-        return CreateRequest.read(r)
+    if op_type in CREATE_OPS:
+        return CreateRequest.read(r, with_ttl=op_type == Op.CREATE_TTL)
     if op_type == Op.DELETE:
         return DeleteRequest.read(r)
     if op_type == Op.SET_DATA:

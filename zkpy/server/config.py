@@ -499,6 +499,7 @@ class ServerConfig:
     data_log_dir: Path | None = None  # None -> data_dir
     client_port: int | None = None
     client_port_address: str | None = None  # None -> all interfaces
+    client_port_listen_backlog: int = -1  # the listen(2) backlog; < 1 -> Java's default, 50
     max_client_cnxns: int = 60  # per client IP; 0 = unlimited
     min_session_timeout: int | None = None  # None -> 2 * tick_time
     max_session_timeout: int | None = None  # None -> 20 * tick_time
@@ -572,6 +573,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "dataLogDir": ("data_log_dir", _path),
     "clientPort": ("client_port", _port),
     "clientPortAddress": ("client_port_address", _bind_host),
+    "clientPortListenBacklog": ("client_port_listen_backlog", _int32),
     "maxClientCnxns": ("max_client_cnxns", _int32),
     "minSessionTimeout": ("min_session_timeout", _session_timeout),
     "maxSessionTimeout": ("max_session_timeout", _session_timeout),
@@ -611,7 +613,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
 # reported as unknown (that list is meant to catch typos).
 _RECOGNISED_KEYS = frozenset({
     "localSessionsEnabled", "localSessionsUpgradingEnabled", "secureClientPort",
-    "secureClientPortAddress", "observerMasterPort", "clientPortListenBacklog",
+    "secureClientPortAddress", "observerMasterPort",
     "connectToLearnerMasterLimit", "quorumListenOnAllIPs", "sslQuorum",
     "portUnification", "sslQuorumReloadCertFiles", "quorum.cnxn.threads.size",
     "oraclePath", "version", "serverCnxnFactory",

@@ -34,7 +34,6 @@ _header_only = replies.header_only
 _with_body = replies.with_body
 
 _EXPIRED_PASSWD = bytes(16)
-_LARGE_OUTPUT = 4 * 1024 * 1024
 
 
 def _now_ms() -> int:

@@ -236,7 +236,7 @@ def _conf(server, extra) -> str:
         f"maxClientCnxns={c.max_client_cnxns}",
         f"minSessionTimeout={c.min_session_timeout}",
         f"maxSessionTimeout={c.max_session_timeout}",
-        f"clientPortListenBacklog={getattr(c, 'client_port_listen_backlog', -1)}",
+        f"clientPortListenBacklog={c.client_port_listen_backlog}",
         f"serverId={_server_id(server)}",
     ]
     text = "\n".join(lines) + "\n"

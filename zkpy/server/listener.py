@@ -37,7 +37,8 @@ class ServerRunner:
             gc.freeze()  # the restored tree: long-lived, nothing to scan
             self.server = ZooKeeperServer(c, DurableLog(c, loop, tree), tree)
         host = c.client_port_address or None
-        backlog = c.client_port_listen_backlog if getattr(c, "client_port_listen_backlog", -1) > 0 else 1024
+        # ServerSocket.bind: a backlog below 1 means Java's default of 50.
+        backlog = c.client_port_listen_backlog if c.client_port_listen_backlog > 0 else 50
         self.listener = await loop.create_server(
             lambda: ClientConnection(self.server, loop), host=host, port=c.client_port,
             reuse_address=True, backlog=backlog)

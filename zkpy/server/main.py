@@ -26,8 +26,10 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"zkpy-server: {e}", file=sys.stderr)
         return 2
-    for key in getattr(config, "unknown_keys", ()):
+    for key in config.unknown_keys:
         log.info("%s is not a known zoo.cfg key; kept as a system property", key)
+    for warning in config.warnings:
+        log.warning("zoo.cfg: %s", warning)
     if config.client_port is None:
         print("zkpy-server: zoo.cfg: clientPort is not set", file=sys.stderr)
         return 2

@@ -14,11 +14,10 @@ from ..datatree.acl import check_acl, fixup_acl
 from ..datatree.paths import SYSTEM_PATHS, split_path, validate_path
 from ..datatree.txn import CONTAINER_OWNER, MAX_TTL, owner_kind, ttl_owner
 from ..protocol.errors import Err, KeeperError, MarshallingError
-from ..protocol.opcodes import CreateMode, Op, Perms
+from ..protocol.opcodes import CREATE_OPS, CreateMode, Op, Perms
 from ..protocol.records import CreateRequest
 
 INT_MAX = 2**31 - 1
-_CREATE_OPS = frozenset({Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL})
 
 
 def _multi_create(op, req):
@@ -128,7 +127,7 @@ class Prep:
         where ZooKeeper checks the session's owner (it raises SessionMoved):
         first for most ops, after the mode and ttl checks for a create, never
         for deleteContainer (the server's own request)."""
-        if op in (Op.CREATE, Op.CREATE2, Op.CREATE_CONTAINER, Op.CREATE_TTL):
+        if op in CREATE_OPS:
             return self._create(op, req, session_id, auth_ids, overlay, check_session)
         if op == Op.DELETE_CONTAINER:
             return self._delete_container(req.path, overlay)
@@ -274,7 +273,7 @@ class Prep:
         overlay = {}
         bodies = []
         for i, (op, req) in enumerate(ops):
-            if op in _CREATE_OPS:
+            if op in CREATE_OPS:
                 op, req = _multi_create(op, req)  # may fail the whole multi
             try:
                 bodies.append((op, self.prep_op(op, req, session_id, auth_ids, overlay,

@@ -35,7 +35,8 @@ from ..session.tracker import SessionTracker
 from ..storage.database import DurableLog, dirs, load_snapshot, logged_txns
 from ..storage.forked import fork_bytes
 from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot_bytes
-from ..storage.txnlog import list_logs
+from ..storage.epochs import read_epochs, write_epochs
+from ..storage.txnlog import list_logs, truncate_logs
 from ..zab.peer import ESTABLISHED, FOLLOWING, LEADING, LOOKING, OBSERVING, ZabPeer
 from ..zab.quorum import QuorumConfig
 from ..zab.transport import PeerTransport, encode
@@ -638,50 +639,6 @@ class QuorumPeer:
 
         if not fork_bytes(make, self.loop, done):
             done(make())
-
-
-# --- epochs and log truncation on disk ---------------------------------------------------------
-
-def read_epochs(data_dir: str) -> tuple[int, int]:
-    def one(name):
-        try:
-            with open(os.path.join(data_dir, name)) as f:
-                return int(f.read().strip() or 0)
-        except FileNotFoundError:
-            return 0
-    return one("acceptedEpoch"), one("currentEpoch")
-
-
-def write_epochs(data_dir: str, accepted: int, current: int) -> None:
-    for name, value in (("acceptedEpoch", accepted), ("currentEpoch", current)):
-        path = os.path.join(data_dir, name)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{value}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-
-
-def truncate_logs(log_dir: str, zxid: int) -> None:
-    """Drop every logged txn after zxid (a follower told TRUNC by its leader)."""
-    from ..storage import txnlog
-    logs = list_logs(log_dir)
-    # Files are named by their first zxid and hold ascending txns, so only the
-    # newest file starting at or before zxid can straddle it; older ones are
-    # left alone (reading every preallocated file would block the event loop
-    # for seconds: a follower stuck in its sync).
-    holder = None
-    for first, path in logs:
-        if first > zxid:
-            os.remove(path)
-        else:
-            holder = path
-    if holder is not None:
-        # Cut in place at the first later record (decoding every txn of a full
-        # file to rewrite it took most of a second).
-        txnlog.cut_after(holder, zxid)
-    txnlog.fsync_dir(log_dir)
 
 
 async def run_peer(config, stop_event: asyncio.Event):

@@ -38,12 +38,6 @@ def encode_string(s) -> bytes:
     return _pack_int(len(b)) + b
 
 
-def encode_buffer(b) -> bytes:
-    if b is None:
-        return b"\xff\xff\xff\xff"
-    return _pack_int(len(b)) + b
-
-
 def encode_strings(items) -> bytes:
     parts = [_pack_int(len(items))]
     for s in items:

@@ -350,10 +350,6 @@ class ZooKeeperServer:
         if conn.session_id and self.conn_by_session.get(conn.session_id) is conn:
             del self.conn_by_session[conn.session_id]
 
-    @property
-    def last_zxid(self) -> int:
-        return self.tree.last_zxid
-
     def shutdown(self):
         self.serving = False
         for conn in list(self.connections):

@@ -12,7 +12,8 @@ from ..datatree.tree import DataTree
 from .forked import close_inherited_fds
 from .snapshot import CorruptSnapshotError, list_snapshots, read_snapshot, write_snapshot
 from .syncer import TxnLogSyncer
-from .txnlog import CorruptLogError, fsync_dir, list_logs, scan_log, truncate_at
+from .files import fsync_dir
+from .txnlog import CorruptLogError, list_logs, scan_log, truncate_at
 
 log = logging.getLogger("zkpy.storage")
 

@@ -35,7 +35,8 @@ import msgpack
 from ..datatree.tree import DataTree
 from ..datatree.znode import NO_CHILDREN, ZNode
 from ..datatree.paths import split_path
-from .txnlog import fsync_dir, list_by_zxid
+from .files import write_atomically
+from .txnlog import list_by_zxid
 
 MAGIC = b"ZKPYSNAP"
 MAGIC_END = b"ZKPYSEND"
@@ -74,30 +75,16 @@ def write_snapshot(tree: DataTree, zxid: int, snap_dir: str) -> str:
     call from a thread while the event loop changes the tree: each step takes
     what it reads in one piece (dict.copy() is atomic under the GIL)."""
     os.makedirs(snap_dir, exist_ok=True)
-    final = os.path.join(snap_dir, snapshot_file_name(zxid))
-    tmp = final + ".tmp"
-    with open(tmp, "wb", buffering=1 << 20) as f:
-        dump_snapshot(tree, zxid, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    fsync_dir(snap_dir)
-    return final
+    return write_atomically(os.path.join(snap_dir, snapshot_file_name(zxid)),
+                            lambda f: dump_snapshot(tree, zxid, f), buffering=1 << 20)
 
 
 def write_snapshot_bytes(blob, zxid: int, snap_dir: str) -> str:
     """Write a snapshot that is already serialised (what snapshot_bytes made,
     say on the leader that sent it) as the snapshot file for zxid."""
     os.makedirs(snap_dir, exist_ok=True)
-    final = os.path.join(snap_dir, snapshot_file_name(zxid))
-    tmp = final + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
-    fsync_dir(snap_dir)
-    return final
+    return write_atomically(os.path.join(snap_dir, snapshot_file_name(zxid)),
+                            lambda f: f.write(blob))
 
 
 def snapshot_bytes(tree: DataTree, zxid: int) -> bytes:

@@ -20,7 +20,8 @@ import threading
 import time
 
 from .fsyncer import FsyncHelper
-from .txnlog import LogFile, encode_txn, fsync_dir, log_file_name
+from .files import fsync_dir
+from .txnlog import LogFile, encode_txn, log_file_name
 
 log = logging.getLogger("zkpy.storage")
 

@@ -17,6 +17,7 @@ import zlib
 import msgpack
 
 from ..datatree.txn import Txn
+from .files import fsync_dir
 
 MAGIC = b"ZKPYTXNL"
 FORMAT = 1
@@ -353,9 +354,21 @@ def truncate_at(path: str, offset: int) -> None:
         os.fsync(f.fileno())
 
 
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def truncate_logs(log_dir: str, zxid: int) -> None:
+    """Drop every logged txn after zxid (a follower told TRUNC by its leader)."""
+    logs = list_logs(log_dir)
+    # Files are named by their first zxid and hold ascending txns, so only the
+    # newest file starting at or before zxid can straddle it; older ones are
+    # left alone (reading every preallocated file would block the event loop
+    # for seconds: a follower stuck in its sync).
+    holder = None
+    for first, path in logs:
+        if first > zxid:
+            os.remove(path)
+        else:
+            holder = path
+    if holder is not None:
+        # Cut in place at the first later record (decoding every txn of a full
+        # file to rewrite it took most of a second).
+        cut_after(holder, zxid)
+    fsync_dir(log_dir)

@@ -51,7 +51,7 @@ from ..datatree.znode import ZNode
 from ..protocol.errors import Err, MarshallingError
 from ..protocol.jute import Reader
 from .txnlog import list_by_zxid
-from ..protocol.opcodes import Op
+from ..protocol.opcodes import CREATE_OPS, Op
 from ..protocol.records import ACL, OPEN_ACL_UNSAFE
 
 SNAP_MAGIC = b"ZKSN"
@@ -462,7 +462,7 @@ def _read_create(r: Reader, t: int):
 
 
 def _read_record(r: Reader, t: int, in_multi: bool = False):
-    if t in (Op.CREATE, Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER):
+    if t in CREATE_OPS:
         return _read_create(r, t)
     if t in (Op.DELETE, Op.DELETE_CONTAINER):
         return DeleteTxn(r.ustring())
@@ -582,7 +582,7 @@ def _owner_of(t: int, record, session_id: int) -> int:
 
 def _op_body(t: int, record, session_id: int, tree: DataTree | None):
     """(zkpy type, body) of one ZooKeeper op."""
-    if t in (Op.CREATE, Op.CREATE2, Op.CREATE_TTL, Op.CREATE_CONTAINER):
+    if t in CREATE_OPS:
         creates = record.parent_cversion
         if creates == -1 and tree is not None:
             parent = tree.nodes.get(split_path(record.path)[0])

@@ -19,9 +19,9 @@ import logging
 import os
 import sys
 
-from ..datatree.txn import CREATE_TYPES, owner_kind, ttl_of
+from ..datatree.txn import owner_kind, ttl_of
 from ..protocol.errors import ERROR_NAMES
-from ..protocol.opcodes import OP_SHORT_NAMES, Op
+from ..protocol.opcodes import CREATE_OPS, OP_SHORT_NAMES, Op
 from ..storage import zookeeper_format as zkf
 from ..storage.database import VERSION_DIR, DataDirError, restore
 from ..storage.snapshot import (MAGIC as SNAP_MAGIC, CorruptSnapshotError, list_snapshots,
@@ -80,7 +80,7 @@ def _type_name(t: int) -> str:
 
 
 def _op_summary(t: int, body) -> str:
-    if t in CREATE_TYPES:
+    if t in CREATE_OPS:
         path, data, acl, owner, creates = body
         return (f"{path} data={_data(data)} acl={_acl(acl)} {_owner(owner)} "
                 f"parentCversion={creates}")

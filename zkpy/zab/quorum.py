@@ -28,9 +28,5 @@ def epoch_of(zxid: int) -> int:
     return zxid >> 32
 
 
-def counter_of(zxid: int) -> int:
-    return zxid & 0xFFFFFFFF
-
-
 def make_zxid(epoch: int, counter: int) -> int:
     return (epoch << 32) | counter

@@ -261,9 +261,6 @@ class PeerTransport:
             if link.peer_id is not None:
                 self._detach(link.peer_id, link)
 
-    def connected(self) -> list:
-        return sorted(self.links)
-
     async def stop(self):
         self.stopping = True
         for t in self.tasks:

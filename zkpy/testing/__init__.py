@@ -102,8 +102,8 @@ class ZkpyServer:
         return self
 
     def _start_thread(self, cfg_path):
-        from .server.config import load_config
-        from .server.listener import ServerRunner
+        from ..server.config import load_config
+        from ..server.listener import ServerRunner
 
         config = load_config(cfg_path)
         ready = threading.Event()

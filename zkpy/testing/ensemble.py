@@ -1,4 +1,4 @@
-"""A zkpy ensemble as real processes on loopback, for tests.
+"""A zkpy ensemble as real processes on loopback, for tests and benchmarks.
 
     with Cluster(3) as c:                  # peers 1..3, each `python -m zkpy.server.main cfg`
         c.wait_ready()                     # a leader serves and every live peer is synced
@@ -33,9 +33,10 @@ import tempfile
 import threading
 import time
 
-from zkpy.testing import four_letter_word, free_port
+from . import four_letter_word, free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The directory that holds this zkpy package: the peers import the same code.
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def four_letter(port: int, word: str, timeout: float = 2.0) -> str:
@@ -333,10 +334,11 @@ class Cluster:
         log.flush()
         p.proc = subprocess.Popen(
             [sys.executable, "-m", "zkpy.server.main", p.cfg_path, "--log-level", self.log_level],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT, cwd=p.dir,
             env={**os.environ, "PYTHONUNBUFFERED": "1",
-                 "PYTHONPATH": os.pathsep.join([ROOT] + [p for p in
-                                                os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])})
+                 "PYTHONPATH": os.pathsep.join(
+                     [_PACKAGE_PARENT] + [x for x in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                          if x])})
         log.close()
         p.paused = False
         # Listening for clients means the peer is up (not that it serves).

@@ -5,7 +5,7 @@ real thing; this module starts it.  It relies only on the standard library
 (pytest is imported lazily by :func:`require_apache`), so benchmark scripts can
 use it too::
 
-    from tests.support.apache import ApacheZooKeeper
+    from zkpy.testing.apache import ApacheZooKeeper
 
     with ApacheZooKeeper() as zk:
         print(zk.hosts)          # "127.0.0.1:PORT"
