@@ -1,6 +1,16 @@
-"""A deterministic simulation of a zkpy ensemble: the real ZAB state machine
-(zkpy.zab.peer.ZabPeer) and the real DataTree on every peer, a seeded
-simulated network and disk, and invariants checked after every step.
+"""A deterministic simulation of a zkpy ensemble running the real code: on
+every peer the real ZAB state machine (zkpy.zab.peer.ZabPeer), the real
+server (zkpy.server.zkserver.ZooKeeperServer) playing its real roles
+(zkpy.server.roles: leader, follower, observer, looking), and real client
+connections (zkpy.server.connection.ClientConnection) that read and write
+jute bytes.  Only the world around them is simulated: a seeded network and
+disk, a clock, and the clients.  Invariants are checked after every step.
+
+The simulated world does what the asyncio shell (zkpy.server.quorum,
+zkpy.server.listener) does for a real peer: it carries out the peer's
+effects, feeds it messages, log syncs and ticks, swaps the server's role
+when the peer's state changes (roles.follow_peer), ticks the server's
+session expiry, and sends a SNAP with the real snapshot bytes.
 
 The network gives each pair of peers a FIFO link, as TCP does.  It delays
 messages by random amounts, breaks links (everything in flight is lost and both
@@ -13,67 +23,125 @@ Invariants (checked as effects happen):
   - committed txns form one sequence G: every peer applies exactly G's txns,
     in G's order, with no gap, from wherever its disk left it;
   - a committed txn is never truncated away, lost or changed;
-  - peers that applied the same prefix hold identical trees.
+  - peers that applied the same prefix hold identical trees and sessions.
 
-Client sessions (Simulation(seed, clients=4)) are modelled on the real server
-(zkpy/server/quorum.py).  Each session connects to a serving peer over its own
-FIFO connection and pipelines a few requests: setData and getData on the
-registers (REGISTERS), and sync followed by getData.  A follower forwards a
-write to the leader as an APP message; the leader makes it a txn and proposes
-it; the session's peer answers when it applies that txn (matched by session
-id and cxid).  A read is answered from the peer's tree once the session's
-earlier requests are done.  A sync goes to the leader, which answers with
-send_app_after_commits carrying last_proposed; the follower answers once it
-has applied that far.  When its peer stops serving (or crashes, or a request
-waits longer than client_timeout) a session loses its requests in flight
-(their outcome is unknown) and reconnects to another serving peer; a peer that
-has applied less than the session's last seen zxid refuses it, as ZooKeeper
-does.  Every session keeps a history (invoke/complete, value, the zxid its
-peer had applied when it answered).  Checked:
-  - as each reply arrives: replies in request order (FIFO); zxids a session
+Client sessions (Simulation(seed, clients=4)): each simulated client speaks
+the wire protocol to a real ClientConnection of a serving peer, over its own
+FIFO connection: it connects (a new session, or its session resumed after a
+move, which a follower has its leader revalidate; an expired session is
+replaced by a new one), pings when idle, and pipelines a few requests:
+setData and getData on the registers (REGISTERS), and sync followed by
+getData.  Everything between the bytes is the real server: a follower
+forwards a write to its leader, the leader preps it into a txn and proposes
+it, and the client's peer answers when it applies that txn; a sync goes to
+the leader and is answered once the peer has applied what the leader had
+proposed; sessions are created, touched, revalidated and expired by txns and
+the leader's tracker.  When its connection closes (or a request waits longer
+than client_timeout) a client loses its requests in flight (their outcome is
+unknown) and reconnects to another serving peer; a peer that has applied
+less than the client's last seen zxid refuses it, as ZooKeeper does.  Every
+client keeps a history (invoke/complete, value, the zxid of the reply).
+Checked:
+  - as each reply arrives: replies in request order (FIFO); zxids a client
     sees never go back, across moves too; an acknowledged write is committed
-    with its value; a read returns what committed history holds at the zxid
-    its peer reported; read-your-writes (a read after the session's
-    acknowledged write sees it or a later write); a session's view of a
+    with its value, its session and its xid; a read returns what committed
+    history holds at the zxid of its reply; read-your-writes (a read after the
+    client's acknowledged write sees it or a later write); a client's view of a
     register never goes back;
   - once the faults stop (settle(), or faults=False): every request is
     answered, or its connection closes, within client_timeout;
   - at settle(): the history of writes and sync-preceded reads is
     linearizable, register by register (tests/ensemble/linearizability.py).
-Not modelled: session create/close/expiry txns and the leader's revalidation
-of a session that moves (sessions here are just ids); clients reach every
-peer (partitions cut only the links between peers).  Scenario tests script
-sessions with add_session(), attach(), invoke() and run_until().
+Clients reach every peer (partitions cut only the links between peers).
+Scenario tests script clients with add_session(), attach(), invoke() and
+run_until().
 
 A failure raises SimulationError with the seed, the trace tail (and for
 client runs the history tail), enough to replay it: the message gives the
 exact call, e.g. Simulation(seed).run(steps).settle()."""
 
 import bisect
-import copy
+import dataclasses
 import heapq
 import inspect
 import random
 from collections import deque
+from pathlib import Path
 
 from zkpy.datatree.tree import DataTree
 from zkpy.datatree.txn import Txn
-from zkpy.protocol.opcodes import Op
-from zkpy.zab.peer import ESTABLISHED, LEADING, LOOKING, ZabPeer
+from zkpy.protocol.errors import Err
+from zkpy.protocol.jute import INT, Reader, Writer
+from zkpy.protocol.opcodes import Op, Xid
+from zkpy.protocol.records import (
+    OPEN_ACL_UNSAFE, ConnectRequest, ConnectResponse, CreateRequest, PathRequest,
+    PathWatchRequest, ReplyHeader, SetDataRequest, Stat, encode_request,
+)
+from zkpy.server.config import ServerConfig, ServerSpec
+from zkpy.server.connection import ClientConnection
+from zkpy.server.prep import Prep
+from zkpy.server.roles import LookingRole, follow_peer
+from zkpy.server.zkserver import ZooKeeperServer
+from zkpy.storage.snapshot import parse_snapshot, snapshot_bytes
+from zkpy.zab.messages import (
+    SNAP, Apply, Deliver, Epochs, InstallSnapshot, Log, RoleChanged, Send, Serving, Sync,
+    Truncate,
+)
+from zkpy.zab.peer import LEADING, ZabPeer
+from zkpy.zab.port import ZabPort
 from zkpy.zab.quorum import QuorumConfig
 
 from .linearizability import Operation, Undecided, check, minimal_failing_prefix, register
 
-REGISTERS = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"]
+REGISTERS = ["/r0", "/r1", "/r2", "/r3"]
+SESSION_TIMEOUT = 2000          # what clients ask for (maxSessionTimeout is 20 ticks)
+WALL_BASE = 1_700_000_000_000   # the simulated wall clock starts here
 
 
 class SimulationError(AssertionError):
     pass
 
 
+def initial_snapshot() -> tuple:
+    """The snapshot every peer starts from: the registers, created by txns."""
+    tree = DataTree()
+    prep = Prep(tree)
+    for zxid, path in enumerate(REGISTERS, 1):
+        overlay = {}
+        body = prep.prep_op(Op.CREATE, CreateRequest(path, b"", OPEN_ACL_UNSAFE, 0), 0, (),
+                            overlay)
+        prep.commit_overlay(overlay, zxid)
+        tree.apply(Txn(0, 0, zxid, WALL_BASE, Op.CREATE, body))
+        prep.applied(zxid)
+    return snapshot_bytes(tree, tree.last_zxid), tree.last_zxid
+
+
+class SimClock:
+    """The server's clock (zkpy.server.clock) on simulated time."""
+
+    def __init__(self, sim):
+        self.sim = sim
+
+    def now_ms(self) -> int:
+        return self.sim.now
+
+    def wall_ms(self) -> int:
+        return WALL_BASE + self.sim.now
+
+
+class SimLoop:
+    """What a ClientConnection asks of its event loop: call_soon, as an event now."""
+
+    def __init__(self, sim):
+        self.sim = sim
+
+    def call_soon(self, fn, *args):
+        self.sim.at(self.sim.now, "call", fn, args)
+
+
 class Disk:
-    def __init__(self):
-        self.snapshot = (DataTree(), 0)   # (tree, zxid)
+    def __init__(self, snapshot):
+        self.snapshot = snapshot          # (snapshot bytes, zxid)
         self.log = []                     # durable txns after the snapshot
         self.unsynced = []
         self.epochs = (0, 0)
@@ -81,34 +149,48 @@ class Disk:
 
 
 class Node:
+    """One peer: the real ZabPeer and ZooKeeperServer on a simulated disk."""
+
     def __init__(self, sim, nid):
         self.sim = sim
         self.id = nid
-        self.disk = Disk()
+        self.disk = Disk(sim.snapshot0)
         self.alive = False
-        self.stash = {}    # SNAP blobs received, by zxid
-        self.conns = {}           # client connections: id -> Conn
-        self.waiting = {}         # (sid, cxid) or ("sync", sid, cxid) -> (conn, op)
-        self.pending_syncs = []   # (zxid, conn, op): answer once applied up to zxid
+        self.incarnation = 0
+        self.stash = {}    # SNAP bytes received, by zxid (as QuorumPeer keeps them)
+        self.last_session_tick = 0
 
     def boot(self):
         sim = self.sim
-        tree, zxid = self.disk.snapshot
-        self.tree = copy.deepcopy(tree)
-        self.prev_applied = zxid
+        blob, zxid = self.disk.snapshot
+        tree = parse_snapshot(blob)
         self.alive = True
+        self.incarnation += 1
         acc, cur = self.disk.epochs
         self.peer = ZabPeer(self.id, sim.quorum, accepted_epoch=acc, current_epoch=cur,
                             history=list(self.disk.log), base_zxid=zxid, now=sim.now,
                             tick_ms=sim.tick_ms, init_limit=sim.init_limit,
                             sync_limit=sim.sync_limit, finalize_ms=sim.finalize_ms,
                             history_limit=sim.history_limit)
+        self.port = ZabPort(self.peer, self.process)
+        self.server = ZooKeeperServer(sim.config_of(self.id), txn_log=self, tree=tree,
+                                      server_id=self.id, clock=sim.clock,
+                                      replay_until=self.peer.last_logged)
+        self.server.set_role(LookingRole(self.server))
         self.peer.start()
         self.process()
 
+    @property
+    def applied(self) -> int:
+        return self.server.tree.last_zxid
+
+    @property
+    def serving(self) -> bool:
+        return self.alive and self.server.serving
+
     def crash(self):
         self.alive = False
-        self.sim.drop_conns(self)
+        self.sim.drop_wires(self)
         d = self.disk
         # The unsynced tail is lost, maybe only part of it.
         keep = self.sim.rng.randint(0, len(d.unsynced)) if self.sim.partial_tail else 0
@@ -118,38 +200,46 @@ class Node:
         self.stash.clear()
 
     def process(self):
-        # Effects of what handling an effect does (a proposal made for an APP
-        # message) come after the batch in hand, as in QuorumPeer._process.
+        # Effects of what handling an effect does (a proposal made for an
+        # application message) come after the batch in hand, as in
+        # QuorumPeer._process.
         while self.peer.out:
             for eff in self.peer.take():
                 self.sim.handle(self, eff)
 
+    # --- the server's log (QuorumPeer's part): a leader's txns become proposals ---------------
+
+    def append(self, txn, on_logged):
+        self.peer.propose(txn)
+        self.process()
+
+    def close(self):
+        pass
+
 
 class ClientOp:
-    """One request of a client session, as its history records it."""
-    __slots__ = ("session", "index", "kind", "path", "value", "cxid", "invoke", "t_invoke",
-                 "complete", "t_complete", "status", "zxid", "txn_zxid", "peer", "after_sync",
-                 "srv_done", "srv_txn")
+    """One request of a client, as its history records it."""
+    __slots__ = ("session", "index", "kind", "path", "value", "cxid", "sid", "invoke",
+                 "t_invoke", "complete", "t_complete", "status", "zxid", "txn_zxid", "peer",
+                 "after_sync")
 
-    def __init__(self, session, index, kind, path, value, cxid, invoke, t_invoke, peer):
+    def __init__(self, session, index, kind, path, value, cxid, sid, invoke, t_invoke, peer):
         self.session = session
-        self.index = index        # position in the session's order
+        self.index = index        # position in the client's order
         self.kind = kind          # "write", "read" or "sync"
         self.path = path
         self.value = value        # written value, or the value read
-        self.cxid = cxid
+        self.cxid = cxid          # the request's xid
+        self.sid = sid            # the session it was sent on
         self.invoke = invoke      # history order (a global counter: real-time order)
         self.t_invoke = t_invoke  # sim time
         self.complete = None
         self.t_complete = None
-        self.status = None        # None (in flight), "ok" or "unknown"
-        self.zxid = None          # the zxid the peer had applied when it answered
+        self.status = None        # None (in flight), "ok", "failed" or "unknown"
+        self.zxid = None          # the zxid of its reply
         self.txn_zxid = None      # a write's own zxid
         self.peer = peer
         self.after_sync = None    # the sync this read follows
-        # The serving peer's side.
-        self.srv_done = False
-        self.srv_txn = None
 
     def __repr__(self):
         what = {"write": f"set {self.path}={self.value}",
@@ -158,46 +248,91 @@ class ClientOp:
         if self.after_sync is not None:
             what += f" (after sync #{self.after_sync.index})"
         end = ("in flight" if self.status is None else
-               "UNKNOWN" if self.status == "unknown" else f"ok @{self.t_complete} [{self.complete}]")
-        z = "" if self.zxid is None else f" applied={self.zxid:x}"
+               "UNKNOWN" if self.status == "unknown" else
+               f"{self.status} @{self.t_complete} [{self.complete}]")
+        z = "" if self.zxid is None else f" reply zxid={self.zxid:x}"
         if self.txn_zxid is not None:
             z += f" txn={self.txn_zxid:x}"
-        return (f"session {self.session} #{self.index} cxid={self.cxid} {what} peer {self.peer} "
-                f"@{self.t_invoke} [{self.invoke}] -> {end}{z}")
+        return (f"client {self.session} #{self.index} xid={self.cxid} session={self.sid:x} "
+                f"{what} peer {self.peer} @{self.t_invoke} [{self.invoke}] -> {end}{z}")
 
 
 class Session:
+    """A simulated client: one ZooKeeper session at a time (a new one if its
+    session expires), its requests in flight, and what it has seen."""
+
     def __init__(self, idx, depth, ops):
         self.idx = idx
-        self.sid = 0x100 + idx
         self.depth = depth        # requests in flight at most (a sync+get pair may go over)
         self.mix = ops            # shares of (write, read, sync+read)
         self.ops = []
         self.inflight = deque()   # sent on the current connection, not answered
-        self.conn = None
-        self.cxid = 0
+        self.wire = None
+        self.sid = 0              # the session, once granted
+        self.passwd = bytes(16)
+        self.xid = 0
         self.last_zxid = 0        # ZooKeeper's lastZxidSeen
+        self.last_sent = 0
         self.last_peer = None
-        self.acked = {}           # path -> zxid of the session's newest acknowledged write
+        self.acked = {}           # path -> zxid of the client's newest acknowledged write
         self.seen = {}            # path -> zxid of the newest write whose value it has seen
         self.moves = 0
+        self.sessions = 0         # sessions it has had
 
 
-class Conn:
-    """A client's TCP connection to a peer; both ends keep their own view."""
-    __slots__ = ("id", "session", "node", "last_zxid", "server_open", "client_open", "queue",
-                 "last_up", "last_down")
+class Wire:
+    """A client's TCP connection to a peer: the client's end here, the
+    server's end a real ClientConnection on a simulated transport."""
+    __slots__ = ("id", "session", "node", "incarnation", "conn", "server_open", "client_open",
+                 "handshaken", "inbuf", "last_up", "last_down")
 
-    def __init__(self, cid, session, node, last_zxid):
-        self.id = cid
+    def __init__(self, wid, session, node):
+        self.id = wid
         self.session = session
-        self.node = node
-        self.last_zxid = last_zxid     # what the ConnectRequest carries
+        self.node = node.id
+        self.incarnation = node.incarnation
+        self.conn = None               # the server's ClientConnection
         self.server_open = False
-        self.client_open = False
-        self.queue = deque()           # the peer's view: requests not answered yet, in order
+        self.client_open = True
+        self.handshaken = False
+        self.inbuf = bytearray()
         self.last_up = 0
         self.last_down = 0
+
+
+class WireTransport:
+    """The server end's transport: what the ClientConnection writes reaches
+    the client after a delay, in order; closing reaches it after the data."""
+
+    def __init__(self, sim, wire):
+        self.sim = sim
+        self.wire = wire
+        self.closed = False
+
+    def get_extra_info(self, name):
+        # A distinct address per client (maxClientCnxns counts per address).
+        return (f"10.0.0.{self.wire.session.idx + 1}", 30000 + self.wire.id) \
+            if name == "peername" else None
+
+    def write(self, data):
+        if not self.closed:
+            self.sim.to_client(self.wire, "c-recv", self.wire, bytes(data))
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        wire = self.wire
+        if wire.server_open:
+            wire.server_open = False
+            self.sim.at(self.sim.now, "call", wire.conn.connection_lost, (None,))
+        self.sim.to_client(wire, "c-closed", wire)
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
 
 
 class Simulation:
@@ -221,8 +356,15 @@ class Simulation:
         self.partial_tail = partial_tail
         self.faults = faults
         self.now = 0
+        self.clock = SimClock(self)
+        self.loop = SimLoop(self)
         self.events = []
         self.seq = 0
+        self.snapshot0 = initial_snapshot()
+        self.base_zxid = self.snapshot0[1]
+        self.servers = {i: ServerSpec(i, "127.0.0.1", 2880 + i, 3880 + i,
+                                      role="observer" if i in self.quorum.observers
+                                      else "participant") for i in ids}
         self.nodes = {i: Node(self, i) for i in ids}
         self.link_ids = {}
         self.down_pending = {}      # link -> ends not yet told it broke
@@ -238,20 +380,26 @@ class Simulation:
         # Client sessions (clients > 0 replaces the leader's own write workload).
         self.clients = clients
         self.client_timeout = client_timeout
-        # (write, read, sync+read) shares for every session; None: each session
+        # (write, read, sync+read) shares for every client; None: each client
         # draws its own, some of them read-only.
         self.client_ops = client_ops
         self.sessions = []
         self.history = []           # ClientOps in invocation order
         self.hseq = 0               # history clock: invocations and completions in order
-        self.conn_seq = 0
+        self.wire_seq = 0
         self.values = 0
         self.registers = {p: ([0], [0]) for p in REGISTERS}   # committed (zxids, values)
         self.value_zxid = {0: 0}    # value -> zxid of the committed write of it
-        self.stats = dict(ok=0, unknown=0, refused=0, moves=0, timeouts=0, dropped_reqs=0)
+        self.stats = dict(ok=0, failed=0, unknown=0, refused=0, moves=0, timeouts=0,
+                          expired=0, dropped_reqs=0)
         # Since when there are no faults: from then on every request must be
         # answered (or its connection close).
         self.calm_since = 0 if not faults else float("inf")
+
+    def config_of(self, nid) -> ServerConfig:
+        return ServerConfig(data_dir=Path("/nonexistent"), tick_time=self.tick_ms,
+                            init_limit=self.init_limit, sync_limit=self.sync_limit,
+                            servers=self.servers, my_id=nid, max_client_cnxns=0)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -298,97 +446,96 @@ class Simulation:
     def reachable(self, a, b):
         return (a in self.cut) == (b in self.cut)
 
-    # --- effects ------------------------------------------------------------------------
+    # --- effects (what QuorumPeer does with them) ---------------------------------------------
 
     def handle(self, node, eff):
-        kind = eff[0]
-        if kind == "send":
-            _, to, msg = eff
-            blob = None
-            if msg[0] == "SYNC" and msg[1] == "SNAP":
-                blob = (copy.deepcopy(node.tree), node.prev_applied)
-                if blob[1] != msg[2]:
-                    self.fail(f"peer {node.id} sends SNAP at {msg[2]:x} with tree at {blob[1]:x}")
-            self.send(node.id, to, msg, blob)
-        elif kind == "log":
-            node.disk.unsynced.extend(eff[1])
+        kind = eff.__class__
+        if kind is Send:
+            msg = eff.msg
+            if msg.__class__ is Sync and msg.kind == SNAP:
+                # The leader's tree as applied now, as the real snapshot bytes.
+                tree = node.server.tree
+                if tree.last_zxid != msg.zxid:
+                    self.fail(f"peer {node.id} sends SNAP at {msg.zxid:x} with tree at "
+                              f"{tree.last_zxid:x}")
+                msg = dataclasses.replace(msg, snapshot=snapshot_bytes(tree, tree.last_zxid))
+            self.send(node.id, eff.to, msg)
+        elif kind is Log:
+            node.disk.unsynced.extend(eff.txns)
             if not node.disk.sync_pending:
                 node.disk.sync_pending = True
                 self.at(self.now + self.rng.randint(1, 8), "synced", node.id)
-        elif kind == "epochs":
-            node.disk.epochs = (eff[1], eff[2])
-        elif kind == "truncate":
-            z = eff[1]
-            if node.prev_applied > z:
+        elif kind is Apply:
+            self.check_apply(node, eff.txn)
+            node.server.apply(eff.txn)
+        elif kind is Epochs:
+            node.disk.epochs = (eff.accepted, eff.current)
+        elif kind is Truncate:
+            z = eff.zxid
+            if node.applied > z:
                 self.fail(f"peer {node.id} told to truncate to {z:x} below applied "
-                          f"{node.prev_applied:x}")
+                          f"{node.applied:x}")
             d = node.disk
             d.log = [t for t in d.log if t.zxid <= z]
             d.unsynced = [t for t in d.unsynced if t.zxid <= z]
-        elif kind == "snapshot":
-            z = eff[1]
+        elif kind is InstallSnapshot:
+            z = eff.zxid
             blob = node.stash.pop(z, None)
             if blob is None:
-                self.fail(f"peer {node.id} has no SNAP blob for {z:x}")
-            tree, zxid = blob
+                self.fail(f"peer {node.id} has no SNAP bytes for {z:x}")
+            tree = parse_snapshot(blob)
             d = node.disk
-            d.snapshot = (copy.deepcopy(tree), zxid)
+            d.snapshot = (blob, z)
             d.log = []
             d.unsynced = []
-            node.tree = tree
-            node.prev_applied = zxid
-            if zxid and zxid not in self.G_index:
-                self.fail(f"peer {node.id} installed a snapshot at uncommitted {zxid:x}")
-        elif kind == "apply":
-            self.check_apply(node, eff[1])
-            node.tree.apply(eff[1])
-            node.prev_applied = eff[1].zxid
-            if node.waiting or node.pending_syncs:
-                self.applied_for_clients(node, eff[1])
-        elif kind == "role":
-            self.log(f"peer {node.id} -> {eff[1]} leader={eff[2]} epoch={eff[3]}")
-            if eff[1] == LOOKING:
-                self.drop_conns(node)
-        elif kind == "app":
-            self.on_app(node, eff[1], eff[2])
-        elif kind == "serving":
-            if not eff[1]:
-                self.drop_conns(node)
-            if eff[1] and node.peer.role == LEADING:
+            node.server.install_tree(tree)
+            if z != self.base_zxid and z not in self.G_index:
+                self.fail(f"peer {node.id} installed a snapshot at uncommitted {z:x}")
+        elif kind is RoleChanged:
+            self.log(f"peer {node.id} -> {eff.role} leader={eff.leader} epoch={eff.epoch}")
+            follow_peer(node.server, node.port, eff)
+        elif kind is Serving:
+            if eff.serving and node.peer.role == LEADING:
                 e = node.peer.current_epoch
                 other = self.leaders.setdefault(e, node.id)
                 if other != node.id:
                     self.fail(f"two leaders in epoch {e}: {other} and {node.id}")
                 self.log(f"peer {node.id} leads epoch {e}")
+            follow_peer(node.server, node.port, eff)
+        elif kind is Deliver:
+            node.server.role.on_app(eff.frm, eff.payload)
+        else:
+            self.fail(f"peer {node.id}: unknown effect {eff!r}")
 
     def check_apply(self, node, txn):
+        prev_applied = node.applied
         idx = self.G_index.get(txn.zxid)
         if idx is not None:
             if self.G[idx] != txn:
                 self.fail(f"peer {node.id} applies a different txn at {txn.zxid:x}")
-            prev = self.G[idx - 1].zxid if idx else 0
-            if node.prev_applied != prev:
-                self.fail(f"peer {node.id} applies {txn.zxid:x} after {node.prev_applied:x}, "
+            prev = self.G[idx - 1].zxid if idx else self.base_zxid
+            if prev_applied != prev:
+                self.fail(f"peer {node.id} applies {txn.zxid:x} after {prev_applied:x}, "
                           f"committed order has {prev:x} before it")
             return
-        last = self.G[-1].zxid if self.G else 0
+        last = self.G[-1].zxid if self.G else self.base_zxid
         if node.peer.role != LEADING:
             self.fail(f"follower {node.id} applies {txn.zxid:x} that no leader committed")
-        if node.prev_applied != last:
-            self.fail(f"leader {node.id} commits {txn.zxid:x} after {node.prev_applied:x}, "
+        if prev_applied != last:
+            self.fail(f"leader {node.id} commits {txn.zxid:x} after {prev_applied:x}, "
                       f"but the last committed txn is {last:x} (a committed txn was lost)")
         if txn.zxid <= last:
             self.fail(f"leader {node.id} commits {txn.zxid:x} not after {last:x}")
         self.G_index[txn.zxid] = len(self.G)
         self.G.append(txn)
-        if self.clients and txn.type == Op.SET_DATA and txn.body[0] in self.registers:
+        if txn.type == Op.SET_DATA and txn.body[0] in self.registers:
             zs, vs = self.registers[txn.body[0]]
             v = int(txn.body[1])
             zs.append(txn.zxid)
             vs.append(v)
             self.value_zxid[v] = txn.zxid
 
-    def send(self, frm, to, msg, blob):
+    def send(self, frm, to, msg):
         if self.down_pending.get((min(frm, to), max(frm, to))):
             return
         if not self.reachable(frm, to):
@@ -398,7 +545,7 @@ class Simulation:
         delay = self.rng.randint(0, 20)
         t = max(self.now + delay, self.last_delivery.get((frm, to), 0))
         self.last_delivery[(frm, to)] = t
-        self.at(t, "deliver", frm, to, msg, blob, lid)
+        self.at(t, "deliver", frm, to, msg, lid)
 
     # --- events ----------------------------------------------------------------------
 
@@ -406,13 +553,18 @@ class Simulation:
         t, _, event = heapq.heappop(self.events)
         self.now = max(self.now, t)
         kind = event[0]
-        if kind == "deliver":
-            _, frm, to, msg, blob, lid = event
+        if kind == "call":
+            _, fn, args = event
+            fn(*args)
+        elif kind == "deliver":
+            _, frm, to, msg, lid = event
             node = self.nodes[to]
             if not node.alive or lid != self.link(frm, to) or not self.nodes[frm].alive:
                 return
-            if blob is not None:
-                node.stash[msg[2]] = blob
+            if msg.__class__ is Sync and msg.snapshot is not None:
+                # As QuorumPeer._on_message: the bytes wait for InstallSnapshot.
+                node.stash[msg.zxid] = msg.snapshot
+                msg = dataclasses.replace(msg, snapshot=None)
             node.peer.receive(frm, msg)
             node.process()
         elif kind == "down":
@@ -440,6 +592,11 @@ class Simulation:
             if node.alive:
                 node.peer.tick(self.now)
                 node.process()
+                node.server.role.tick(self.now)
+                if self.now - node.last_session_tick >= self.tick_ms:
+                    # ServerRunner's tick: session expiry, idle connections.
+                    node.last_session_tick = self.now
+                    node.server.tick(self.now)
             self.at(self.now + self.rng.randint(10, 30), "tick", event[1])
         elif kind == "workload":
             self.workload()
@@ -460,19 +617,24 @@ class Simulation:
             getattr(self, self.CLIENT_EVENTS[kind])(*event[1:])
 
     def workload(self):
+        """Without clients: the leader's server writes a register itself,
+        through its real prep and log."""
         if self.quiet:
             return
         for node in self.nodes.values():
-            p = node.peer if node.alive else None
-            if p is not None and p.role == LEADING and p.serving:
-                zxid = p.next_zxid()
+            if node.alive and node.peer.role == LEADING and node.serving:
                 path = self.rng.choice(REGISTERS)
                 self.writes += 1
-                txn = Txn(1, self.writes, zxid, self.now, Op.SET_DATA,
-                          (path, b"v%d" % self.writes, zxid & 0x7FFFFFFF))
-                p.propose(txn)
+                data = b"%d" % self.writes
+                server = node.server
+
+                def build(path=path, data=data, server=server):
+                    overlay = {}
+                    body = server.prep.prep_op(Op.SET_DATA, SetDataRequest(path, data, -1), 0,
+                                               (), overlay)
+                    return Op.SET_DATA, body, overlay
+                server.submit(0, self.writes, Op.SET_DATA, build)
                 self.proposed += 1
-                node.process()
 
     def fault(self):
         rng = self.rng
@@ -496,6 +658,14 @@ class Simulation:
             a, b = rng.sample(ids, 2)
             self.log(f"link {a}-{b} breaks")
             self.break_link(a, b)
+        elif r < 0.9 and self.sessions:
+            # A client goes away for a while (a paused process, a lost
+            # network): long enough, and its session expires meanwhile.
+            s = rng.choice(self.sessions)
+            if s.wire is not None:
+                away = rng.randint(SESSION_TIMEOUT // 4, 2 * SESSION_TIMEOUT)
+                self.client_lost(s, f"client goes away for {away} ms", reconnect=False)
+                self.at(self.now + away, "c-connect", s)
         # else: a quiet spell
 
     def run(self, steps=4000):
@@ -542,7 +712,7 @@ class Simulation:
                 for op in sess.inflight:
                     if op.t_invoke >= self.calm_since and \
                             self.now - op.t_invoke >= ms - clients_ms:
-                        self.fail(f"session {sess.idx}: a request made after the faults stopped "
+                        self.fail(f"client {sess.idx}: a request made after the faults stopped "
                                   f"has had no answer for {self.now - op.t_invoke} ms", [op])
             self.check_history()
         return self
@@ -552,13 +722,15 @@ class Simulation:
         for node in self.nodes.values():
             if not node.alive:
                 continue
-            state = {p: (n.data, n.version, n.mzxid) for p, n in node.tree.nodes.items()}
-            other = by_zxid.setdefault(node.prev_applied, (node.id, state))
+            tree = node.server.tree
+            state = ({p: (n.data, n.version, n.mzxid) for p, n in tree.nodes.items()},
+                     dict(tree.sessions))
+            other = by_zxid.setdefault(node.applied, (node.id, state))
             if other[1] != state:
                 self.fail(f"peers {other[0]} and {node.id} applied up to "
-                          f"{node.prev_applied:x} but their trees differ")
+                          f"{node.applied:x} but their trees differ")
 
-    # --- scenarios: scripted sessions ------------------------------------------------------
+    # --- scenarios: scripted clients ----------------------------------------------------------
 
     def run_until(self, cond, max_steps=20000):
         for _ in range(max_steps):
@@ -568,29 +740,30 @@ class Simulation:
         self.fail(f"run_until: still not true after {max_steps} steps")
 
     def add_session(self, depth=4):
-        """A session that issues only what the scenario invokes (sim.invoke);
+        """A client that issues only what the scenario invokes (sim.invoke);
         run with clients=1 and quiet=True so that nothing else writes."""
         s = Session(len(self.sessions), depth, (0, 0, 0))
         self.sessions.append(s)
+        self.at(self.now, "c-tick", s)
         return s
 
     def attach(self, s, node_id):
-        """Connect s to a peer now, without the network's delays."""
-        if s.conn is not None and s.conn.client_open:
-            self.client_lost(s, "moved by the scenario")
-        self.conn_seq += 1
-        s.conn = Conn(self.conn_seq, s, node_id, s.last_zxid)
-        self.server_connect(s.conn)
-        if not s.conn.server_open:
-            self.fail(f"session {s.idx} refused by peer {node_id}")
-        s.conn.client_open = True
+        """Connect s to a peer now (its session resumed there, or a new one),
+        and run until the handshake is done."""
+        if s.wire is not None:
+            self.client_lost(s, "moved by the scenario", reconnect=False)
+        self.open_wire(s, self.nodes[node_id])
+        wire = s.wire
+        self.run_until(lambda: wire.handshaken or s.wire is not wire)
+        if s.wire is not wire:
+            self.fail(f"client {s.idx} refused by peer {node_id}")
 
-    # --- client sessions: the client side -------------------------------------------------
+    # --- clients: the client's side ---------------------------------------------------------
 
     CLIENT_EVENTS = {
-        "c-tick": "client_tick", "c-connect": "client_connect", "c-connreq": "server_connect",
-        "c-connected": "client_connected", "c-refused": "client_refused", "c-req": "server_request",
-        "c-reply": "client_reply", "c-closed": "client_closed", "c-quiet": "clients_quiet",
+        "c-tick": "client_tick", "c-connect": "client_connect", "c-recv": "client_recv",
+        "c-closed": "client_closed", "c-quiet": "clients_quiet",
+        "s-data": "server_data", "s-eof": "server_eof",
     }
 
     def clients_quiet(self):
@@ -607,86 +780,129 @@ class Simulation:
             self.at(self.now + self.rng.randint(0, 100), "c-connect", s)
             self.at(self.now + self.rng.randint(0, 50), "c-tick", s)
 
-    def to_server(self, conn, *event):
-        t = max(self.now + self.rng.randint(0, 5), conn.last_up)
-        conn.last_up = t
+    def to_server(self, wire, *event):
+        t = max(self.now + self.rng.randint(0, 5), wire.last_up)
+        wire.last_up = t
         self.at(t, *event)
 
-    def to_client(self, conn, *event):
-        t = max(self.now + self.rng.randint(0, 5), conn.last_down)
-        conn.last_down = t
+    def to_client(self, wire, *event):
+        t = max(self.now + self.rng.randint(0, 5), wire.last_down)
+        wire.last_down = t
         self.at(t, *event)
 
     def client_connect(self, s):
-        if s.conn is not None:
+        if s.wire is not None:
             return
-        serving = [n for n in self.nodes.values() if n.alive and n.peer.serving]
+        serving = [n for n in self.nodes.values() if n.serving]
         if not serving:
             self.at(self.now + self.rng.randint(20, 100), "c-connect", s)
             return
         # Another peer than the one just left, if there is one.
         node = self.rng.choice([n for n in serving if n.id != s.last_peer] or serving)
-        self.conn_seq += 1
-        s.conn = Conn(self.conn_seq, s, node.id, s.last_zxid)
-        self.to_server(s.conn, "c-connreq", s.conn)
+        self.open_wire(s, node)
 
-    def client_connected(self, conn):
-        s = conn.session
-        if s.conn is not conn:
+    def open_wire(self, s, node):
+        """Open a TCP connection to node's client port and send the ConnectRequest."""
+        self.wire_seq += 1
+        wire = Wire(self.wire_seq, s, node)
+        s.wire = wire
+        conn = ClientConnection(node.server, self.loop)
+        wire.conn = conn
+        wire.server_open = True
+        conn.connection_made(WireTransport(self, wire))
+        w = Writer()
+        ConnectRequest(0, s.last_zxid, SESSION_TIMEOUT, s.sid, s.passwd, False).write(w)
+        self.to_server(wire, "s-data", wire, INT.pack(len(w.out)) + bytes(w.out))
+        s.last_sent = self.now
+
+    def client_recv(self, wire, data):
+        s = wire.session
+        if s.wire is not wire or not wire.client_open:
             return
-        conn.client_open = True
-        if s.last_peer is not None:
+        wire.inbuf += data
+        buf = wire.inbuf
+        while len(buf) >= 4:
+            n = INT.unpack_from(buf, 0)[0]
+            if len(buf) < 4 + n:
+                break
+            payload = bytes(buf[4:4 + n])
+            del buf[:4 + n]
+            if not wire.handshaken:
+                self.client_connected(wire, ConnectResponse.read(Reader(payload)))
+            else:
+                r = Reader(payload)
+                hdr = ReplyHeader.read(r)
+                if hdr.xid == Xid.PING:
+                    continue
+                if hdr.xid == Xid.NOTIFICATION:
+                    self.fail(f"client {s.idx} got a watch event it never asked for")
+                self.client_reply(wire, hdr, r)
+            if s.wire is not wire:
+                return
+
+    def client_connected(self, wire, resp):
+        s = wire.session
+        if resp.timeout <= 0:
+            # The session is gone: a new one, with what the client has seen.
+            self.stats["expired"] += 1
+            self.log(f"client {s.idx}: session {s.sid:x} expired (peer {wire.node})")
+            s.sid, s.passwd = 0, bytes(16)
+            self.client_lost(s, "session expired", delay=(1, 10))
+            return
+        wire.handshaken = True
+        if s.sid != resp.session_id:
+            s.sessions += 1
+        elif s.last_peer is not None:
             s.moves += 1
             self.stats["moves"] += 1
-        self.log(f"session {s.idx} connected to peer {conn.node} (last zxid {s.last_zxid:x})")
+        s.sid, s.passwd = resp.session_id, resp.passwd
+        self.log(f"client {s.idx} connected to peer {wire.node} with session {s.sid:x} "
+                 f"(last zxid {s.last_zxid:x})")
 
-    def client_refused(self, conn, why):
-        s = conn.session
-        if s.conn is not conn:
+    def client_closed(self, wire):
+        s = wire.session
+        if s.wire is not wire or not wire.client_open:
             return
-        self.stats["refused"] += 1
-        self.log(f"session {s.idx} refused by peer {conn.node}: {why}")
-        s.conn = None
-        s.last_peer = conn.node
-        self.at(self.now + self.rng.randint(5, 50), "c-connect", s)
+        if wire.handshaken:
+            self.client_lost(s, f"peer {wire.node} closed the connection")
+        else:
+            self.stats["refused"] += 1
+            self.client_lost(s, f"refused by peer {wire.node}", delay=(5, 50))
 
-    def client_closed(self, conn):
-        if conn.client_open:
-            self.client_lost(conn.session, f"peer {conn.node} closed the connection")
-        elif conn.session.conn is conn:
-            # Closed before the client learnt it was open.
-            self.client_refused(conn, "closed")
-
-    def client_lost(self, s, why):
-        conn = s.conn
-        conn.client_open = False
-        if conn.server_open:
-            self.server_forget(conn)
+    def client_lost(self, s, why, reconnect=True, delay=(1, 50)):
+        """The client's connection is gone (or given up): what was in flight
+        has an unknown outcome; it closes its end and connects again."""
+        wire = s.wire
+        wire.client_open = False
+        self.to_server(wire, "s-eof", wire)
         for op in s.inflight:
             op.status = "unknown"
             self.stats["unknown"] += 1
-        self.log(f"session {s.idx} lost peer {conn.node} ({why}); "
+        self.log(f"client {s.idx} lost peer {wire.node} ({why}); "
                  f"{len(s.inflight)} requests with unknown outcome")
         s.inflight.clear()
-        s.conn = None
-        s.last_peer = conn.node
-        self.at(self.now + self.rng.randint(1, 50), "c-connect", s)
+        s.wire = None
+        s.last_peer = wire.node
+        if reconnect:
+            self.at(self.now + self.rng.randint(*delay), "c-connect", s)
 
     def client_tick(self, s):
         rng = self.rng
         self.at(self.now + rng.randint(2, 20), "c-tick", s)
-        conn = s.conn
-        if conn is None or not conn.client_open:
+        wire = s.wire
+        if wire is None or not wire.handshaken:
             return
         if s.inflight and self.now - s.inflight[0].t_invoke > self.client_timeout:
             if s.inflight[0].t_invoke >= self.calm_since:
-                self.fail(f"session {s.idx}: a request made after the faults stopped has had no "
-                          f"answer for {self.now - s.inflight[0].t_invoke} ms",
+                self.fail(f"client {s.idx}: a request made after the faults stopped has had "
+                          f"no answer for {self.now - s.inflight[0].t_invoke} ms",
                           [s.inflight[0]])
             self.stats["timeouts"] += 1
             self.client_lost(s, f"no answer for {self.client_timeout} ms")
             return
-        if self.quiet:
+        if self.now - s.last_sent >= SESSION_TIMEOUT // 3:
+            self.send_request(s, Xid.PING, Op.PING, None)
+        if self.quiet or not any(s.mix):
             return
         while len(s.inflight) < s.depth and rng.random() < 0.6:
             path = rng.choice(REGISTERS)
@@ -700,169 +916,76 @@ class Simulation:
                 sync = self.invoke(s, "sync", path)
                 self.invoke(s, "read", path).after_sync = sync
 
+    def send_request(self, s, xid, op, record):
+        s.last_sent = self.now
+        self.to_server(s.wire, "s-data", s.wire, encode_request(xid, op, record))
+
     def invoke(self, s, kind, path, value=None):
-        s.cxid += 1
+        s.xid += 1
         self.hseq += 1
-        op = ClientOp(s.idx, len(s.ops), kind, path, value, s.cxid, self.hseq, self.now,
-                      s.conn.node)
+        op = ClientOp(s.idx, len(s.ops), kind, path, value, s.xid, s.sid, self.hseq, self.now,
+                      s.wire.node)
         s.ops.append(op)
         self.history.append(op)
         s.inflight.append(op)
-        self.to_server(s.conn, "c-req", s.conn, op)
+        if kind == "write":
+            self.send_request(s, s.xid, Op.SET_DATA, SetDataRequest(path, b"%d" % value, -1))
+        elif kind == "read":
+            self.send_request(s, s.xid, Op.GET_DATA, PathWatchRequest(path, False))
+        else:
+            self.send_request(s, s.xid, Op.SYNC, PathRequest(path))
         return op
 
-    def client_reply(self, conn, op, value, zxid, txn_zxid):
-        s = conn.session
-        if not conn.client_open:
-            return
-        if not s.inflight or s.inflight[0] is not op:
-            self.fail(f"session {s.idx}: a reply out of request order (FIFO broken): "
-                      f"got #{op.index}, oldest in flight is "
-                      f"{s.inflight[0].index if s.inflight else None}",
-                      [op] + list(s.inflight))
-        s.inflight.popleft()
+    def client_reply(self, wire, hdr, body):
+        s = wire.session
+        if not s.inflight or s.inflight[0].cxid != hdr.xid:
+            self.fail(f"client {s.idx}: a reply out of request order (FIFO broken): "
+                      f"got xid {hdr.xid}, oldest in flight is "
+                      f"{s.inflight[0].cxid if s.inflight else None}", list(s.inflight))
+        op = s.inflight.popleft()
         self.hseq += 1
-        op.status = "ok"
         op.complete = self.hseq
         op.t_complete = self.now
-        op.zxid = zxid
+        op.zxid = hdr.zxid
+        if hdr.err != 0:
+            # A write the leader turned into an error txn: it did nothing.
+            if hdr.err != Err.SESSION_EXPIRED:
+                self.fail(f"client {s.idx}: unexpected error {hdr.err}", [op])
+            op.status = "failed"
+            self.stats["failed"] += 1
+            self.check_zxid(s, op)
+            return
+        op.status = "ok"
         if op.kind == "read":
-            op.value = value
+            data = body.buffer()
+            Stat.read(body)
+            op.value = int(data) if data else 0
         elif op.kind == "write":
-            op.txn_zxid = txn_zxid
+            op.txn_zxid = hdr.zxid
         self.stats["ok"] += 1
         self.check_reply(s, op)
 
-    # --- client sessions: the peer's side (as zkpy/server/quorum.py) -----------------------
+    # --- clients: the server's side (a simulated TCP connection) ------------------------------
 
-    def server_connect(self, conn):
-        node = self.nodes[conn.node]
-        if conn.session.conn is not conn:
-            return
-        if not (node.alive and node.peer.serving):
-            self.to_client(conn, "c-refused", conn, "not serving")
-        elif node.prev_applied < conn.last_zxid:
-            # ZooKeeper: "Refusing session request for client as it has seen
-            # zxid ... our last zxid is ..."
-            self.to_client(conn, "c-refused", conn,
-                           f"it has seen zxid {conn.last_zxid:x}, "
-                           f"peer applied {node.prev_applied:x}")
-        else:
-            conn.server_open = True
-            node.conns[conn.id] = conn
-            self.to_client(conn, "c-connected", conn)
+    def server_data(self, wire, data):
+        node = self.nodes[wire.node]
+        if wire.server_open and node.alive and node.incarnation == wire.incarnation:
+            wire.conn.data_received(data)
 
-    def drop_conns(self, node):
-        """The peer stops serving: it closes its client connections and
-        forgets what they were waiting for."""
-        for conn in node.conns.values():
-            conn.server_open = False
-            self.to_client(conn, "c-closed", conn)
-        node.conns.clear()
-        node.waiting.clear()
-        node.pending_syncs.clear()
+    def server_eof(self, wire):
+        node = self.nodes[wire.node]
+        if wire.server_open and node.alive and node.incarnation == wire.incarnation:
+            wire.server_open = False
+            wire.conn.transport.closed = True
+            wire.conn.connection_lost(None)
 
-    def server_forget(self, conn):
-        """The client closed the connection."""
-        conn.server_open = False
-        node = self.nodes[conn.node]
-        node.conns.pop(conn.id, None)
-        for key in [k for k, (c, _) in node.waiting.items() if c is conn]:
-            del node.waiting[key]
-        node.pending_syncs = [p for p in node.pending_syncs if p[1] is not conn]
-
-    def server_request(self, conn, op):
-        if not conn.server_open:
-            return
-        node = self.nodes[conn.node]
-        p = node.peer
-        sid = conn.session.sid
-        conn.queue.append(op)
-        if op.kind == "write":
-            node.waiting[(sid, op.cxid)] = (conn, op)
-            if p.role == LEADING:
-                self.leader_write(node, sid, op.cxid, op.path, op.value)
-            else:
-                p.send_app(p.leader_id, ("REQ", sid, op.cxid, op.path, op.value))
-        elif op.kind == "sync":
-            if p.role == LEADING:
-                z = p.last_proposed
-                if node.prev_applied >= z:
-                    op.srv_done = True
-                else:
-                    node.pending_syncs.append((z, conn, op))
-            else:
-                node.waiting[("sync", sid, op.cxid)] = (conn, op)
-                p.send_app(p.leader_id, ("SYNC", sid, op.cxid))
-        node.process()
-        if conn.server_open:
-            self.answer(node, conn)
-
-    def leader_write(self, node, sid, cxid, path, value):
-        p = node.peer
-        if p.role != LEADING or p.phase != ESTABLISHED:
-            self.stats["dropped_reqs"] += 1
-            self.log(f"peer {node.id} drops write cxid={cxid} of session {sid:x}: not leading")
-            return
-        zxid = p.next_zxid()
-        p.propose(Txn(sid, cxid, zxid, self.now, Op.SET_DATA,
-                      (path, b"%d" % value, zxid & 0x7FFFFFFF)))
-
-    def on_app(self, node, frm, msg):
-        kind = msg[0]
-        p = node.peer
-        if kind == "REQ":           # leader: a follower's client write
-            _, sid, cxid, path, value = msg
-            self.leader_write(node, sid, cxid, path, value)
-        elif kind == "SYNC":        # leader: answer once everything proposed is committed
-            _, sid, cxid = msg
-            p.send_app_after_commits(frm, ("SYNCED", sid, cxid, p.last_proposed))
-        elif kind == "SYNCED":      # follower: the leader's answer to a sync
-            _, sid, cxid, zxid = msg
-            w = node.waiting.pop(("sync", sid, cxid), None)
-            if w is None:
-                return
-            conn, op = w
-            if node.prev_applied >= zxid:
-                op.srv_done = True
-                self.answer(node, conn)
-            else:
-                node.pending_syncs.append((zxid, conn, op))
-        else:
-            self.fail(f"peer {node.id} got an unknown APP message {msg!r}")
-
-    def applied_for_clients(self, node, txn):
-        w = node.waiting.pop((txn.session_id, txn.cxid), None)
-        if w is not None:
-            conn, op = w
-            if op.kind != "write" or txn.body[0] != op.path or txn.body[1] != b"%d" % op.value:
-                self.fail(f"peer {node.id} applies {txn} for request {op!r}", [op])
-            op.srv_done = True
-            op.srv_txn = txn.zxid
-            self.answer(node, conn)
-        if node.pending_syncs:
-            done = [x for x in node.pending_syncs if x[0] <= node.prev_applied]
-            if done:
-                node.pending_syncs = [x for x in node.pending_syncs if x[0] > node.prev_applied]
-                for _, conn, op in done:
-                    op.srv_done = True
-                    self.answer(node, conn)
-
-    def answer(self, node, conn):
-        """Reply, in order, to what is done at the head of the connection's queue;
-        a read is answered from the tree once everything before it is."""
-        q = conn.queue
-        while q:
-            op = q[0]
-            if op.kind == "read":
-                data = node.tree.nodes[op.path].data
-                reply = (int(data) if data else 0, node.prev_applied, None)
-            elif op.srv_done:
-                reply = (None, node.prev_applied, op.srv_txn)
-            else:
-                return
-            q.popleft()
-            self.to_client(conn, "c-reply", conn, op, *reply)
+    def drop_wires(self, node):
+        """The peer crashed: its clients see their connections reset."""
+        for s in self.sessions:
+            wire = s.wire
+            if wire is not None and wire.node == node.id and wire.client_open:
+                wire.server_open = False
+                self.to_client(wire, "c-closed", wire)
 
     # --- client checks ----------------------------------------------------------------------
 
@@ -870,37 +993,37 @@ class Simulation:
         zs, vs = self.registers[path]
         return vs[bisect.bisect_right(zs, zxid) - 1]
 
-    def check_reply(self, s, op):
+    def check_zxid(self, s, op):
         z = op.zxid
         if z < s.last_zxid:
-            self.fail(f"session {s.idx}: zxid went back from {s.last_zxid:x} to {z:x} "
+            self.fail(f"client {s.idx}: zxid went back from {s.last_zxid:x} to {z:x} "
                       f"(answer from peer {op.peer})", s.ops[-8:])
         s.last_zxid = z
+
+    def check_reply(self, s, op):
+        self.check_zxid(s, op)
+        z = op.zxid
         if op.kind == "write":
             idx = self.G_index.get(op.txn_zxid)
             txn = self.G[idx] if idx is not None else None
             if txn is None or (txn.session_id, txn.cxid, txn.body[0], txn.body[1]) != \
-                    (s.sid, op.cxid, op.path, b"%d" % op.value):
-                self.fail(f"session {s.idx}: write acknowledged as {op.txn_zxid:x} "
+                    (op.sid, op.cxid, op.path, b"%d" % op.value):
+                self.fail(f"client {s.idx}: write acknowledged as {op.txn_zxid:x} "
                           f"but committed history has {txn!r} there", [op])
-            if op.txn_zxid > z:
-                self.fail(f"session {s.idx}: write {op.txn_zxid:x} acknowledged by a peer "
-                          f"that applied only {z:x}", [op])
             s.acked[op.path] = max(s.acked.get(op.path, 0), op.txn_zxid)
             s.seen[op.path] = max(s.seen.get(op.path, 0), op.txn_zxid)
         elif op.kind == "read":
             expect = self.register_at(op.path, z)
             if op.value != expect:
-                self.fail(f"session {s.idx}: read {op.path} -> {op.value} from peer {op.peer} "
-                          f"at applied zxid {z:x}, but committed history has {expect} there",
-                          [op])
+                self.fail(f"client {s.idx}: read {op.path} -> {op.value} from peer {op.peer} "
+                          f"at zxid {z:x}, but committed history has {expect} there", [op])
             wz = self.value_zxid[op.value]
             if wz < s.acked.get(op.path, 0):
-                self.fail(f"session {s.idx}: read-your-writes broken: read {op.path} -> "
+                self.fail(f"client {s.idx}: read-your-writes broken: read {op.path} -> "
                           f"{op.value} (written at {wz:x}) after its own write acknowledged "
                           f"at {s.acked[op.path]:x}", s.ops[-8:])
             if wz < s.seen.get(op.path, 0):
-                self.fail(f"session {s.idx}: view went back: read {op.path} -> {op.value} "
+                self.fail(f"client {s.idx}: view went back: read {op.path} -> {op.value} "
                           f"(written at {wz:x}) after seeing the write at "
                           f"{s.seen[op.path]:x}", s.ops[-8:])
             s.seen[op.path] = wz
@@ -921,7 +1044,7 @@ class Simulation:
                 if op.status == "ok":
                     hist[op.path].append(Operation(op.invoke, op.complete, ("w", op.value),
                                                    None, op))
-                elif op.value in observed:
+                elif op.status == "unknown" and op.value in observed:
                     hist[op.path].append(Operation(op.invoke, None, ("w", op.value), None, op))
         for op in reads:
             hist[op.path].append(Operation(op.after_sync.invoke, op.complete, ("r", None),

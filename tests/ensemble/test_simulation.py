@@ -10,12 +10,18 @@ ZKPY_SIM_CLIENT_STEPS steps (default 4000) with three peers, and a third of
 that with five peers and an observer."""
 
 import os
+from collections import deque
 
 import pytest
 
+from zkpy.protocol.jute import INT_INT
+from zkpy.protocol.opcodes import Op
+from zkpy.protocol.records import ConnectRequest
+from zkpy.server.dispatch import RequestDispatch
+from zkpy.server.roles import FollowerRole, StandaloneRole
 from zkpy.zab.peer import FOLLOWING, LEADING, SYNCING
 
-from .sim import Simulation, SimulationError
+from .sim import REGISTERS, Simulation, SimulationError
 
 SEEDS = int(os.environ.get("ZKPY_SIM_SEEDS", "2000"))
 STEPS = int(os.environ.get("ZKPY_SIM_STEPS", "2500"))
@@ -38,7 +44,7 @@ def test_five_peers_and_an_observer(chunk):
 
 def test_no_faults_commits_everything_and_converges():
     sim = Simulation(7, faults=False).run(3000).settle()
-    applied = {n.id: n.prev_applied for n in sim.nodes.values()}
+    applied = {n.id: n.applied for n in sim.nodes.values()}
     assert set(applied.values()) == {sim.G[-1].zxid}, applied
     assert sim.proposed == len(sim.G)
 
@@ -51,7 +57,7 @@ def test_invariant_checker_catches_a_lost_commit():
     # Forge a leader that commits a txn after skipping the last committed one.
     from zkpy.datatree.txn import Txn
     forged = Txn(1, 0, victim.zxid + 1000, 0, victim.type, victim.body)
-    leader.prev_applied = sim.G[-2].zxid
+    leader.server.tree.last_zxid = sim.G[-2].zxid
     with pytest.raises(AssertionError, match="committed txn was lost"):
         sim.check_apply(leader, forged)
 
@@ -110,38 +116,52 @@ def first_failure(make, seeds=range(40), steps=4000):
     return None
 
 
-def test_check_catches_a_follower_that_answers_sync_itself():
-    def make(seed):
-        sim = Simulation(seed, clients=4)
-        orig = sim.server_request
-
-        def server_request(conn, op):
-            node = sim.nodes[conn.node]
-            if op.kind == "sync" and node.peer.role != LEADING and conn.server_open:
-                conn.queue.append(op)
-                op.srv_done = True        # without asking the leader
-                sim.answer(node, conn)
-                return
-            orig(conn, op)
-        sim.server_request = server_request
-        return sim
-    err = first_failure(make)
+def test_check_catches_a_follower_that_answers_sync_itself(monkeypatch):
+    # Planted in the real follower: a sync answered in its turn from the
+    # follower's own tree, as a standalone server does, without asking the leader.
+    monkeypatch.setattr(FollowerRole, "submit_sync", StandaloneRole.submit_sync)
+    err = first_failure(lambda seed: Simulation(seed, clients=4))
     assert err is not None and "is not linearizable" in err, err
     assert "replay: Simulation(" in err and "--- client history" in err
 
 
-def test_check_catches_a_peer_that_accepts_a_session_from_the_future():
-    def make(seed):
-        sim = Simulation(seed, clients=4)
-        orig = sim.server_connect
+def client_moves_to_a_lagging_follower():
+    """A client writes through the leader, then moves to a follower whose disk
+    is stuck (it has the commit but cannot apply it) and reads there."""
+    sim = Simulation(3, faults=False, clients=1)
+    sim.run(0)
+    sim.quiet = True
+    s = sim.add_session()
+    sim.run_until(lambda: all(n.serving for n in sim.nodes.values()))
+    leader = next(n for n in sim.nodes.values() if n.peer.role == LEADING)
+    follower = next(n for n in sim.nodes.values() if n is not leader)
+    sim.attach(s, leader.id)
+    follower.disk.sync_pending = True     # nothing it logs becomes durable
+    sim.values += 1
+    write = sim.invoke(s, "write", REGISTERS[0], sim.values)
+    sim.run_until(lambda: write.status == "ok")
+    assert follower.applied < write.txn_zxid
+    sim.attach(s, follower.id)
+    read = sim.invoke(s, "read", REGISTERS[0])
+    sim.run_until(lambda: read.status is not None)
 
-        def server_connect(conn):
-            conn.last_zxid = 0            # as if the peer did not compare
-            orig(conn)
-        sim.server_connect = server_connect
-        return sim
-    err = first_failure(make)
-    assert err is not None and "zxid went back" in err, err
+
+def test_a_peer_behind_the_clients_last_zxid_refuses_it():
+    with pytest.raises(SimulationError, match="refused by peer"):
+        client_moves_to_a_lagging_follower()
+
+
+def test_check_catches_a_peer_that_accepts_a_session_from_the_future(monkeypatch):
+    # Planted in the real handshake: the client's last zxid seen is ignored.
+    real_read = ConnectRequest.read.__func__
+
+    def read(cls, r):
+        req = real_read(cls, r)
+        req.last_zxid_seen = 0
+        return req
+    monkeypatch.setattr(ConnectRequest, "read", classmethod(read))
+    with pytest.raises(SimulationError, match="zxid went back"):
+        client_moves_to_a_lagging_follower()
 
 
 def test_check_catches_replies_out_of_order():
@@ -149,35 +169,33 @@ def test_check_catches_replies_out_of_order():
         sim = Simulation(seed, clients=4)
         orig = sim.to_client
 
-        def to_client(conn, *event):
-            if event[0] == "c-reply":     # no FIFO on the way back
+        def to_client(wire, *event):
+            if event[0] == "c-recv":      # no FIFO on the way back
                 sim.at(sim.now + sim.rng.randint(0, 5), *event)
                 return
-            orig(conn, *event)
+            orig(wire, *event)
         sim.to_client = to_client
         return sim
     err = first_failure(make, range(5))
     assert err is not None and "FIFO broken" in err, err
 
 
-def test_check_catches_reads_that_overtake_the_sessions_writes():
-    def make(seed):
-        sim = Simulation(seed, clients=4)
-        orig = sim.server_request
+def test_check_catches_a_follower_that_reads_ahead_of_the_sessions_writes(monkeypatch):
+    # Planted in the real request path of a follower: a read that comes
+    # while the session's earlier requests are still on their way is
+    # answered at once, from the tree as it is.
+    real = RequestDispatch._handle_request
 
-        def server_request(conn, op):
-            if op.kind == "read" and conn.server_open:
-                # Answered on arrival, ahead of the session's earlier requests,
-                # and the queue told it is done (so FIFO order looks kept).
-                node = sim.nodes[conn.node]
-                data = node.tree.nodes[op.path].data
-                sim.to_client(conn, "c-reply", conn, op, int(data) if data else 0,
-                              node.prev_applied, None)
-                return
-            orig(conn, op)
-        sim.server_request = server_request
-        return sim
-    err = first_failure(make, range(10))
+    def handle_request(conn, payload):
+        if conn.queue and conn.server.mode == "follower" and \
+                INT_INT.unpack_from(payload, 0)[1] == Op.GET_DATA:
+            queue, conn.queue = conn.queue, deque()
+            real(conn, payload)
+            conn.queue = queue
+            return
+        real(conn, payload)
+    monkeypatch.setattr(RequestDispatch, "_handle_request", handle_request)
+    err = first_failure(lambda seed: Simulation(seed, clients=4), range(10))
     assert err is not None and ("FIFO broken" in err or "zxid went back" in err
                                 or "read-your-writes" in err), err
 
@@ -190,7 +208,7 @@ def test_reply_checks_on_forged_replies():
     # A read of the register, answered at a zxid before the session's write,
     # but with the zxid checks passed (last_zxid forged back).
     from .sim import ClientOp
-    read = ClientOp(0, 999, "read", w.path, 0, 999, 0, 0, 1)
+    read = ClientOp(0, 999, "read", w.path, 0, 999, w.sid, 0, 0, 1)
     read.status, read.zxid = "ok", 0
     s.last_zxid = 0
     with pytest.raises(SimulationError, match="read-your-writes"):
@@ -225,7 +243,7 @@ def test_sync_read_is_linearizable_while_a_deposed_leader_has_not_noticed():
     others = [n for n in sim.nodes.values() if n is not old]
     sim.attach(writer, others[0].id)
     sim.values += 1
-    w0 = sim.invoke(writer, "write", "/", sim.values)
+    w0 = sim.invoke(writer, "write", REGISTERS[0], sim.values)
     sim.run_until(lambda: w0.status == "ok")
     sim.attach(reader, old.id)
     # Cut the leader off: its followers learn it at once, the leader late.
@@ -242,11 +260,11 @@ def test_sync_read_is_linearizable_while_a_deposed_leader_has_not_noticed():
     new = next(n for n in others if n.peer.role == LEADING)
     sim.attach(writer, new.id)
     sim.values += 1
-    w1 = sim.invoke(writer, "write", "/", sim.values)
+    w1 = sim.invoke(writer, "write", REGISTERS[0], sim.values)
     sim.run_until(lambda: w1.status == "ok")
     assert old.peer.serving, "the old leader noticed in time; the scenario needs retuning"
-    sync = sim.invoke(reader, "sync", "/")
-    read = sim.invoke(reader, "read", "/")
+    sync = sim.invoke(reader, "sync", REGISTERS[0])
+    read = sim.invoke(reader, "read", REGISTERS[0])
     read.after_sync = sync
     sim.run_until(lambda: read.status is not None)
     sim.check_history()

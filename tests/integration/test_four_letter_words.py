@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from ..conftest import TARGET, run_server
+from ..conftest import run_server
 
 # --- helpers ----------------------------------------------------------------------------
 
@@ -436,7 +436,7 @@ def test_not_serving(tmp_path):
     from zkpy.server.zkserver import ZooKeeperServer
 
     server = ZooKeeperServer(ServerConfig(data_dir=tmp_path, four_letter_whitelist=frozenset({"*"})))
-    server.serving = False
+    server.shutdown()          # a server that no longer serves
     not_serving = "This ZooKeeper instance is not currently serving requests"
     for word in ("srvr", "stat", "conf", "cons", "crst", "dump", "wchs", "wchc", "wchp", "mntr",
                  "srst", "dirs"):
@@ -452,13 +452,15 @@ def test_not_serving(tmp_path):
 def test_quorum_conf_and_mntr(tmp_path):
     from zkpy.server import fourletter
     from zkpy.server.config import ServerConfig, ServerSpec
+    from zkpy.server.roles import FollowerRole
     from zkpy.server.zkserver import ZooKeeperServer
 
     servers = {i: ServerSpec(i, "127.0.0.1", 2880 + i, 3880 + i) for i in (1, 2, 3)}
     servers[3] = ServerSpec(3, "127.0.0.1", 2883, 3883, client_host="0.0.0.0", client_port=2183)
     config = ServerConfig(data_dir=tmp_path, servers=servers, my_id=2, init_limit=5, sync_limit=2,
                           client_port=2182, four_letter_whitelist=frozenset({"*"}))
-    server = ZooKeeperServer(config, mode="follower", server_id=2)
+    server = ZooKeeperServer(config, server_id=2)
+    server.set_role(FollowerRole(server, port=None))
     conf = fourletter.run(server, "conf", b"")
     assert conf.endswith(
         "serverId=2\ninitLimit=5\nsyncLimit=2\nelectionAlg=3\nelectionPort=3882\n"

@@ -1,6 +1,7 @@
 """Read-only mode without a network: an ensemble member's server, cut off
 from its quorum, driven through real ClientConnection objects on a fake
-transport, and the peer's grace timer on a fake loop.
+transport, and the switch to read-only after the grace period, on a fake
+clock.
 
 What is asserted is what a 3-peer Apache ZooKeeper 3.8.0 ensemble (started
 with -Dreadonlymode.enabled=true and localSessionsEnabled=true) did with the
@@ -26,8 +27,10 @@ from zkpy.server import fourletter
 from zkpy.server.config import parse_config
 from zkpy.server.connection import ClientConnection
 from zkpy.server.prep import Prep
-from zkpy.server.quorum import QuorumPeer, QuorumZooKeeperServer
+from zkpy.server.roles import LookingRole, ReadOnlyRole, follow_peer
+from zkpy.server.zkserver import ZooKeeperServer
 from zkpy.session.tracker import session_password
+from zkpy.zab.messages import CreateSession, RoleChanged, Serving
 from zkpy.zab.peer import FOLLOWING, LEADING, LOOKING
 
 WORLD = [ACL(31, "world", "anyone")]
@@ -40,15 +43,9 @@ MY_ID = 3
 class FakeLoop:
     def __init__(self):
         self.soon = []
-        self.timers = []
 
     def call_soon(self, fn, *args):
         self.soon.append((fn, args))
-
-    def call_later(self, delay, fn, *args):
-        timer = FakeTimer(delay, fn, args)
-        self.timers.append(timer)
-        return timer
 
     def run(self):
         while self.soon:
@@ -56,17 +53,15 @@ class FakeLoop:
             fn(*args)
 
 
-class FakeTimer:
-    def __init__(self, delay, fn, args):
-        self.delay, self.fn, self.args = delay, fn, args
-        self.cancelled = False
+class FakeClock:
+    def __init__(self):
+        self.now = 1_000_000
 
-    def cancel(self):
-        self.cancelled = True
+    def now_ms(self):
+        return self.now
 
-    def fire(self):
-        assert not self.cancelled
-        self.fn(*self.args)
+    def wall_ms(self):
+        return 1_700_000_000_000 + self.now
 
 
 class FakeTransport:
@@ -100,7 +95,9 @@ class FakeCore:
     leader_id = None
 
 
-class FakePeer:
+class FakePort:
+    """The ZAB port of the server's roles: what they send to the leader."""
+
     def __init__(self):
         self.core = FakeCore()
         self.my_id = MY_ID
@@ -198,17 +195,25 @@ def loop():
 
 
 @pytest.fixture
-def server(tmp_path):
-    s = QuorumZooKeeperServer(config(tmp_path, "readonlymode.enabled=true"), FakePeer(),
-                              make_tree())
-    s.defer_sync = True           # as QuorumPeer sets it
-    s.set_serving(False)          # LOOKING: serves nobody yet
+def port():
+    return FakePort()
+
+
+def ensemble_server(tmp_path, *extra):
+    s = ZooKeeperServer(config(tmp_path, *extra), tree=make_tree(), server_id=MY_ID,
+                        clock=FakeClock())
+    s.set_role(LookingRole(s))    # LOOKING: serves nobody yet
     return s
 
 
 @pytest.fixture
+def server(tmp_path):
+    return ensemble_server(tmp_path, "readonlymode.enabled=true")
+
+
+@pytest.fixture
 def ro(server):
-    server.start_read_only()
+    server.set_role(ReadOnlyRole(server))
     return server
 
 
@@ -244,9 +249,9 @@ def test_four_letter_words_of_a_read_only_peer(ro, loop):
     assert f"0x{GLOBAL_SID:x}\t30000ms" in dump
 
 
-def test_a_follower_dumps_its_global_sessions(server, loop):
-    server.peer.core.role = FOLLOWING
-    server.set_serving(True)
+def test_a_follower_dumps_its_global_sessions(server, port, loop):
+    port.core.role = FOLLOWING
+    follow_peer(server, port, Serving(True))
     dump = word(server, "dump").splitlines()
     assert dump[:3] == ["SessionTracker dump:", "Global Sessions(1):",
                         f"0x{GLOBAL_SID:x}\t30000ms"]
@@ -256,7 +261,7 @@ def test_a_follower_dumps_its_global_sessions(server, loop):
 
 # --- the handshake ---------------------------------------------------------------------------
 
-def test_a_read_only_client_gets_a_local_session(ro, loop):
+def test_a_read_only_client_gets_a_local_session(ro, port, loop):
     c = Client(ro, loop)
     resp = c.connect(read_only=True, timeout=100000)
     assert resp.read_only is True
@@ -264,7 +269,7 @@ def test_a_read_only_client_gets_a_local_session(ro, loop):
     assert resp.timeout == ro.config.max_session_timeout
     assert resp.passwd == session_password(resp.session_id)
     assert resp.session_id not in ro.tree.sessions   # no txn: nobody else knows it
-    assert not ro.peer.sent
+    assert not port.sent
 
 
 @pytest.mark.parametrize("read_only", [False, None], ids=["read-write", "no readOnly byte"])
@@ -321,14 +326,14 @@ def test_reads_are_answered_from_the_tree(ro, loop):
     (Op.CHECK, CheckVersionRequest("/a", -1)),
     (Op.DELETE_CONTAINER, PathRequest("/a")),
 ], ids=lambda v: str(v) if isinstance(v, int) else "")
-def test_every_state_changing_request_is_not_read_only(ro, loop, op, record):
+def test_every_state_changing_request_is_not_read_only(ro, port, loop, op, record):
     c = Client(ro, loop)
     c.connect()
     before = ro.tree.last_zxid
     hdr = c.request(op, record)
     assert (hdr.xid, hdr.zxid, hdr.err) == (c.xid, before, Err.NOT_READ_ONLY)
     assert not c.closed
-    assert ro.tree.last_zxid == before and not ro.peer.sent
+    assert ro.tree.last_zxid == before and not port.sent
     assert c.request(Op.GET_DATA, PathWatchRequest("/a", False)).err == 0
 
 
@@ -356,7 +361,7 @@ def test_local_sessions_expire_on_the_read_only_peer(ro, loop):
     c = Client(ro, loop)
     resp = c.connect(timeout=1000)
     session = ro.sessions.sessions[resp.session_id]
-    ro.expire_sessions(session.expire_at)
+    ro.role.expire_sessions(session.expire_at)
     loop.run()
     assert c.closed and resp.session_id not in ro.sessions.sessions
 
@@ -364,11 +369,11 @@ def test_local_sessions_expire_on_the_read_only_peer(ro, loop):
 # --- leaving read-only mode ------------------------------------------------------------------
 
 def test_leaving_read_only_mode_closes_every_connection(ro, loop):
-    global_tracker = ro.global_tracker
+    global_tracker = ro.role.global_tracker
     clients = [Client(ro, loop) for _ in range(2)]
     for c in clients:
         c.connect()
-    ro.stop_read_only()
+    ro.set_role(LookingRole(ro))
     loop.run()
     assert all(c.closed for c in clients)
     assert ro.sessions is global_tracker and ro.mode == "looking"
@@ -376,21 +381,23 @@ def test_leaving_read_only_mode_closes_every_connection(ro, loop):
     assert not ro.connections
 
 
-def test_serving_again_ends_read_only_mode(ro, loop):
+def test_serving_again_ends_read_only_mode(ro, port, loop):
     c = Client(ro, loop)
     c.connect()
-    ro.peer.core.role = FOLLOWING
-    ro.set_serving(True)
+    port.core.role = FOLLOWING
+    follow_peer(ro, port, RoleChanged(FOLLOWING, 2, 1))
+    follow_peer(ro, port, Serving(True))
     loop.run()
     assert c.closed
-    assert not ro.read_only and ro.mode == "follower"
+    assert not ro.role.read_only and ro.mode == "follower"
     assert word(ro, "isro") == "rw"
     assert GLOBAL_SID in ro.sessions.sessions       # the global tracker, rebuilt
     # A read-only client of a read-write peer gets an ordinary session.
     rw = Client(ro, loop)
     assert rw.connect(read_only=True) is None        # the leader is asked first
-    kind, sid, timeout = ro.peer.sent[-1]
-    assert kind == "SESS"
+    msg = port.sent[-1]
+    assert type(msg) is CreateSession
+    sid, timeout = msg.session_id, msg.timeout
     ro.apply(Txn(sid, 0, ro.tree.last_zxid + 1, 1_700_000_000_000, Op.CREATE_SESSION,
                  (timeout,)))
     loop.run()
@@ -399,66 +406,47 @@ def test_serving_again_ends_read_only_mode(ro, loop):
     assert (resp.session_id, resp.read_only) == (sid, False)
 
 
-# --- the peer's grace timer -------------------------------------------------------------------
+# --- the grace period: a peer that stays looking serves read-only clients ----------------
 
-class RecordingServer:
-    def __init__(self):
-        self.calls = []
-        self.read_only = False
-
-    def set_serving(self, serving):
-        self.calls.append(("serving", serving))
-
-    def start_read_only(self):
-        self.calls.append("start")
-
-    def stop_read_only(self):
-        self.calls.append("stop")
+def looking_for(server, port, ms):
+    """The peer goes LOOKING; ms later, is its server read-only?"""
+    follow_peer(server, port, RoleChanged(LOOKING, None, 1))
+    assert not server.serving
+    start = server.clock.now
+    server.clock.now = start + ms - 1
+    server.role.tick(server.clock.now)
+    assert server.mode == "looking"
+    server.clock.now = start + ms
+    server.role.tick(server.clock.now)
+    return server.mode == "read-only"
 
 
-def peer_driver(tmp_path, *extra):
-    peer = QuorumPeer(config(tmp_path, *extra))
-    peer.loop = FakeLoop()
-    peer.core = FakeCore()
-    peer.server = RecordingServer()
-    return peer
+def test_read_only_starts_after_the_grace_period_if_still_looking(server, port):
+    assert looking_for(server, port, 2000)          # max(2000 ms, tickTime)
 
 
-def test_read_only_starts_after_the_grace_period_if_still_looking(tmp_path):
-    peer = peer_driver(tmp_path, "readonlymode.enabled=true")
-    peer._effect(("role", LOOKING, None, 1))
-    (timer,) = peer.loop.timers
-    assert timer.delay == 2.0                        # max(2000 ms, tickTime)
-    assert peer.server.calls == [("serving", False)]
-    timer.fire()
-    assert peer.server.calls[-1] == "start"
+def test_the_grace_period_is_at_least_a_tick(tmp_path, port):
+    server = ensemble_server(tmp_path, "readonlymode.enabled=true", "tickTime=3000")
+    assert looking_for(server, port, 3000)
 
 
-def test_the_grace_period_is_at_least_a_tick(tmp_path):
-    peer = peer_driver(tmp_path, "readonlymode.enabled=true", "tickTime=3000")
-    peer._effect(("role", LOOKING, None, 1))
-    assert peer.loop.timers[0].delay == 3.0
+@pytest.mark.parametrize("state", [FOLLOWING, LEADING])
+def test_a_leader_found_in_time_means_no_read_only_server(server, port, state):
+    follow_peer(server, port, RoleChanged(LOOKING, None, 1))
+    follow_peer(server, port, RoleChanged(state, 2, 1))
+    server.clock.now += 10_000
+    server.role.tick(server.clock.now)
+    assert server.mode == "looking" and not server.serving
 
 
-def test_a_leader_found_in_time_means_no_read_only_server(tmp_path):
-    peer = peer_driver(tmp_path, "readonlymode.enabled=true")
-    peer._effect(("role", LOOKING, None, 1))
-    (timer,) = peer.loop.timers
-    peer.core.role = FOLLOWING
-    peer._effect(("role", FOLLOWING, 2, 1))
-    assert timer.cancelled
-    assert peer.server.calls == [("serving", False), "stop"]
+def test_a_leader_found_ends_read_only_mode(ro, port):
+    follow_peer(ro, port, RoleChanged(FOLLOWING, 2, 1))
+    assert ro.mode == "looking" and not ro.serving
 
 
-def test_a_timer_that_fires_after_the_peer_stopped_looking_does_nothing(tmp_path):
-    peer = peer_driver(tmp_path, "readonlymode.enabled=true")
-    peer._effect(("role", LOOKING, None, 1))
-    peer.core.role = LEADING
-    peer.loop.timers[0].fire()
-    assert "start" not in peer.server.calls
-
-
-def test_without_readonlymode_a_looking_peer_arms_nothing(tmp_path):
-    peer = peer_driver(tmp_path)
-    peer._effect(("role", LOOKING, None, 1))
-    assert peer.loop.timers == []
+def test_without_readonlymode_a_looking_peer_stays_looking(tmp_path, port):
+    server = ensemble_server(tmp_path)
+    follow_peer(server, port, RoleChanged(LOOKING, None, 1))
+    server.clock.now += 10_000
+    server.role.tick(server.clock.now)
+    assert server.mode == "looking"

@@ -139,7 +139,7 @@ def server_with_owned_session(owner):
 
 def submit(server, conn, op, record, owner, xid=1):
     req = Request(conn, xid, op, record, 0)
-    server.submit_request(req, owner=owner)
+    server.prep_and_log(req, owner=owner)
     return conn.applied[-1]
 
 
@@ -192,6 +192,6 @@ def test_a_malformed_set_data_on_a_moved_session_is_moved_first():
     server, conn = server_with_owned_session(owner=2)
     for op, expected in ((Op.SET_DATA, Err.SESSION_MOVED), (Op.CREATE, Err.MARSHALLING_ERROR)):
         req = Request(conn, 1, op, None, 0, MarshallingError())
-        server.submit_request(req, owner=3)
+        server.prep_and_log(req, owner=3)
         txn, _ = conn.applied[-1]
         assert (txn.type, txn.body) == (Op.ERROR, (expected,))

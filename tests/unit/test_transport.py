@@ -12,6 +12,7 @@ from zkpy.protocol.opcodes import Op
 from zkpy.storage.forked import fork_bytes
 from zkpy.storage.txnlog import RECORD, encode_txn
 from zkpy.testing import free_port
+from zkpy.zab.messages import DIFF, Commit, NewLeader, Ping, Proposal, Sync
 from zkpy.zab.transport import PeerTransport, decode, encode
 
 
@@ -56,7 +57,7 @@ async def test_frames_of_one_pass_are_written_at_once_in_order(monkeypatch):
         real_write = link.transport.write
         monkeypatch.setattr(link.transport, "write",
                             lambda data: (writes.append(bytes(data)), real_write(data)))
-        msgs = [("PROPOSAL", txn(i)) for i in range(1, 6)] + [("COMMIT", 5)]
+        msgs = [Proposal(txn(i)) for i in range(1, 6)] + [Commit(5)]
         for m in msgs:
             p.t[2].send(1, m)
         assert writes == []          # nothing yet: written at the end of the pass
@@ -64,39 +65,39 @@ async def test_frames_of_one_pass_are_written_at_once_in_order(monkeypatch):
         assert len(writes) == 1
         assert writes[0] == b"".join(encode(m) for m in msgs)
         got = [m for _, m in p.got[1]]
-        assert [m[0] for m in got] == [m[0] for m in msgs]
-        assert [m[1].zxid for m in got[:5]] == [1, 2, 3, 4, 5]
+        assert [type(m) for m in got] == [type(m) for m in msgs]
+        assert [m.txn.zxid for m in got[:5]] == [1, 2, 3, 4, 5]
 
 
 async def test_a_reserved_frame_holds_back_what_follows_it():
     async with Pair() as p:
-        p.t[2].send(1, ("PING",))
+        p.t[2].send(1, Ping())
         place = p.t[2].reserve(1)
-        p.t[2].send(1, ("NEWLEADER", 7))
-        p.t[2].send(1, ("COMMIT", 3))
+        p.t[2].send(1, NewLeader(7))
+        p.t[2].send(1, Commit(3))
         await p.until(lambda: len(p.got[1]) == 1)
         await asyncio.sleep(0.05)
-        assert [m for _, m in p.got[1]] == [("PING",)]
-        p.t[2].fill(place, encode(("SYNC", "DIFF", 3, [txn(3)], 3)))
+        assert [m for _, m in p.got[1]] == [Ping()]
+        p.t[2].fill(place, encode(Sync(DIFF, 3, [txn(3)], 3)))
         await p.until(lambda: len(p.got[1]) == 4)
-        kinds = [m[0] for _, m in p.got[1]]
-        assert kinds == ["PING", "SYNC", "NEWLEADER", "COMMIT"]
+        kinds = [type(m) for _, m in p.got[1]]
+        assert kinds == [Ping, Sync, NewLeader, Commit]
 
 
 async def test_dropping_a_reserved_frame_breaks_the_link():
     async with Pair() as p:
         place = p.t[2].reserve(1)
-        p.t[2].send(1, ("NEWLEADER", 7))
+        p.t[2].send(1, NewLeader(7))
         p.t[2].drop(place)
         assert p.down[2] == [1]
         await p.until(lambda: 2 in p.down[1])
-        assert all(m[0] != "NEWLEADER" for _, m in p.got[1])
+        assert all(type(m) is not NewLeader for _, m in p.got[1])
 
 
 async def test_no_link_reports_the_peer_down():
     async with Pair() as p:
         assert p.t[2].reserve(3) is None
-        p.t[2].send(3, ("PING",))
+        p.t[2].send(3, Ping())
         await p.until(lambda: p.down[2] == [3, 3])
 
 
@@ -104,16 +105,16 @@ def test_a_txn_travels_as_its_log_record_bytes(monkeypatch):
     t = txn(0x500000001, b"x" * 100)
     record = encode_txn(t)
     payload = record[RECORD.size:]
-    frame = encode(("PROPOSAL", t))
+    frame = encode(Proposal(t))
     assert frame.endswith(payload)
     # Packed once: neither the proposal nor the log packs it again.
     calls = []
     real = txn_mod._pack
     monkeypatch.setattr(txn_mod, "_pack", lambda *a: calls.append(a) or real(*a))
-    assert encode(("PROPOSAL", t)) == frame and encode_txn(t) == record
+    assert encode(Proposal(t)) == frame and encode_txn(t) == record
     assert calls == []
     # The follower's copy keeps the bytes it came in: its log writes them as they are.
-    got = decode(frame[4:])[1]
+    got = decode(frame[4:]).txn
     assert (got.zxid, got.body[1]) == (t.zxid, t.body[1])
     assert got.packed() == payload and encode_txn(got) == record
 

@@ -12,6 +12,10 @@ leader had answered its FOLLOWERINFO, leaving a gap in its log that the DIFF
 from zkpy.datatree.txn import Txn
 from zkpy.protocol.opcodes import Op
 from zkpy.zab.peer import DISCOVERY, ESTABLISHED, FOLLOWING, LEADING, LOOKING, ZabPeer
+from zkpy.zab.messages import (
+    DIFF, AckEpoch, Commit, FollowerInfo, LeaderInfo, Log, NewLeader, Ping, Proposal, Send,
+    Sync, UpToDate, Vote,
+)
 from zkpy.zab.quorum import QuorumConfig, make_zxid
 
 TICK = 100
@@ -25,8 +29,8 @@ def drive(peer):
     """Carry out the effects a driver would: every log write becomes durable."""
     while peer.out:
         for eff in peer.take():
-            if eff[0] == "log":
-                for t in eff[1]:
+            if type(eff) is Log:
+                for t in eff.txns:
                     peer.logged(t.zxid)
 
 
@@ -40,16 +44,16 @@ def follower_of_3():
 
 def join(p, epoch):
     # Peer 3 leads, peer 2 follows it: peer 1 joins.
-    p.receive(2, ("VOTE", epoch - 1, 0, 3, 1, FOLLOWING))
-    p.receive(3, ("VOTE", epoch - 1, 0, 3, 1, LEADING))
+    p.receive(2, Vote(epoch - 1, 0, 3, 1, FOLLOWING))
+    p.receive(3, Vote(epoch - 1, 0, 3, 1, LEADING))
     assert p.role == FOLLOWING and p.follow_phase == DISCOVERY
     drive(p)
-    p.receive(3, ("LEADERINFO", epoch, p.follow_attempt))
+    p.receive(3, LeaderInfo(epoch, p.follow_attempt))
     drive(p)
-    p.receive(3, ("SYNC", "DIFF", p.last_logged, [], p.last_logged))
-    p.receive(3, ("NEWLEADER", make_zxid(epoch, 0)))
+    p.receive(3, Sync(DIFF, p.last_logged, [], p.last_logged))
+    p.receive(3, NewLeader(make_zxid(epoch, 0)))
     drive(p)
-    p.receive(3, ("UPTODATE",))
+    p.receive(3, UpToDate())
     drive(p)
     assert p.follow_phase == ESTABLISHED and p.serving
 
@@ -57,8 +61,8 @@ def join(p, epoch):
 def test_leftovers_of_an_earlier_following_leave_no_gap():
     p = follower_of_3()
     z = [make_zxid(1, i) for i in range(1, 7)]
-    p.receive(3, ("PROPOSAL", txn(z[0])))
-    p.receive(3, ("COMMIT", z[0]))
+    p.receive(3, Proposal(txn(z[0])))
+    p.receive(3, Commit(z[0]))
     drive(p)
     assert p.last_applied == z[0]
     # The leader goes silent (a partition): the follower gives up on it.
@@ -66,33 +70,33 @@ def test_leftovers_of_an_earlier_following_leave_no_gap():
     drive(p)
     assert p.role == LOOKING
     # What the leader sent meanwhile arrives: dropped while LOOKING...
-    p.receive(3, ("PROPOSAL", txn(z[1])))
-    p.receive(3, ("PROPOSAL", txn(z[2])))
+    p.receive(3, Proposal(txn(z[1])))
+    p.receive(3, Proposal(txn(z[2])))
     # ...the follower rejoins the same leader (same epoch, it still leads)...
-    p.receive(2, ("VOTE", 1, z[0], 3, 1, FOLLOWING))
-    p.receive(3, ("VOTE", 1, z[0], 3, 1, LEADING))
+    p.receive(2, Vote(1, z[0], 3, 1, FOLLOWING))
+    p.receive(3, Vote(1, z[0], 3, 1, LEADING))
     assert p.role == FOLLOWING and p.follow_phase == DISCOVERY
     drive(p)
     # ...and the rest of the leftovers must not be taken as a continuation.
-    p.receive(3, ("PROPOSAL", txn(z[3])))
-    p.receive(3, ("COMMIT", z[3]))
+    p.receive(3, Proposal(txn(z[3])))
+    p.receive(3, Commit(z[3]))
     drive(p)
     assert p.last_logged == z[0] and p.last_applied == z[0]
     # The leader answers: the sync starts from what the follower really holds.
-    p.receive(3, ("LEADERINFO", 1, p.follow_attempt))
+    p.receive(3, LeaderInfo(1, p.follow_attempt))
     out = p.take()
-    assert ("send", 3, ("ACKEPOCH", p.current_epoch, z[0])) in out
+    assert Send(3, AckEpoch(p.current_epoch, z[0])) in out
 
 
 def test_pings_still_answered_while_rejoining():
     p = follower_of_3()
     p.tick(p.now + 6 * TICK + 1)
     drive(p)
-    p.receive(2, ("VOTE", 1, 0, 3, 1, FOLLOWING))
-    p.receive(3, ("VOTE", 1, 0, 3, 1, LEADING))
+    p.receive(2, Vote(1, 0, 3, 1, FOLLOWING))
+    p.receive(3, Vote(1, 0, 3, 1, LEADING))
     p.take()
-    p.receive(3, ("PING",))
-    assert ("send", 3, ("PING",)) in p.take()
+    p.receive(3, Ping())
+    assert Send(3, Ping()) in p.take()
 
 
 def test_a_peer_that_follows_another_turns_a_would_be_follower_away():
@@ -103,25 +107,25 @@ def test_a_peer_that_follows_another_turns_a_would_be_follower_away():
     two = ZabPeer(2, QuorumConfig.of([1, 2, 3]), now=0, tick_ms=TICK, init_limit=10,
                   sync_limit=5)
     two.start()
-    two.receive(3, ("VOTE", 0, 0, 3, 1, LEADING))
-    two.receive(1, ("VOTE", 0, 0, 3, 1, FOLLOWING))
+    two.receive(3, Vote(0, 0, 3, 1, LEADING))
+    two.receive(1, Vote(0, 0, 3, 1, FOLLOWING))
     assert two.role == FOLLOWING and two.leader_id == 3
     two.take()
-    two.receive(1, ("FOLLOWERINFO", 0, 0, False, 1))
-    answer = [eff[2] for eff in two.take() if eff[0] == "send" and eff[1] == 1]
-    assert answer and answer[0][0] == "VOTE" and answer[0][3] == 3 \
-        and answer[0][5] == FOLLOWING
+    two.receive(1, FollowerInfo(0, 0, False, 1))
+    answer = [eff.msg for eff in two.take() if type(eff) is Send and eff.to == 1]
+    assert answer and type(answer[0]) is Vote and answer[0].leader == 3 \
+        and answer[0].state == FOLLOWING
 
     one = ZabPeer(1, QuorumConfig.of([1, 2, 3]), now=0, tick_ms=TICK, init_limit=10,
                   sync_limit=5)
     one.start()
-    one.receive(2, ("VOTE", 0, 0, 2, 1, LOOKING))
+    one.receive(2, Vote(0, 0, 2, 1, LOOKING))
     one.tick(1000)
     assert one.role == FOLLOWING and one.leader_id == 2 and one.follow_phase == DISCOVERY
     one.take()
     one.receive(2, answer[0])
     assert one.role == LOOKING
     one.take()
-    one.receive(2, ("VOTE", 0, 0, 3, 1, FOLLOWING))
-    one.receive(3, ("VOTE", 0, 0, 3, 1, LEADING))
+    one.receive(2, Vote(0, 0, 3, 1, FOLLOWING))
+    one.receive(3, Vote(0, 0, 3, 1, LEADING))
     assert one.role == FOLLOWING and one.leader_id == 3

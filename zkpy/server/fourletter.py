@@ -34,6 +34,7 @@ import tempfile
 import time
 import weakref
 
+from .addresses import java_peer
 from .zkserver import VERSION
 
 COMMANDS = frozenset(w.encode() for w in (
@@ -134,12 +135,6 @@ def _monotonic_ms_to_date(ms: int) -> str:
     return _java_date(time.time() * 1000 - time.monotonic() * 1000 + ms)
 
 
-def _java_peer(conn) -> str:
-    from .connection import _java_ip
-    ip, port = conn.peer
-    return f"/{_java_ip(ip)}:{port}"
-
-
 def _outstanding(server) -> int:
     return sum(len(c.queue) for c in server.connections)
 
@@ -179,10 +174,7 @@ def _server_id(server) -> int:
 # --- srvr / stat ------------------------------------------------------------------------
 
 def _version_lines(server) -> list:
-    lines = ["Zookeeper version: " + FULL_VERSION]
-    if server.mode == "read-only":
-        lines.append("READ-ONLY mode; serving only read-only clients")
-    return lines
+    return ["Zookeeper version: " + FULL_VERSION] + server.role.version_lines()
 
 
 def _stats_lines(server) -> list:
@@ -201,14 +193,10 @@ def _stats_lines(server) -> list:
     ]
 
 
-def _leader_lines(server) -> list:
-    # A leader adds "Proposal sizes last/min/max: a/b/c" (StatCommand).
-    more = getattr(server, "extra_srvr_lines", None)
-    return more() if more is not None else []
-
-
 def _srvr(server, extra) -> str:
-    return "\n".join(_version_lines(server) + _stats_lines(server) + _leader_lines(server)) + "\n"
+    # A leader adds "Proposal sizes last/min/max: a/b/c" (StatCommand).
+    return "\n".join(_version_lines(server) + _stats_lines(server)
+                     + server.role.srvr_lines()) + "\n"
 
 
 def _stat(server, extra) -> str:
@@ -217,7 +205,7 @@ def _stat(server, extra) -> str:
     lines.extend(c.describe(True) for c in list(server.connections))
     lines.append("")
     lines.extend(_stats_lines(server))
-    lines.extend(_leader_lines(server))
+    lines.extend(server.role.srvr_lines())
     return "\n".join(lines) + "\n"
 
 
@@ -241,7 +229,7 @@ def _conf(server, extra) -> str:
     ]
     text = "\n".join(lines) + "\n"
     if not c.is_standalone:
-        text += _quorum_conf(c, server.mode != "read-only")
+        text += _quorum_conf(c, server.role.conf_membership())
     return text
 
 
@@ -280,7 +268,7 @@ def _cons(server, extra) -> str:
 
 def _crst(server, extra) -> str:
     for c in list(server.connections):
-        c.reset_stats()
+        c.stats.reset()
     return "Connection stats reset.\n"
 
 
@@ -307,21 +295,14 @@ def _expiry_dump(lines, buckets: dict, count: int):
 
 def _dump(server, extra) -> str:
     lines = ["SessionTracker dump:"]
-    mode = server.mode
-    if mode in ("standalone", "leader"):
-        # SessionTrackerImpl: every session in its expiry bucket.
-        lines.append("Session ")
-        _session_buckets(lines, server.sessions)
-    else:
-        # LearnerSessionTracker: a follower (or observer) tracks no expiry and
-        # lists the global sessions with their timeouts; a read-only peer
-        # first lists its local sessions as the leader lists its own.
-        if mode == "read-only":
-            lines.append("Local Session ")
-            _session_buckets(lines, server.sessions)
+
+    def global_sessions(lines):
+        # LearnerSessionTracker: the global sessions with their timeouts.
         sessions = server.tree.sessions
         lines.append(f"Global Sessions({len(sessions)}):")
         lines.extend(f"0x{_hex(sid)}\t{sessions[sid]}ms" for sid in sorted(sessions))
+
+    server.role.dump_sessions(lines, _session_buckets, global_sessions)
 
     lines.append("ephemeral nodes dump:")
     ephemerals = server.tree.ephemerals
@@ -341,7 +322,7 @@ def _dump(server, extra) -> str:
         due = conn.last_recv + (conn.timeout or interval)
         at = (due // interval + 1) * interval
         conns.setdefault(at, []).append(
-            f"ip: {_java_peer(conn)} sessionId: 0x{_hex(conn.session_id)}")
+            f"ip: {java_peer(conn.peer)} sessionId: 0x{_hex(conn.session_id)}")
     _expiry_dump(lines, conns, sum(len(b) for b in conns.values()))
     return "\n".join(lines) + "\n"
 
@@ -464,9 +445,6 @@ def _fd_counts():
     return open_fds, max_fds
 
 
-_PEER_STATES = {"leader": "leading", "follower": "following", "observer": "observing"}
-
-
 def monitor_values(server) -> list:
     """mntr's (key, value) pairs, in the order ZooKeeper 3.8 prints its
     always-present ones.  ints print as integers, floats as Java doubles."""
@@ -474,7 +452,7 @@ def monitor_values(server) -> list:
     lat = stats.latency
     tree = server.tree
     open_fds, max_fds = _fd_counts()
-    read_only = server.mode == "read-only"
+    global_sessions, local_sessions = server.role.session_counts()
     values = [
         ("version", FULL_VERSION),
         ("server_state", server.mode),
@@ -483,8 +461,7 @@ def monitor_values(server) -> list:
         ("avg_latency", _avg_latency(lat)),
         ("outstanding_requests", _outstanding(server)),
         ("znode_count", tree.node_count()),
-        # A read-only peer's own sessions are local; its tree's are global.
-        ("global_sessions", len(tree.sessions) if read_only else len(server.sessions.sessions)),
+        ("global_sessions", global_sessions),
         ("non_mtls_remote_conn_count", 0),
         ("last_client_response_size", stats.last_response_size),
         ("packets_sent", stats.packets_sent),
@@ -497,8 +474,8 @@ def monitor_values(server) -> list:
         ("max_file_descriptor_count", max_fds),
         ("approximate_data_size", tree.approximate_data_size()),
         ("open_file_descriptor_count", open_fds),
-        ("local_sessions", len(server.sessions.sessions) if read_only else 0),
-        ("uptime", int((time.time() - server.started) * 1000)),
+        ("local_sessions", local_sessions),
+        ("uptime", server.clock.wall_ms() - server.started),
         ("max_latency", lat.max),
         ("outstanding_tls_handshake", 0),
         ("min_client_response_size", stats.min_response_size),
@@ -506,15 +483,9 @@ def monitor_values(server) -> list:
     ]
     if open_fds is None or max_fds is None:   # ZooKeeper prints these on Unix only
         values = [(k, v) for k, v in values if v is not None]
-    if server.mode not in ("standalone", "read-only"):
-        # QuorumZooKeeperServer's keys; a ReadOnlyZooKeeperServer has neither.
-        c = server.config
-        state = _PEER_STATES.get(server.mode)
-        values.append(("peer_state", f"{state} - broadcast" if state else "looking - election"))
-        values.append(("quorum_size", len(c.participants)))
-    more = getattr(server, "extra_monitor_values", None)   # e.g. a leader's learner counts
-    if more is not None:
-        values.extend(more())
+    # QuorumZooKeeperServer's keys (zk_peer_state, zk_quorum_size), a leader's
+    # learner counts; a standalone or read-only server has none.
+    values.extend(server.role.monitor_values())
     return values
 
 
@@ -540,7 +511,7 @@ def _ruok(server, extra) -> str:
 def _isro(server, extra) -> str:
     if not server.serving:
         return "null"
-    return "ro" if server.mode == "read-only" else "rw"
+    return "ro" if server.role.read_only else "rw"
 
 
 def _gtmk(server, extra) -> str:

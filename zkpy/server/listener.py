@@ -5,9 +5,9 @@ import asyncio
 import gc
 import logging
 
-from .connection import CONNECTING, NEW, ClientConnection
 from ..storage.database import DurableLog, dirs, restore
-from .zkserver import ZooKeeperServer, monotonic_ms, wall_ms
+from .connection import ClientConnection
+from .zkserver import ZooKeeperServer
 
 log = logging.getLogger("zkpy.server")
 
@@ -54,19 +54,10 @@ class ServerRunner:
         """Every tickTime: expire sessions, close idle connections."""
         server = self.server
         tick = self.config.tick_time / 1000
-        sessionless = self.config.sessionless_cnxn_timeout_ms
         while True:
             await asyncio.sleep(tick)
-            now = monotonic_ms()
             try:
-                server.expire_sessions(now)
-                for conn in list(server.connections):
-                    idle = now - conn.last_recv
-                    if conn.state in (NEW, CONNECTING):
-                        if idle > sessionless:
-                            conn.close()
-                    elif conn.timeout and idle > conn.timeout:
-                        conn.close()
+                server.tick(server.clock.now_ms())
             except Exception:
                 log.exception("session tick failed")
 
@@ -75,7 +66,7 @@ class ServerRunner:
         while True:
             await asyncio.sleep(interval)
             try:
-                self.server.reap_containers(wall_ms())
+                self.server.role.reap_containers(self.server.clock.wall_ms())
             except Exception:
                 log.exception("container reaper failed")
 

@@ -1,11 +1,12 @@
 """Reads and the other requests that change no znode (FinalRequestProcessor's
-read half): each handler takes the server, the connection and the decoded
-request, and returns the reply body (bytes) or raises KeeperError.  Watches are
-registered here, after the checks pass, as ZooKeeper does."""
+read half, setWatches included): each handler takes the server, the
+connection and the decoded request, and returns the reply body (bytes) or
+raises KeeperError.  Watches are registered here, after the checks pass, as
+ZooKeeper does."""
 
 from ..datatree.acl import check_acl
 from ..protocol.errors import Err, KeeperError
-from ..protocol.opcodes import AddWatchMode, Op, Perms, WatcherType
+from ..protocol.opcodes import AddWatchMode, EventType, Op, Perms, WatcherType
 from ..protocol.records import ACL
 from . import replies
 
@@ -143,6 +144,41 @@ def multi_read(server, conn, req):
     return b"".join(parts)
 
 
+def set_watches(server, conn, sw):
+    """Re-register a reconnecting client's watches, first telling it what
+    changed since relativeZxid (events go out before the reply)."""
+    tree = server.tree
+    watches = server.watches
+    rz = sw.relative_zxid
+    notify = replies.notification
+    for path in sw.data:
+        node = tree.nodes.get(path)
+        if node is None:
+            conn.send_event(notify(EventType.NODE_DELETED, path))
+        elif node.mzxid > rz:
+            conn.send_event(notify(EventType.NODE_DATA_CHANGED, path))
+        else:
+            watches.add_data_watch(path, conn)
+    for path in sw.exist:
+        if tree.nodes.get(path) is None:
+            watches.add_data_watch(path, conn)
+        else:
+            conn.send_event(notify(EventType.NODE_CREATED, path))
+    for path in sw.child:
+        node = tree.nodes.get(path)
+        if node is None:
+            conn.send_event(notify(EventType.NODE_DELETED, path))
+        elif node.pzxid > rz:
+            conn.send_event(notify(EventType.NODE_CHILDREN_CHANGED, path))
+        else:
+            watches.add_child_watch(path, conn)
+    for path in sw.persistent or ():
+        watches.add_persistent(path, conn, False)
+    for path in sw.persistent_recursive or ():
+        watches.add_persistent(path, conn, True)
+    return b""
+
+
 READ_HANDLERS = {
     Op.GET_DATA: get_data,
     Op.EXISTS: exists,
@@ -157,4 +193,6 @@ READ_HANDLERS = {
     Op.CHECK_WATCHES: check_watches,
     Op.REMOVE_WATCHES: remove_watches,
     Op.MULTI_READ: multi_read,
+    Op.SET_WATCHES: set_watches,
+    Op.SET_WATCHES2: set_watches,
 }

@@ -42,3 +42,13 @@ class ServerStats:
         self.last_response_size = -1
         self.min_response_size = -1
         self.max_response_size = -1
+
+    def replied(self, latency: int, size: int) -> None:
+        """A reply of size bytes went out, latency ms after its request came in."""
+        self.latency.add(latency)
+        self.packets_sent += 1
+        self.last_response_size = size
+        if self.max_response_size < size:
+            self.max_response_size = size
+        if self.min_response_size < 0 or size < self.min_response_size:
+            self.min_response_size = size

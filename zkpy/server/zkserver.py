@@ -1,31 +1,40 @@
-"""ZooKeeperServer: the request pipeline of one server (standalone is an
-ensemble of one).  A write goes prep -> log -> apply -> reply; a read is
-answered once the connection's earlier requests are done.
+"""ZooKeeperServer: the request pipeline of one server, whatever its role
+(standalone is an ensemble of one).  A write goes prep -> log -> apply ->
+reply; a read is answered once the connection's earlier requests are done.
 
     connection.py  frames in, frames out, handshake, 4lw
-    zkserver.py    this file: sessions, prep, the log, apply, watch delivery
+    dispatch.py    where each request goes; replies in order
+    roles/         what this server does as standalone, leader, follower,
+                   observer or read-only peer: writes, syncs, sessions
+    zkserver.py    this file: the mechanics every role shares -- prep and
+                   log a write, apply a txn, deliver watches, reply, sessions
     prep.py        request -> txn (validation, ZooKeeper's error precedence)
     reads.py       the read side of FinalRequestProcessor
     replies.py     reply encoding
 
 The log is pluggable: anything with append(txn, on_logged).  The in-memory log
-calls back at once; a durable log calls back after its group fsync.  Txns are
-applied strictly in zxid order as they come back."""
+calls back at once; a durable log calls back after its group fsync; a
+leader's log is its ZAB peer, which applies a txn once a quorum has it.  Txns
+are applied strictly in zxid order as they come back.
+
+No I/O here: connections and the log are objects handed in, and time comes
+from the clock (zkpy.server.clock)."""
 
 import collections
 import logging
-import time
 
+from ..datatree.acl import check_acl
 from ..datatree.tree import DataTree, ErrorResult
 from ..datatree.txn import Txn, ttl_of
 from ..datatree.watches import WatchManager
-from ..datatree.acl import check_acl
 from ..protocol.errors import Err, KeeperError
 from ..protocol.opcodes import CREATE_OPS, Op, Perms
 from ..session.tracker import SessionTracker, session_password
 from . import replies
+from .clock import REAL_CLOCK
 from .prep import Prep
-from .request import Request
+from .request import CONNECTING, NEW, Request
+from .roles.standalone import StandaloneRole
 from .stats import ServerStats
 
 log = logging.getLogger("zkpy.server")
@@ -43,51 +52,64 @@ class MemoryLog:
         pass
 
 
-def monotonic_ms() -> int:
-    return int(time.monotonic() * 1000)
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
 class ZooKeeperServer:
-    def __init__(self, config, txn_log=None, tree=None, mode="standalone", server_id=1):
+    def __init__(self, config, txn_log=None, tree=None, server_id=1, clock=REAL_CLOCK,
+                 replay_until=0):
+        """replay_until: txns up to this zxid may already be in the (fuzzy)
+        snapshot the tree was loaded from; applying them again is replay."""
         self.config = config
-        self.mode = mode
+        self.clock = clock
+        self.server_id = server_id
         self.tree = tree or DataTree()
         self.watches = WatchManager()
         self.skip_acl = config.skip_acl
         self.prep = Prep(self.tree, config.extended_types_enabled, config.skip_acl)
-        self.sessions = SessionTracker(server_id, config.tick_time, monotonic_ms(), wall_ms())
+        self.sessions = SessionTracker(server_id, config.tick_time, clock.now_ms(),
+                                       clock.wall_ms())
         for sid, timeout in self.tree.sessions.items():
-            self.sessions.add(sid, timeout, monotonic_ms())
+            self.sessions.add(sid, timeout, clock.now_ms())
         self.log = txn_log or MemoryLog()
         self.next_zxid = self.tree.last_zxid + 1
-        self.connections = set()
+        # Connection -> None: a set that keeps the order connections came in
+        # (reports list them so, and a simulated run closes them the same
+        # way every time).
+        self.connections: dict = {}
         self.conn_by_session: dict[int, object] = {}
         # (session id, cxid) -> the Request awaiting that txn, or a FIFO of
         # them (a client may reuse an xid, so one key can stand for several).
         self.waiting: dict = {}
         self.stats = ServerStats()
-        self.started = time.time()
-        self.serving = True
+        self.started = clock.wall_ms()
         self.super_digest = config.super_digest
-        # Followers hand a client's sync to the leader; standalone answers it inline.
-        self.defer_sync = False
-        self.replay_until = 0
-        # Set on an ensemble's leader only: the owner its own clients' sessions
-        # have (SessionTrackerImpl's session owner); their reads check it too.
-        self.owner = None
-        # A peer cut off from its quorum that serves read-only clients.
-        self.read_only = False
+        self.replay_until = replay_until
+        self.shut_down = False
+        self.role = StandaloneRole(self)
+        self.role.enter()
+
+    # --- roles --------------------------------------------------------------------------
+
+    def set_role(self, role):
+        """Play role from now on (an ensemble member's peer changed state)."""
+        old, self.role = self.role, role
+        old.exit()
+        role.enter()
+
+    @property
+    def mode(self) -> str:
+        """What srvr prints after Mode: (standalone, leader, follower, ...)."""
+        return self.role.mode
+
+    @property
+    def serving(self) -> bool:
+        return self.role.serving and not self.shut_down
 
     # --- the write path -------------------------------------------------------------
 
     def submit(self, session_id, cxid, op, build, waiter=None):
-        """Turn a write into a txn and hand it to the log.  build() returns
-        (txn type, body, prep overlay) or raises KeeperError, which becomes an
-        error txn (it consumes a zxid, as in ZooKeeper)."""
+        """Turn a write of the server's own (a session's creation or expiry, a
+        container's deletion) into a txn and hand it to the log.  build()
+        returns (txn type, body, prep overlay) or raises KeeperError, which
+        becomes an error txn (it consumes a zxid, as in ZooKeeper)."""
         try:
             txn_type, body, overlay = build()
         except KeeperError as e:
@@ -99,7 +121,7 @@ class ZooKeeperServer:
         self.next_zxid = zxid + 1
         if overlay:
             self.prep.commit_overlay(overlay, zxid)
-        txn = Txn(session_id, cxid, zxid, wall_ms(), txn_type, body)
+        txn = Txn(session_id, cxid, zxid, self.clock.wall_ms(), txn_type, body)
         if waiter is not None:
             # Keyed by (session, cxid): a follower learns a txn's zxid only
             # when the leader's commit reaches it.
@@ -132,11 +154,12 @@ class ZooKeeperServer:
             del self.waiting[key]
         return request
 
-    def submit_request(self, request, reply=True, owner=None):
-        """A write from a connection (or, on a leader, forwarded by a
-        follower: reply=False, the follower answers its client).  On an
-        ensemble's leader, owner is the server the request came through: a
-        session that has moved to another server gets SessionMoved."""
+    def prep_and_log(self, request, reply=True, owner=None):
+        """A client's write: prep it into a txn (or an error txn) and log it.
+        reply=False for a write a follower forwarded (the follower answers its
+        client).  owner: on an ensemble's leader, the server the request came
+        through -- a session that has moved to another server gets
+        SessionMoved."""
         sid = request.conn.session_id
         overlay = None
         try:
@@ -184,7 +207,7 @@ class ZooKeeperServer:
         if t == Op.CLOSE_SESSION:
             self.sessions.remove(txn.session_id)
         elif t == Op.CREATE_SESSION:
-            self.sessions.add(txn.session_id, txn.body[0], monotonic_ms())
+            self.sessions.add(txn.session_id, txn.body[0], self.clock.now_ms())
         if events:
             self.deliver(events)
         waiter = self.take_waiter((txn.session_id, txn.cxid))
@@ -195,6 +218,7 @@ class ZooKeeperServer:
             conn = self.conn_by_session.get(txn.session_id)
             if conn is not None:
                 conn.close()
+        self.role.applied(txn)
 
     def deliver(self, events):
         watches = self.watches
@@ -250,9 +274,12 @@ class ZooKeeperServer:
         parts.append(replies.MULTI_END)
         return b"".join(parts)
 
-    def touch_session(self, sid, now, timeout=None) -> bool:
-        """A client of this server showed signs of life."""
-        return self.sessions.touch(sid, now, timeout)
+    def answer_sync(self, request):
+        """The reply to a sync: its path, with the zxid applied so far."""
+        request.reply = replies.with_body(request.xid, self.tree.last_zxid,
+                                          replies.encode_string(request.record.path))
+        request.pending = False
+        request.conn.drain()
 
     # --- sessions ----------------------------------------------------------------------
 
@@ -260,31 +287,30 @@ class ZooKeeperServer:
         c = self.config
         return max(c.min_session_timeout, min(requested, c.max_session_timeout))
 
-    def create_session(self, conn, timeout):
+    def password(self, sid) -> bytes:
+        return session_password(sid)
+
+    def new_session(self, conn, timeout) -> int:
+        """Create a session through a createSession txn; the client's
+        handshake is answered when it is applied."""
         sid = self.sessions.new_session_id()
         # Tracked at once so that expiry covers a session whose txn is in flight.
-        self.sessions.add(sid, timeout, monotonic_ms())
-        handshake = Request(conn, 0, Op.CREATE_SESSION, None, monotonic_ms())
+        self.sessions.add(sid, timeout, self.clock.now_ms())
+        handshake = Request(conn, 0, Op.CREATE_SESSION, None, self.clock.now_ms())
         self.submit(sid, 0, Op.CREATE_SESSION,
                     lambda: (Op.CREATE_SESSION, (timeout,), None), handshake)
         return sid
 
-    def resume_session(self, conn, sid, timeout):
-        """A client reconnects with session sid (its password checked)."""
-        if self.touch_session(sid, monotonic_ms(), timeout):
-            conn._handshake_done(sid)
-        else:
-            conn.session_expired()
+    def resume_session_here(self, conn, sid, timeout) -> bool:
+        """Resume a session this server tracks; False if it is gone."""
+        if self.role.touch_session(sid, self.clock.now_ms(), timeout):
+            conn.handshake_done(sid)
+            return True
+        conn.session_expired()
+        return False
 
-    def validate_session(self, sid) -> bool:
-        """May a client resume session sid here at all?  (ZooKeeperServer's
-        hook; a read-only peer says no to global sessions.)"""
-        return True
-
-    def password(self, sid) -> bytes:
-        return session_password(sid)
-
-    def expire_sessions(self, now_ms):
+    def expire_sessions_now(self, now_ms):
+        """Close, through closeSession txns, every session whose time is up."""
         for sid in self.sessions.expired(now_ms):
             log.info("Expiring session 0x%x", sid & 0xFFFFFFFFFFFFFFFF)
             self.close_session(sid)
@@ -297,9 +323,18 @@ class ZooKeeperServer:
         self.submit(sid, 0, Op.CLOSE_SESSION,
                     lambda: (Op.CLOSE_SESSION, (self.prep.close_session_paths(sid),), None))
 
+    def track_sessions_of_tree(self):
+        """Rebuild the session tracker from the tree: the sessions that live,
+        each with a full timeout from now."""
+        self.sessions.sessions.clear()
+        self.sessions.buckets.clear()
+        now = self.clock.now_ms()
+        for sid, timeout in self.tree.sessions.items():
+            self.sessions.add(sid, timeout, now)
+
     # --- containers and TTL nodes -------------------------------------------------
 
-    def reap_containers(self, now_wall_ms) -> int:
+    def reap_containers_now(self, now_wall_ms) -> int:
         """Delete empty containers and expired TTL nodes (ContainerManager), each
         through a deleteContainer txn so that watches fire as for a delete."""
         c = self.config
@@ -327,10 +362,33 @@ class ZooKeeperServer:
         body = self.prep.prep_op(Op.DELETE_CONTAINER, _PathOnly(path), 0, (), overlay)
         return Op.DELETE_CONTAINER, body, overlay
 
+    # --- a new tree (a follower synced by SNAP) -----------------------------------------
+
+    def install_tree(self, tree):
+        self.tree = tree
+        self.prep.tree = tree
+        self.prep.reset()
+        self.track_sessions_of_tree()
+
+    # --- time --------------------------------------------------------------------------
+
+    def tick(self, now_ms):
+        """Every tickTime: expire sessions (as the role does it), close idle
+        connections (NIOServerCnxn's timeouts)."""
+        self.role.expire_sessions(now_ms)
+        sessionless = self.config.sessionless_cnxn_timeout_ms
+        for conn in list(self.connections):
+            idle = now_ms - conn.last_recv
+            if conn.state in (NEW, CONNECTING):
+                if idle > sessionless:
+                    conn.close()
+            elif conn.timeout and idle > conn.timeout:
+                conn.close()
+
     # --- connections ----------------------------------------------------------------------
 
     def register(self, conn):
-        self.connections.add(conn)
+        self.connections[conn] = None
 
     def admit(self, conn) -> bool:
         """maxClientCnxns per client IP (0: unlimited), maxCnxns in all."""
@@ -345,17 +403,19 @@ class ZooKeeperServer:
         return True
 
     def unregister(self, conn):
-        self.connections.discard(conn)
+        self.connections.pop(conn, None)
         self.watches.remove_watcher(conn)
         if conn.session_id and self.conn_by_session.get(conn.session_id) is conn:
             del self.conn_by_session[conn.session_id]
 
-    def shutdown(self):
-        self.serving = False
+    def close_connections(self):
         for conn in list(self.connections):
             conn.close()
-        self.log.close()
 
+    def shutdown(self):
+        self.shut_down = True
+        self.close_connections()
+        self.log.close()
 
 
 # ZooKeeper's prep checks the session's owner before it decodes these (a

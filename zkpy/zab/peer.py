@@ -5,43 +5,24 @@ SNAP) and broadcast (proposal, ack, commit).
 The peer never touches sockets, files or clocks.  Its inputs are method calls
 (a message from a peer, a link going down, a tick with the time, the log
 reporting what is durable, the server proposing a txn); its outputs are
-effects appended to `self.out`, which the driver (the asyncio shell or the
-simulation) carries out in order:
-
-    ("send", to, msg)            send msg to peer `to` over the FIFO link
-    ("log", [txn, ...])          append to the txn log; report via logged(zxid)
-    ("truncate", zxid)           drop logged txns after zxid; rebuild the tree
-    ("snapshot", zxid)           (follower) replace the tree and log with the
-                                 snapshot that came with the SYNC message
-    ("apply", txn)               apply a committed txn to the tree, in order
-    ("epochs", accepted, current) persist the epochs before going on
-    ("role", role, leader, epoch) the peer changed role
-    ("serving", bool)            may (not) answer clients
-    ("app", from, payload)       an application message (forwarded request,
-                                 session activity, sync reply) for the server
+effects (zkpy.zab.messages: Send, Log, Truncate, InstallSnapshot, Apply,
+Epochs, RoleChanged, Serving, Deliver) appended to `self.out`, which the
+driver (the asyncio shell or the simulation) carries out in order.
 
 Links between peers are reliable FIFO connections (TCP); what a network does
 to them (loss, delay, partitions) shows up as delay, or as the link going
 down, which the driver reports with link_down(peer).  A message that is lost
 is never silently skipped: the link breaks and both ends start over.
-
-Message shapes (tuples, msgpack-friendly once txns are lists):
-    ("VOTE", epoch, zxid, leader, round, state)
-    ("FOLLOWERINFO", accepted_epoch, last_zxid, is_observer, attempt)
-    ("LEADERINFO", new_epoch, attempt)
-    ("ACKEPOCH", current_epoch, last_zxid)
-    ("SYNC", kind, zxid, [txns], settled)
-                        kind: "DIFF", "TRUNC" (zxid = truncate to) or "SNAP"
-                        (zxid = the snapshot's zxid); txns up to `settled` are
-                        the leader's committed history, later ones proposals
-    ("PROPOSAL", txn)   ("COMMIT", zxid)   ("INFORM", txn)
-    ("NEWLEADER", zxid)   ("ACK", zxid)   ("UPTODATE",)
-    ("PING",)   ("APP", payload)
 """
 
 import bisect
 from collections import deque
 
+from .messages import (
+    DIFF, SNAP, TRUNC, Ack, AckEpoch, App, Apply, Commit, Deliver, Epochs, FollowerInfo, Inform,
+    InstallSnapshot, LeaderInfo, Log, NewLeader, Ping, Proposal, RoleChanged, Send, Serving, Sync,
+    Truncate, UpToDate, Vote,
+)
 from .quorum import QuorumConfig, epoch_of, make_zxid
 
 LOOKING = "LOOKING"
@@ -131,7 +112,7 @@ class ZabPeer:
         return out
 
     def _send(self, to, msg):
-        self.out.append(("send", to, msg))
+        self.out.append(Send(to, msg))
 
     def start(self):
         self._look()
@@ -144,7 +125,7 @@ class ZabPeer:
     def _look(self):
         if self.serving:
             self.serving = False
-            self.out.append(("serving", False))
+            self.out.append(Serving(False))
         self.role = LOOKING
         self.leader_id = None
         self.phase = None
@@ -163,14 +144,14 @@ class ZabPeer:
         else:
             self.vote = self._my_vote()
             self.recv[self.id] = self.vote
-        self.out.append(("role", LOOKING, None, self.current_epoch))
+        self.out.append(RoleChanged(LOOKING, None, self.current_epoch))
         self._broadcast_vote()
 
     def _vote_msg(self, state):
         v = self.vote or (-1, -1, -1)
         if state != LOOKING:
             v = (self.current_epoch if self.role != LOOKING else v[0], v[1], self.leader_id)
-        return ("VOTE", v[0], v[1], v[2], self.round, state)
+        return Vote(v[0], v[1], v[2], self.round, state)
 
     def _broadcast_vote(self):
         msg = self._vote_msg(LOOKING)
@@ -179,7 +160,7 @@ class ZabPeer:
                 self._send(pid, msg)
 
     def _on_vote(self, frm, msg):
-        _, epoch, zxid, leader, rnd, state = msg
+        epoch, zxid, leader, rnd, state = msg.epoch, msg.zxid, msg.leader, msg.round, msg.state
         v = (epoch, zxid, leader)
         if self.role != LOOKING:
             if state == LOOKING:
@@ -248,7 +229,7 @@ class ZabPeer:
         self.leader_id = leader
         self.follow_phase = DISCOVERY
         self.leader_heard = self.now
-        self.out.append(("role", self.role, leader, epoch))
+        self.out.append(RoleChanged(self.role, leader, epoch))
         self.follow_attempt += 1
         self.follow_sent = self.now
         self._send_follower_info()
@@ -256,60 +237,64 @@ class ZabPeer:
     def _send_follower_info(self):
         # Resent until the leader answers (it may still be deciding to lead and
         # ignoring us); the attempt number tells its answers apart.
-        self._send(self.leader_id, ("FOLLOWERINFO", self.accepted_epoch, self.last_logged,
-                                    self.observer, self.follow_attempt))
+        self._send(self.leader_id, FollowerInfo(self.accepted_epoch, self.last_logged,
+                                                self.observer, self.follow_attempt))
 
     def _on_leader_msg(self, msg):
-        kind = msg[0]
-        if self.follow_phase == DISCOVERY and kind not in ("LEADERINFO", "PING"):
+        kind = msg.__class__
+        if self.follow_phase == DISCOVERY and kind is not LeaderInfo and kind is not Ping:
             # Until the leader answers this FOLLOWERINFO, whatever else comes
             # on the link is left over from an earlier time we followed it
             # (say a partition held it while we were LOOKING and dropped
             # its predecessors): taking it would leave a gap in our log.
             return
         self.leader_heard = self.now
-        if kind == "LEADERINFO":
-            if self.follow_phase != DISCOVERY or msg[2] != self.follow_attempt:
+        if kind is Proposal:
+            txn = msg.txn
+            if txn.zxid <= self.last_logged:
+                return
+            self._append_history([txn])
+            self.out.append(Log([txn]))
+            if self.follow_phase == ESTABLISHED:
+                self.after_logged.append((txn.zxid, Ack(txn.zxid), None))
+                self._flush_after_logged()
+        elif kind is Commit:
+            self.commit_point = max(self.commit_point, msg.zxid)
+            self._apply_committed()
+        elif kind is App:
+            self.out.append(Deliver(self.leader_id, msg.payload))
+        elif kind is Ping:
+            self._send(self.leader_id, Ping())
+        elif kind is Inform:
+            txn = msg.txn
+            if txn.zxid > self.last_logged:
+                self._append_history([txn])
+                self.out.append(Log([txn]))
+            self.commit_point = max(self.commit_point, txn.zxid)
+            self._apply_committed()
+        elif kind is LeaderInfo:
+            if self.follow_phase != DISCOVERY or msg.attempt != self.follow_attempt:
                 return  # an answer to an earlier FOLLOWERINFO
-            e = msg[1]
+            e = msg.new_epoch
             if e < self.accepted_epoch:
                 self._look()
                 return
             if e > self.accepted_epoch:
                 self.accepted_epoch = e
-                self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
+                self.out.append(Epochs(self.accepted_epoch, self.current_epoch))
             self.follow_phase = EPOCH_ACK
-            self._send(self.leader_id, ("ACKEPOCH", self.current_epoch, self.last_logged))
-        elif kind == "SYNC":
-            self._on_sync(msg[1], msg[2], msg[3], msg[4])
-        elif kind == "PROPOSAL":
-            txn = msg[1]
-            if txn.zxid <= self.last_logged:
-                return
-            self._append_history([txn])
-            self.out.append(("log", [txn]))
-            if self.follow_phase == ESTABLISHED:
-                self.after_logged.append((txn.zxid, ("ACK", txn.zxid), None))
-                self._flush_after_logged()
-        elif kind == "COMMIT":
-            self.commit_point = max(self.commit_point, msg[1])
-            self._apply_committed()
-        elif kind == "INFORM":
-            txn = msg[1]
-            if txn.zxid > self.last_logged:
-                self._append_history([txn])
-                self.out.append(("log", [txn]))
-            self.commit_point = max(self.commit_point, txn.zxid)
-            self._apply_committed()
-        elif kind == "NEWLEADER":
-            zxid = msg[1]
+            self._send(self.leader_id, AckEpoch(self.current_epoch, self.last_logged))
+        elif kind is Sync:
+            self._on_sync(msg.kind, msg.zxid, msg.txns, msg.settled)
+        elif kind is NewLeader:
+            zxid = msg.zxid
             self.follow_phase = SYNCING
             # Once everything the sync brought is durable: take the new epoch
             # as current (never before, or a crash could leave a disk that
             # claims the epoch without its history), then ack.
-            self.after_logged.append((self.last_logged, ("ACK", zxid), epoch_of(zxid)))
+            self.after_logged.append((self.last_logged, Ack(zxid), epoch_of(zxid)))
             self._flush_after_logged()
-        elif kind == "UPTODATE":
+        elif kind is UpToDate:
             self.follow_phase = ESTABLISHED
             # Everything synced is committed in this epoch.
             self.commit_point = max(self.commit_point, self._synced_point)
@@ -317,26 +302,22 @@ class ZabPeer:
             # Proposals logged during the sync are acked now.
             for z in self.history_zxids:
                 if z > self._synced_point:
-                    self.after_logged.append((z, ("ACK", z), None))
+                    self.after_logged.append((z, Ack(z), None))
             self._flush_after_logged()
             if not self.serving:
                 self.serving = True
-                self.out.append(("serving", True))
-        elif kind == "PING":
-            self._send(self.leader_id, ("PING",))
-        elif kind == "APP":
-            self.out.append(("app", self.leader_id, msg[1]))
+                self.out.append(Serving(True))
 
     _synced_point = 0
 
     def _on_sync(self, kind, zxid, txns, settled):
-        if kind == "SNAP":
-            self.out.append(("snapshot", zxid))
+        if kind == SNAP:
+            self.out.append(InstallSnapshot(zxid))
             self.history = []
             self.history_zxids = []
             self.history_base = zxid
             self.last_logged = self.durable = self.last_applied = self.commit_point = zxid
-        elif kind == "TRUNC":
+        elif kind == TRUNC:
             i = bisect.bisect_right(self.history_zxids, zxid)
             del self.history[i:]
             del self.history_zxids[i:]
@@ -345,11 +326,11 @@ class ZabPeer:
             self.commit_point = min(self.commit_point, zxid)
             if self.last_applied > zxid:
                 self.last_applied = zxid
-            self.out.append(("truncate", zxid))
+            self.out.append(Truncate(zxid))
         if txns:
             txns = [t for t in txns if t.zxid > self.last_logged]
             self._append_history(txns)
-            self.out.append(("log", txns))
+            self.out.append(Log(txns))
         # Up to `settled` the leader's history is committed once the leader is
         # established (UPTODATE says so); what we hold after it are proposals.
         self._synced_point = settled
@@ -381,7 +362,7 @@ class ZabPeer:
         ack = None
         while q and q[0][0] <= durable:
             _, msg, epoch = q.popleft()
-            if epoch is None and msg[0] == "ACK":
+            if epoch is None and msg.__class__ is Ack:
                 ack = msg
                 continue
             if ack is not None:
@@ -389,7 +370,7 @@ class ZabPeer:
                 ack = None
             if epoch is not None and epoch != self.current_epoch:
                 self.current_epoch = epoch
-                self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
+                self.out.append(Epochs(self.accepted_epoch, self.current_epoch))
             self._send(self.leader_id, msg)
         if ack is not None:
             self._send(self.leader_id, ack)
@@ -402,11 +383,9 @@ class ZabPeer:
         i = bisect.bisect_right(self.history_zxids, self.last_applied)
         hz = self.history_zxids
         while i < len(hz) and hz[i] <= limit:
-            self.out.append(("apply", self.history[i]))
+            self.out.append(Apply(self.history[i]))
             self.last_applied = hz[i]
             i += 1
-        if self.role == LEADING:
-            self._release_after_commit()
 
     # --- leader -----------------------------------------------------------------------
 
@@ -419,7 +398,7 @@ class ZabPeer:
         self.epoch_acks = {self.id}
         self.newleader_acks = {self.id}
         self.phase_deadline = self.now + self.init_limit * self.tick_ms
-        self.out.append(("role", LEADING, self.id, self.current_epoch))
+        self.out.append(RoleChanged(LEADING, self.id, self.current_epoch))
         self._maybe_new_epoch()
         early, self.early_info = self.early_info, {}
         for frm, msg in early.items():
@@ -429,30 +408,51 @@ class ZabPeer:
         if self.phase == DISCOVERY and self.quorum.is_quorum(self.connecting):
             self.new_epoch = max(self.connecting.values()) + 1
             self.accepted_epoch = self.new_epoch
-            self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
+            self.out.append(Epochs(self.accepted_epoch, self.current_epoch))
             self.phase = EPOCH_ACK
             for learner in self.learners.values():
-                self._send(learner.id, ("LEADERINFO", self.new_epoch, learner.attempt))
+                self._send(learner.id, LeaderInfo(self.new_epoch, learner.attempt))
 
     def _on_learner_msg(self, frm, msg):
-        kind = msg[0]
+        kind = msg.__class__
         learner = self.learners.get(frm)
-        if kind == "FOLLOWERINFO":
-            _, accepted, last_zxid, observer, attempt = msg
-            learner = self.learners[frm] = Learner(frm, accepted, last_zxid, self.now, observer)
+        if kind is FollowerInfo:
+            accepted, observer, attempt = msg.accepted_epoch, msg.observer, msg.attempt
+            learner = self.learners[frm] = Learner(frm, accepted, msg.last_zxid, self.now,
+                                                   observer)
             learner.attempt = attempt
             if self.phase == DISCOVERY:
                 if not observer and frm in self.quorum.voters:
                     self.connecting[frm] = accepted
                 self._maybe_new_epoch()
             else:
-                self._send(frm, ("LEADERINFO", self.new_epoch, attempt))
+                self._send(frm, LeaderInfo(self.new_epoch, attempt))
             return
         if learner is None:
             return
         learner.last_heard = self.now
-        if kind == "ACKEPOCH":
-            _, cur_epoch, last_zxid = msg
+        if kind is Ack:
+            zxid = msg.zxid
+            if zxid == make_zxid(self.current_epoch, 0) and learner.phase == SYNCING:
+                learner.phase = ESTABLISHED
+                if not learner.observer:
+                    self.newleader_acks.add(frm)
+                if self.phase == ESTABLISHED:
+                    self._send(frm, UpToDate())
+                elif self.quorum.is_quorum(self.newleader_acks):
+                    self._establish()
+            elif not learner.observer:
+                # An ack covers every proposal up to its zxid (a follower logs
+                # them in order and acks once they are durable).
+                for z, acks in self.proposals.items():
+                    if z > zxid:
+                        break
+                    acks.add(frm)
+                self._try_commit()
+        elif kind is App:
+            self.out.append(Deliver(frm, msg.payload))
+        elif kind is AckEpoch:
+            cur_epoch, last_zxid = msg.current_epoch, msg.last_zxid
             learner.last_zxid = last_zxid
             if (cur_epoch, last_zxid) > (self.current_epoch, self.last_logged) and \
                     self.phase != ESTABLISHED:
@@ -465,7 +465,7 @@ class ZabPeer:
                     self.epoch_acks.add(frm)
                 if self.quorum.is_quorum(self.epoch_acks):
                     self.current_epoch = self.new_epoch
-                    self.out.append(("epochs", self.accepted_epoch, self.current_epoch))
+                    self.out.append(Epochs(self.accepted_epoch, self.current_epoch))
                     self.phase = SYNCING
                     self.phase_deadline = self.now + self.init_limit * self.tick_ms
                     for other in self.learners.values():
@@ -473,28 +473,7 @@ class ZabPeer:
                             self._sync_learner(other)
             elif self.phase in (SYNCING, ESTABLISHED):
                 self._sync_learner(learner)
-        elif kind == "ACK":
-            zxid = msg[1]
-            if zxid == make_zxid(self.current_epoch, 0) and learner.phase == SYNCING:
-                learner.phase = ESTABLISHED
-                if not learner.observer:
-                    self.newleader_acks.add(frm)
-                if self.phase == ESTABLISHED:
-                    self._send(frm, ("UPTODATE",))
-                elif self.quorum.is_quorum(self.newleader_acks):
-                    self._establish()
-            elif not learner.observer:
-                # An ack covers every proposal up to its zxid (a follower logs
-                # them in order and acks once they are durable).
-                for z, acks in self.proposals.items():
-                    if z > zxid:
-                        break
-                    acks.add(frm)
-                self._try_commit()
-        elif kind == "PING":
-            pass
-        elif kind == "APP":
-            self.out.append(("app", frm, msg[1]))
+        # A Ping only shows the learner is alive (last_heard, above).
 
     def _sync_learner(self, learner):
         """Bring a learner to our committed history, then queue our outstanding
@@ -504,27 +483,27 @@ class ZabPeer:
         # proposals.  Before we are established our whole log is settled.
         c = self.last_applied if self.phase == ESTABLISHED else self.last_logged
         if f == c:
-            self._send(learner.id, ("SYNC", "DIFF", c, [], c))
+            self._send(learner.id, Sync(DIFF, c, [], c))
         elif f < self.history_base:
             # The tree as applied here, then the settled txns after it.
             a = self.last_applied
             i = bisect.bisect_right(self.history_zxids, a)
             j = bisect.bisect_right(self.history_zxids, c)
-            self._send(learner.id, ("SYNC", "SNAP", a, self.history[i:j], c))
+            self._send(learner.id, Sync(SNAP, a, self.history[i:j], c))
         else:
             i = bisect.bisect_right(self.history_zxids, f)
             common = self.history_zxids[i - 1] if i > 0 else self.history_base
             j = bisect.bisect_right(self.history_zxids, c)
             txns = self.history[i:j]
             if common == f and f <= c:
-                self._send(learner.id, ("SYNC", "DIFF", c, txns, c))
+                self._send(learner.id, Sync(DIFF, c, txns, c))
             else:
-                self._send(learner.id, ("SYNC", "TRUNC", common, txns, c))
+                self._send(learner.id, Sync(TRUNC, common, txns, c))
         j = bisect.bisect_right(self.history_zxids, c)
         for txn in self.history[j:]:
-            self._send(learner.id, ("PROPOSAL", txn))
+            self._send(learner.id, Proposal(txn))
         learner.phase = SYNCING
-        self._send(learner.id, ("NEWLEADER", make_zxid(self.current_epoch, 0)))
+        self._send(learner.id, NewLeader(make_zxid(self.current_epoch, 0)))
 
     def _establish(self):
         """A quorum holds our history: all of it is committed in the new epoch."""
@@ -536,9 +515,9 @@ class ZabPeer:
         self.last_proposed = self.last_logged
         for learner in self.learners.values():
             if learner.phase == ESTABLISHED:
-                self._send(learner.id, ("UPTODATE",))
+                self._send(learner.id, UpToDate())
         self.serving = True
-        self.out.append(("serving", True))
+        self.out.append(Serving(True))
 
     def next_zxid(self) -> int:
         """The zxid the next proposal must carry (leader only)."""
@@ -550,10 +529,10 @@ class ZabPeer:
         assert txn.zxid == self.next_zxid(), "proposals must be in zxid order"
         self.last_proposed = txn.zxid
         self._append_history([txn])
-        self.out.append(("log", [txn]))
+        self.out.append(Log([txn]))
         self.proposals[txn.zxid] = set()
         # One message object for every follower: the driver encodes it once.
-        msg = ("PROPOSAL", txn)
+        msg = Proposal(txn)
         for learner in self.learners.values():
             if learner.phase in (SYNCING, ESTABLISHED) and not learner.observer:
                 self._send(learner.id, msg)
@@ -561,7 +540,12 @@ class ZabPeer:
     def _try_commit(self):
         """Commit, in order, the outstanding proposals a quorum has logged.
         Followers get one COMMIT for the last of them (a commit covers every
-        proposal before it), observers an INFORM for each."""
+        proposal before it), observers an INFORM for each.  An application
+        message held for a commit (a learner's sync) goes to its learner right
+        after the commit of the zxid it waited for, as ZooKeeper's leader
+        sends a SYNC: the learner then answers it having applied exactly that
+        far, before any later txn (a later write of the same session must not
+        be visible to a read queued behind the sync)."""
         proposals = self.proposals
         first = None
         while proposals:
@@ -574,59 +558,100 @@ class ZabPeer:
                 first = z
         if first is None:
             return
-        commit = ("COMMIT", self.commit_point)
+        held = self._take_held(self.commit_point)
+        commit = Commit(self.commit_point)
         informs = None
         for learner in self.learners.values():
             if learner.phase not in (SYNCING, ESTABLISHED):
                 continue
+            mine = held.pop(learner.id, ())
             if not learner.observer:
-                self._send(learner.id, commit)
+                sent = None
+                for zxid, payload in mine:
+                    if zxid != sent:
+                        self._send(learner.id, commit if zxid == self.commit_point
+                                   else Commit(zxid))
+                        sent = zxid
+                    self._send(learner.id, App(payload))
+                if sent != self.commit_point:
+                    self._send(learner.id, commit)
                 continue
             if informs is None:
                 i = bisect.bisect_left(self.history_zxids, first)
                 j = bisect.bisect_right(self.history_zxids, self.commit_point)
-                informs = [("INFORM", txn) for txn in self.history[i:j]]
-            for inform in informs:
+                informs = [Inform(txn) for txn in self.history[i:j]]
+            k = 0
+            for zxid, payload in mine:
+                while k < len(informs) and informs[k].txn.zxid <= zxid:
+                    self._send(learner.id, informs[k])
+                    k += 1
+                self._send(learner.id, App(payload))
+            for inform in informs[k:]:
                 self._send(learner.id, inform)
+        for to, rest in held.items():   # a learner that is not synced (any more)
+            for _, payload in rest:
+                self._send(to, App(payload))
         self._apply_committed()
 
+    def _take_held(self, zxid) -> dict:
+        """The held application messages due once zxid is committed, by
+        destination, in zxid order."""
+        due = {}
+        if self.after_commit:
+            keep = []
+            for z, to, payload in self.after_commit:
+                if z <= zxid:
+                    due.setdefault(to, []).append((z, payload))
+                else:
+                    keep.append((z, to, payload))
+            self.after_commit = keep
+        return due
+
     def send_app(self, to, payload):
-        self._send(to, ("APP", payload))
+        self._send(to, App(payload))
 
     def send_app_after_commits(self, to, payload):
         """Send payload to `to` once everything proposed so far is committed
         (how the leader answers a follower's sync)."""
         if self.last_applied >= self.last_proposed:
-            self._send(to, ("APP", payload))
+            self._send(to, App(payload))
         else:
             self.after_commit.append((self.last_proposed, to, payload))
 
-    def _release_after_commit(self):
-        if not self.after_commit:
-            return
-        keep = []
-        for zxid, to, payload in self.after_commit:
-            if zxid <= self.last_applied:
-                self._send(to, ("APP", payload))
-            else:
-                keep.append((zxid, to, payload))
-        self.after_commit = keep
+    def held_app_messages(self) -> int:
+        """Application messages held until the proposals before them commit."""
+        return len(self.after_commit)
+
+    def learner_counts(self) -> dict:
+        """A leader's learners by state (mntr's learners, synced_followers, ...)."""
+        if self.role != LEADING:
+            return {}
+        learners = list(self.learners.values())
+        synced = [lr for lr in learners if lr.phase == ESTABLISHED]
+        voters = self.quorum.voters
+        return {
+            "learners": len(learners),
+            "synced_followers": sum(1 for lr in synced if not lr.observer and lr.id in voters),
+            "synced_non_voting_followers":
+                sum(1 for lr in synced if not lr.observer and lr.id not in voters),
+            "synced_observers": sum(1 for lr in synced if lr.observer),
+        }
 
     # --- inputs ------------------------------------------------------------------------
 
     def receive(self, frm, msg):
-        kind = msg[0]
-        if kind == "VOTE":
+        kind = msg.__class__
+        if kind is Vote:
             self._on_vote(frm, msg)
         elif self.role == LEADING:
             self._on_learner_msg(frm, msg)
         elif self.role in (FOLLOWING, OBSERVING) and frm == self.leader_id:
             self._on_leader_msg(msg)
-        elif self.role == LOOKING and kind == "FOLLOWERINFO":
+        elif self.role == LOOKING and kind is FollowerInfo:
             # A peer that decided before we did: keep its request for when we
             # lead (else it waits for its resend).
             self.early_info[frm] = msg
-        elif kind == "FOLLOWERINFO":
+        elif kind is FollowerInfo:
             # We follow another peer: say so (see _on_vote).
             self._send(frm, self._vote_msg(self.role))
 
@@ -661,7 +686,7 @@ class ZabPeer:
                 self._broadcast_vote()
         elif self.role == LEADING:
             sync_ms, init_ms = self.sync_limit * self.tick_ms, self.init_limit * self.tick_ms
-            ping = ("PING",)
+            ping = Ping()
             for learner in list(self.learners.values()):
                 # A learner still syncing (loading a SNAP, truncating its log)
                 # gets initLimit, as ZooKeeper's LearnerHandler does; once

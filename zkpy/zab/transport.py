@@ -21,6 +21,7 @@ import struct
 import msgpack
 
 from ..datatree.txn import Txn
+from .messages import Hello, from_wire, to_wire
 
 log = logging.getLogger("zkpy.zab")
 
@@ -30,10 +31,10 @@ MAX_FRAME = 1 << 30
 
 
 def _default(obj):
-    if isinstance(obj, Txn):
+    if obj.__class__ is Txn:
         # The txn's own encoding, the bytes its log record holds too.
         return msgpack.ExtType(_TXN_EXT, obj.packed())
-    raise TypeError(f"cannot encode {type(obj).__name__}")
+    return to_wire(obj)
 
 
 def _ext_hook(code, data):
@@ -46,13 +47,14 @@ _packer = msgpack.Packer(default=_default, use_bin_type=True)
 
 
 def encode(msg) -> bytes:
+    """The frame of a message (zkpy.zab.messages): length, then msgpack."""
     body = _packer.pack(msg)
     return _LEN.pack(len(body)) + body
 
 
 def decode(body: bytes):
-    msg = msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, strict_map_key=False)
-    return tuple(msg) if isinstance(msg, list) else msg
+    return from_wire(msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, use_list=False,
+                                     strict_map_key=False))
 
 
 class Reserved:
@@ -77,7 +79,7 @@ class _PeerProtocol(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
         if self.peer_id is not None:
-            transport.write(encode(("HELLO", self.owner.my_id)))
+            transport.write(encode(Hello(self.owner.my_id)))
             self.owner._attach(self.peer_id, self)
 
     def data_received(self, data):
@@ -102,10 +104,10 @@ class _PeerProtocol(asyncio.Protocol):
                 return
             pos += 4 + n
             if self.peer_id is None:
-                if not (isinstance(msg, tuple) and msg and msg[0] == "HELLO"):
+                if msg.__class__ is not Hello:
                     self.transport.close()
                     return
-                self.peer_id = msg[1]
+                self.peer_id = msg.peer_id
                 if not self.owner._attach(self.peer_id, self):
                     self.transport.close()
                     return

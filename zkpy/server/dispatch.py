@@ -1,0 +1,173 @@
+"""Where a client's request goes once its frame is read, and the order of the
+replies.  RequestDispatch is the request half of ClientConnection (a mixin:
+one object, so the hot path pays no extra hop).
+
+    write (WRITE_OPS)     -> the server's role (submit_write): prep, the log
+                             or the leader, apply; the reply comes back
+                             through txn_applied()
+    sync                  -> the role (submit_sync)
+    auth, sasl            -> auth.py
+    any other known op    -> answered from the tree (reads.py), at once if
+                             nothing is ahead of it, else in its turn
+    unknown op            -> the role may take it (a read-only server answers
+                             NotReadOnly); otherwise Unimplemented, and closed
+
+Ordering: requests are answered strictly in arrival order.  A request whose
+reply depends on the pipeline is `pending`; one behind it waits in `queue`
+and is answered (against the tree as it is then) when its turn comes.  Watch
+events are written the moment the change is applied, so they always precede
+the reply that reflects it."""
+
+import logging
+
+from ..protocol.errors import Err, KeeperError, MarshallingError
+from ..protocol.jute import INT_INT, Reader
+from ..protocol.opcodes import Op, WRITE_OPS, Xid
+from ..protocol.records import REQUEST_DECODERS
+from . import replies
+from .auth import authenticate
+from .reads import READ_HANDLERS
+from .request import CLOSED, Request
+
+log = logging.getLogger("zkpy.server")
+
+_unpack_header = INT_INT.unpack_from
+_header_only = replies.header_only
+_with_body = replies.with_body
+_CLOSE = replies.CLOSE
+
+
+class RequestDispatch:
+    """Needs of its host: server, loop, queue, session_id, auth_ids, peer,
+    max_frame, last_recv, stats, close_after_flush, state, send(), close()."""
+
+    def _handle_request(self, payload):
+        server = self.server
+        self.stats.packets_received += 1
+        server.stats.packets_received += 1
+        if len(payload) < 8:
+            log.warning("Short request from %s; closing", self.peer[0])
+            self.close()
+            return
+        xid, op = _unpack_header(payload, 0)
+        if not server.sessions.is_valid(self.session_id):
+            # A request on an expired or closing session: dropped, connection
+            # closed -- but after the reply to our own closeSession, if one is
+            # still on its way through the log.
+            if not any(r.op == Op.CLOSE_SESSION for r in self.queue):
+                self.close()
+            return
+        role = server.role
+        decoder = REQUEST_DECODERS.get(op)
+        if decoder is None:
+            self._unknown_request(xid, op)
+            return
+        if op not in WRITE_OPS and op != Op.AUTH and op != Op.SASL and role.refuses_read(self):
+            # The session has moved to another server: this connection is
+            # closed, without a reply, once the replies before this request
+            # are out.  Requests that came in the same batch still go through
+            # the pipeline first (a write among them uses up a zxid), as in
+            # ZooKeeper, where the close happens at the end of the pipeline.
+            req = Request(self, xid, op, None, self.last_recv)
+            req.reply = _CLOSE
+            self.queue.append(req)
+            self.loop.call_soon(self.drain)
+            return
+        error = None
+        try:
+            record = decoder(Reader(payload, 8, self.max_frame * 2))
+        except MarshallingError as e:
+            if op == Op.AUTH or op == Op.SASL:
+                # ZooKeeper decodes these in the I/O layer; a bad one drops
+                # the connection without a reply.
+                self.close()
+                return
+            record, error = None, e
+        if op in WRITE_OPS:
+            req = Request(self, xid, op, record, self.last_recv, error, payload)
+            req.pending = True
+            self.queue.append(req)
+            role.submit_write(req)
+        elif op == Op.SYNC:
+            req = Request(self, xid, op, record, self.last_recv, error)
+            req.pending = True
+            self.queue.append(req)
+            role.submit_sync(req)
+        elif self.queue:
+            self.queue.append(Request(self, xid, op, record, self.last_recv, error))
+        else:
+            req = Request(self, xid, op, record, self.last_recv, error)
+            self._send_reply(req, self._evaluate(req))
+
+    def _unknown_request(self, xid, op):
+        """An opcode with no request record of its own (check outside a multi,
+        createSession after the handshake, anything unknown)."""
+        req = Request(self, xid, op, None, self.last_recv)
+        req.pending = True
+        self.queue.append(req)
+        if not self.server.role.submit_unknown(req):
+            # ZooKeeper's UnimplementedRequestProcessor answers with the zxid
+            # of a request that never got one: -1.
+            req.pending = False
+            req.reply = _header_only(xid, -1, Err.UNIMPLEMENTED)
+            self.close_after_flush = True
+            self.drain()
+
+    def _evaluate(self, req) -> bytes:
+        """The reply to a request that changes no znode, built now."""
+        server = self.server
+        op = req.op
+        xid = req.xid
+        zxid = server.tree.last_zxid
+        if req.decode_error is not None:
+            return _header_only(xid, zxid, Err.MARSHALLING_ERROR)
+        if op == Op.PING:
+            return _header_only(Xid.PING, zxid, 0)
+        handler = READ_HANDLERS.get(op)
+        if handler is not None:
+            try:
+                return _with_body(xid, zxid, handler(server, self, req.record))
+            except KeeperError as e:
+                return _header_only(xid, zxid, e.code)
+        if op == Op.AUTH or op == Op.SASL:
+            return authenticate(server, self, req)
+        self.close_after_flush = True
+        return _header_only(xid, zxid, Err.UNIMPLEMENTED)
+
+    def txn_applied(self, req, txn, result):
+        """Called by the server when the txn of a request of ours is applied."""
+        if req.op == Op.CREATE_SESSION:
+            self.handshake_done(txn.session_id)
+            return
+        req.reply = self.server.write_reply(req, txn, result)
+        if req.op == Op.CLOSE_SESSION:
+            self.close_after_flush = True
+        if self.queue and self.queue[0] is req:
+            self.drain()
+
+    def drain(self):
+        """Send every reply at the head of the queue that is ready, answering
+        waiting reads as their turn comes."""
+        q = self.queue
+        while q and self.state != CLOSED:
+            head = q[0]
+            reply = head.reply
+            if reply is None:
+                if head.pending:
+                    return  # still on its way through the pipeline
+                reply = self._evaluate(head)
+            q.popleft()
+            if reply is _CLOSE:
+                self.close()
+                return
+            self._send_reply(head, reply)
+
+    def _send_reply(self, req, frame):
+        server = self.server
+        now = self.clock.now_ms()
+        lat = now - req.received
+        self.stats.replied(req.op, req.xid, server.tree.last_zxid, now, lat)
+        server.stats.replied(lat, len(frame) - 4)   # ZooKeeper counts it without its length
+        self.send(frame)
+        if self.close_after_flush:
+            self.close()

@@ -1,0 +1,105 @@
+"""A follower or an observer: reads are answered here, from this server's
+tree, once the session's earlier requests are done; writes, syncs and
+session changes go to the leader (application messages through the port),
+and a write is answered when the leader's commit of its txn is applied
+here.
+
+A learner cannot tell from its own tree whether a session lives (it may not
+have applied its createSession yet, or the leader may have expired it): it
+asks the leader before letting a client resume one, as ZooKeeper's Learner
+revalidates.  The sessions of its clients are kept alive at the leader by a
+Touch every half tick."""
+
+from ...protocol.opcodes import Op
+from ...zab.messages import (
+    CreateSession, ForwardRequest, Revalidate, Revalidated, SyncRequest, Synced, Touch,
+)
+from ..request import Request
+from .ensemble import EnsembleRole
+
+
+class FollowerRole(EnsembleRole):
+    mode = "follower"
+    peer_state = "following - broadcast"
+
+    def __init__(self, server, port):
+        super().__init__(server, port)
+        self.touched = set()        # sessions seen alive since the last Touch
+        self.last_touch = 0
+        self.revalidating = {}      # token -> (connection, session id, timeout)
+        self.revalidations = 0
+
+    # --- clients ---------------------------------------------------------------------------
+
+    def create_session(self, conn, timeout):
+        server = self.server
+        sid = server.sessions.new_session_id()
+        # Answered when the leader's createSession txn is applied here.
+        server.expect_reply((sid, 0), Request(conn, 0, Op.CREATE_SESSION, None,
+                                              server.clock.now_ms()))
+        self.port.to_leader(CreateSession(sid, timeout))
+
+    def resume_session(self, conn, sid, timeout):
+        self.revalidations += 1
+        token = self.revalidations
+        self.revalidating[token] = (conn, sid, timeout)
+        self.port.to_leader(Revalidate(sid, timeout, token))
+
+    def touch_session(self, sid, now_ms, timeout=None) -> bool:
+        ok = self.server.sessions.touch(sid, now_ms, timeout)
+        if ok:
+            self.touched.add(sid)
+        return ok
+
+    def submit_write(self, request):
+        # The leader preps it; we answer when its commit arrives.
+        conn = request.conn
+        sid = conn.session_id
+        self.server.expect_reply((sid, request.xid), request)
+        self.port.to_leader(ForwardRequest(sid, request.xid, request.op, request.payload,
+                                           list(conn.auth_ids)))
+
+    def submit_sync(self, request):
+        sid = request.conn.session_id
+        self.server.expect_reply(("sync", sid, request.xid), request)
+        self.port.to_leader(SyncRequest(sid, request.xid))
+
+    # --- the leader's answers ----------------------------------------------------------------
+
+    def on_app(self, frm, msg):
+        server = self.server
+        kind = msg.__class__
+        if kind is Synced:
+            request = server.take_waiter(("sync", msg.session_id, msg.cxid))
+            if request is not None:
+                self.answer_sync_after(msg.zxid, request)
+        elif kind is Revalidated:
+            waiting = self.revalidating.pop(msg.token, None)
+            if waiting is None:
+                return
+            conn, sid, timeout = waiting
+            if msg.valid:
+                # Known from now on, even before its createSession is applied here.
+                server.sessions.add(sid, timeout, server.clock.now_ms())
+                self.touched.add(sid)
+                conn.handshake_done(sid)
+            else:
+                conn.session_expired()
+        else:
+            super().on_app(frm, msg)
+
+    # --- time --------------------------------------------------------------------------------
+
+    def tick(self, now_ms):
+        """Every half tick: tell the leader which sessions are alive here."""
+        if now_ms - self.last_touch >= self.server.config.tick_time // 2:
+            self.last_touch = now_ms
+            if self.touched:
+                self.port.to_leader(Touch(sorted(self.touched)))
+                self.touched.clear()
+
+
+class ObserverRole(FollowerRole):
+    """Serves as a follower does; its peer does not vote (zkpy.zab.peer)."""
+    mode = "observer"
+    peer_state = "observing - broadcast"

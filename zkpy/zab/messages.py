@@ -1,0 +1,316 @@
+"""Every message that crosses a peer link, and every effect a ZabPeer asks
+its driver to carry out, as named types.
+
+Three families:
+
+  * ZAB messages (peer to peer): election, discovery, synchronisation and
+    broadcast.  See zkpy.zab.peer for who sends what when.
+  * Application messages, carried inside App: what the servers of an
+    ensemble say to each other about clients (a follower forwarding a write,
+    a new session, a revalidation, touches, a sync) -- see zkpy.server.roles.
+  * Effects (peer to driver, never on the wire): send, log, apply, ...
+
+Nothing here knows about bytes.  The transport (zkpy.zab.transport) puts a
+message on the wire as a msgpack array [tag, field, field, ...] with
+to_wire() and reads it back with from_wire(); a txn travels as its own
+packed encoding, the bytes its log record holds.  Tags are this module's
+alone: peers talk to peers of the same zkpy version.
+
+Messages are plain slotted dataclasses: cheaper to make than a NamedTuple
+(a proposal, its sends and its effects are made for every write), and a
+misspelt field is an error at once rather than a wrong index."""
+
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+
+# --- the wire registry ----------------------------------------------------------------------
+
+_BY_TAG: dict = {}
+_TO_WIRE: dict = {}
+
+
+def _getter(names):
+    """A function giving an object's fields as a tuple, in C where it can."""
+    if not names:
+        return lambda obj: ()
+    if len(names) == 1:
+        one = attrgetter(names[0])
+        return lambda obj: (one(obj),)
+    return attrgetter(*names)
+
+
+def message(tag: int):
+    """Make cls a slotted dataclass that travels on peer links under tag."""
+    def wrap(cls):
+        cls = dataclass(slots=True)(cls)
+        if tag in _BY_TAG:
+            raise ValueError(f"tag {tag} is taken by {_BY_TAG[tag].__name__}")
+        cls.TAG = tag
+        _BY_TAG[tag] = cls
+        _TO_WIRE[cls] = (tag, _getter([f.name for f in fields(cls)]))
+        return cls
+    return wrap
+
+
+def to_wire(msg):
+    """The msgpack-ready form of a message: (tag, fields...).  Used as the
+    packer's `default`, so a message inside a message (an App's payload) is
+    turned into its own array as the packer meets it."""
+    entry = _TO_WIRE.get(msg.__class__)
+    if entry is None:
+        raise TypeError(f"not a peer message: {type(msg).__name__}")
+    tag, get = entry
+    return (tag, *get(msg))
+
+
+def from_wire(items):
+    """The message whose wire form is items (a sequence [tag, fields...])."""
+    cls = _BY_TAG.get(items[0]) if items else None
+    if cls is None:
+        raise ValueError(f"unknown peer message {items[:1]!r}")
+    return cls._from_wire(items[1:]) if hasattr(cls, "_from_wire") else cls(*items[1:])
+
+
+# --- transport -------------------------------------------------------------------------------
+
+@message(1)
+class Hello:
+    """The first frame on a new link: who dialled."""
+    peer_id: int
+
+
+# --- election --------------------------------------------------------------------------------
+
+@message(10)
+class Vote:
+    """A peer's vote (epoch, zxid, leader) in election round `round`, and its
+    own state: LOOKING, or FOLLOWING/LEADING/OBSERVING once it has decided."""
+    epoch: int
+    zxid: int
+    leader: int
+    round: int
+    state: str
+
+
+# --- discovery and synchronisation -------------------------------------------------------------
+
+@message(20)
+class FollowerInfo:
+    """A learner to the leader it chose.  attempt tells answers to different
+    FOLLOWERINFOs apart (they are resent until one is answered)."""
+    accepted_epoch: int
+    last_zxid: int
+    observer: bool
+    attempt: int
+
+
+@message(21)
+class LeaderInfo:
+    """The leader's answer: the epoch it proposes."""
+    new_epoch: int
+    attempt: int
+
+
+@message(22)
+class AckEpoch:
+    """A learner accepts the new epoch and says what history it holds."""
+    current_epoch: int
+    last_zxid: int
+
+
+# Kinds of Sync.
+DIFF = "DIFF"     # the txns after the learner's last zxid
+TRUNC = "TRUNC"   # drop what is after zxid first, then the txns
+SNAP = "SNAP"     # the whole tree at zxid (in `snapshot`), then the txns
+
+
+@message(23)
+class Sync:
+    """Brings a learner to the leader's history.  Txns up to `settled` are
+    the leader's committed history, later ones are proposals.  A SNAP's
+    snapshot bytes travel in the same frame; the driver keeps them aside
+    (the state machine never sees them: snapshot is None there)."""
+    kind: str
+    zxid: int
+    txns: list
+    settled: int
+    snapshot: bytes = None
+
+    @classmethod
+    def _from_wire(cls, items):
+        kind, zxid, txns, settled, snapshot = items
+        return cls(kind, zxid, list(txns), settled, snapshot)
+
+
+@message(24)
+class NewLeader:
+    """Everything of the sync has been sent; ack once it is durable."""
+    zxid: int
+
+
+@message(25)
+class UpToDate:
+    """The leader is established: the learner may serve clients."""
+
+
+# --- broadcast ---------------------------------------------------------------------------------
+
+@message(30)
+class Proposal:
+    txn: object
+
+
+@message(31)
+class Ack:
+    """Every txn up to zxid is durable at the sender (or, for NEWLEADER's
+    zxid, the sync is)."""
+    zxid: int
+
+
+@message(32)
+class Commit:
+    """Every proposal up to zxid is committed."""
+    zxid: int
+
+
+@message(33)
+class Inform:
+    """A committed txn, for an observer (it got no proposal)."""
+    txn: object
+
+
+@message(34)
+class Ping:
+    pass
+
+
+@message(35)
+class App:
+    """An application message between the servers (one of the types below)."""
+    payload: object
+
+    @classmethod
+    def _from_wire(cls, items):
+        return cls(from_wire(items[0]))
+
+
+# --- application messages: followers and observers with their leader -------------------------
+
+@message(50)
+class ForwardRequest:
+    """A learner's client wrote: the leader preps it (as if its own client's)
+    and the learner answers when the txn (session_id, cxid) is applied."""
+    session_id: int
+    cxid: int
+    op: int
+    payload: bytes
+    auth_ids: list
+
+
+@message(51)
+class CreateSession:
+    """A learner's client asked for a new session (its id made by the learner)."""
+    session_id: int
+    timeout: int
+
+
+@message(52)
+class Revalidate:
+    """May a client resume session_id through the sender?  token pairs the answer."""
+    session_id: int
+    timeout: int
+    token: int
+
+
+@message(53)
+class Revalidated:
+    token: int
+    valid: bool
+
+
+@message(54)
+class Touch:
+    """Sessions that showed signs of life at the sender since its last Touch."""
+    session_ids: list = field(default_factory=list)
+
+    @classmethod
+    def _from_wire(cls, items):
+        return cls(list(items[0]))
+
+
+@message(55)
+class SyncRequest:
+    """A learner's client asked for sync."""
+    session_id: int
+    cxid: int
+
+
+@message(56)
+class Synced:
+    """The leader's answer, once everything proposed before it is committed:
+    the learner answers its client once it has applied up to zxid."""
+    session_id: int
+    cxid: int
+    zxid: int
+
+
+# --- effects: what a ZabPeer asks its driver to do, in order -----------------------------------
+
+@dataclass(slots=True)
+class Send:
+    """Send msg to peer `to` over the FIFO link."""
+    to: int
+    msg: object
+
+
+@dataclass(slots=True)
+class Log:
+    """Append txns to the log; report durability with ZabPeer.logged(zxid)."""
+    txns: list
+
+
+@dataclass(slots=True)
+class Truncate:
+    """Drop logged txns after zxid (the tree was never ahead of it)."""
+    zxid: int
+
+
+@dataclass(slots=True)
+class InstallSnapshot:
+    """Replace the tree and the log with the snapshot that came with the Sync
+    for zxid."""
+    zxid: int
+
+
+@dataclass(slots=True)
+class Apply:
+    """Apply a committed txn to the tree (in zxid order)."""
+    txn: object
+
+
+@dataclass(slots=True)
+class Epochs:
+    """Persist both epochs before going on."""
+    accepted: int
+    current: int
+
+
+@dataclass(slots=True)
+class RoleChanged:
+    """The peer is now LOOKING, FOLLOWING, LEADING or OBSERVING."""
+    role: str
+    leader: int
+    epoch: int
+
+
+@dataclass(slots=True)
+class Serving:
+    """The peer may (True) or may no longer (False) serve clients."""
+    serving: bool
+
+
+@dataclass(slots=True)
+class Deliver:
+    """An application message from peer `frm` for the server."""
+    frm: int
+    payload: object
