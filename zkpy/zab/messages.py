@@ -21,22 +21,22 @@ Messages are plain slotted dataclasses: cheaper to make than a NamedTuple
 misspelt field is an error at once rather than a wrong index."""
 
 from dataclasses import dataclass, field, fields
-from operator import attrgetter
 
 # --- the wire registry ----------------------------------------------------------------------
 
 _BY_TAG: dict = {}
-_TO_WIRE: dict = {}
+_TO_WIRE: dict = {}     # class -> function(msg) -> (tag, field, ...)
+_FROM_WIRE: dict = {}   # tag -> function(items) -> msg
 
 
-def _getter(names):
-    """A function giving an object's fields as a tuple, in C where it can."""
-    if not names:
-        return lambda obj: ()
-    if len(names) == 1:
-        one = attrgetter(names[0])
-        return lambda obj: (one(obj),)
-    return attrgetter(*names)
+def _compile(name, source, env):
+    """A small function made from source: a message is put on the wire and
+    read back once per hop (a proposal, an ack, a commit for every write), and
+    a function that names its fields outright is several times cheaper than
+    a generic loop over them (the same trick dataclasses use for __init__)."""
+    namespace = dict(env)
+    exec(source, namespace)   # noqa: S102 - source built here from field names only
+    return namespace[name]
 
 
 def message(tag: int):
@@ -47,28 +47,36 @@ def message(tag: int):
             raise ValueError(f"tag {tag} is taken by {_BY_TAG[tag].__name__}")
         cls.TAG = tag
         _BY_TAG[tag] = cls
-        _TO_WIRE[cls] = (tag, _getter([f.name for f in fields(cls)]))
+        names = [f.name for f in fields(cls)]
+        _TO_WIRE[cls] = _compile(
+            "to_wire", f"def to_wire(m): return ({tag}, {''.join(f'm.{n}, ' for n in names)})",
+            {})
+        if "_from_wire" in cls.__dict__:
+            _FROM_WIRE[tag] = lambda items, read=cls._from_wire: read(items[1:])
+        else:
+            args = ", ".join(f"items[{i}]" for i in range(1, len(names) + 1))
+            _FROM_WIRE[tag] = _compile("from_wire", f"def from_wire(items): return cls({args})",
+                                       {"cls": cls})
         return cls
     return wrap
 
 
 def to_wire(msg):
-    """The msgpack-ready form of a message: (tag, fields...).  Used as the
+    """The msgpack-ready form of a message: (tag, fields...).  Also the
     packer's `default`, so a message inside a message (an App's payload) is
     turned into its own array as the packer meets it."""
-    entry = _TO_WIRE.get(msg.__class__)
-    if entry is None:
+    make = _TO_WIRE.get(msg.__class__)
+    if make is None:
         raise TypeError(f"not a peer message: {type(msg).__name__}")
-    tag, get = entry
-    return (tag, *get(msg))
+    return make(msg)
 
 
 def from_wire(items):
     """The message whose wire form is items (a sequence [tag, fields...])."""
-    cls = _BY_TAG.get(items[0]) if items else None
-    if cls is None:
+    read = _FROM_WIRE.get(items[0]) if items else None
+    if read is None:
         raise ValueError(f"unknown peer message {items[:1]!r}")
-    return cls._from_wire(items[1:]) if hasattr(cls, "_from_wire") else cls(*items[1:])
+    return read(items)
 
 
 # --- transport -------------------------------------------------------------------------------

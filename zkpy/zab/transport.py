@@ -48,7 +48,7 @@ _packer = msgpack.Packer(default=_default, use_bin_type=True)
 
 def encode(msg) -> bytes:
     """The frame of a message (zkpy.zab.messages): length, then msgpack."""
-    body = _packer.pack(msg)
+    body = _packer.pack(to_wire(msg))
     return _LEN.pack(len(body)) + body
 
 
