@@ -6,22 +6,30 @@ server sends back, in order: replies, watch notifications, and where the
 notifications fell between the replies.  No threads, no reconnects, no retries:
 one socket, blocking reads with a timeout.
 
-    c = RawClient("127.0.0.1", 2181)
+    c = RawClient("127.0.0.1", 2181)          # or RawClient("127.0.0.1:2181")
     c.connect(timeout_ms=10000)
     hdr, stat = c.request(Op.EXISTS, PathWatchRequest("/a", True))
     hdr, (path, stat) = c.request(Op.CREATE2, CreateRequest("/a", b"x", OPEN_ACL_UNSAFE, 0))
     c.events            # [Notification(after=1, zxid=-1, event=WatcherEvent(1, 3, "/a"))]
     c.close_session()   # closeSession, then the socket
 
+    with RawClient.open("127.0.0.1:2181") as c:        # socket and handshake
+        hdr, body = c.request(Op.GET_DATA, b"garbage")    # any bytes as the body
+        c.next_event(); c.take_events(); c.no_more_events()
+        c.is_closed_by_server()
+
 Replies are decoded by opcode (RESPONSE_DECODERS); an error reply has no body
-(None), or, if the server sent one anyway, its raw bytes.  Every frame
-received is also kept, in order, in `received`.
+(None), or, if the server sent one anyway, its raw bytes; with raw=True a
+reply's body comes back undecoded.  Every frame received is also kept, in
+order, in `received`; notifications also in `events`, where next_event() and
+take_events() take them in order.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
+import time
 from typing import NamedTuple
 
 from .protocol.jute import INT, Reader, Writer
@@ -33,7 +41,7 @@ from .protocol.records import (
 
 __all__ = [
     "RawClient", "ConnectionClosed", "ProtocolViolation", "Notification", "MultiResult",
-    "RESPONSE_DECODERS", "decode_response",
+    "RESPONSE_DECODERS", "decode_response", "encode_connect",
     "decode_stat", "decode_create", "decode_create2", "decode_get_data", "decode_acl",
     "decode_children", "decode_children2", "decode_path", "decode_strings",
     "decode_int", "decode_error_response", "decode_multi", "decode_who_am_i",
@@ -227,13 +235,39 @@ def decode_response(op: int, body: bytes, pos: int = 0):
 # --- the client ------------------------------------------------------------------------
 
 _LEN = struct.Struct(">i")
+_REQUEST_HEADER = struct.Struct(">ii")
+DEFAULT_SESSION_TIMEOUT_MS = 10000
+
+
+def _split_hosts(hosts: str) -> tuple[str, int]:
+    """("127.0.0.1", 2181) from "127.0.0.1:2181"."""
+    host, _, port = hosts.rpartition(":")
+    return host, int(port)
+
+
+def encode_connect(session_id: int = 0, passwd: bytes = bytes(16),
+                   timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, last_zxid: int = 0,
+                   read_only: bool | None = False) -> bytes:
+    """A whole ConnectRequest frame (length prefix included), as
+    encode_request() makes a request's; read_only None leaves the readOnly
+    byte out (as clients older than 3.4 do)."""
+    w = Writer()
+    ConnectRequest(0, last_zxid, timeout_ms, session_id, passwd, read_only).write(w)
+    return INT.pack(len(w.out)) + bytes(w.out)
 
 
 class RawClient:
-    """One connection to a ZooKeeper server.  See the module docstring."""
+    """One connection to a ZooKeeper server.  See the module docstring.
 
-    def __init__(self, host: str, port: int, timeout: float = 10.0,
+    host and port, or one "host:port" string as host.  timeout (seconds) is
+    the default wait of every read; read_only_byte False leaves the readOnly
+    byte out of the ConnectRequest.  The constructor only opens the socket:
+    connect() does the handshake, or open() does both."""
+
+    def __init__(self, host: str, port: int | None = None, timeout: float = 10.0,
                  read_only_byte: bool = True, max_frame: int = 0xFFFFF * 4):
+        if port is None:
+            host, port = _split_hosts(host)
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -246,13 +280,33 @@ class RawClient:
         self.session_id = 0
         self.passwd = bytes(16)
         self.negotiated_timeout = 0
+        self.connect_response: ConnectResponse | None = None
+        self.connect_frame: bytes | None = None   # its frame's payload, as received
         self.last_zxid = 0           # highest reply-header zxid seen (as clients track it)
         self.replies = 0             # replies received so far
+        self.bytes_received = 0      # every byte read from the socket, handshake included
         self.events: list[Notification] = []
+        self.events_taken = 0        # events[:events_taken] were taken (next_event, take_events)
         # Everything received after the handshake, in order:
         #   ("reply", ReplyHeader) and ("event", Notification).
         self.received: list = []
         self.closed = False
+
+    @classmethod
+    def open(cls, host: str, port: int | None = None, *, session_id: int = 0,
+             passwd: bytes = bytes(16), timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS,
+             last_zxid: int = 0, read_only: bool = False, **options) -> "RawClient":
+        """A client with its handshake done: the constructor (options are its
+        keyword arguments), then connect().  Raises ConnectionClosed if the
+        server closes instead of answering, having closed the socket.  Does
+        not check that the session was granted (see `expired`)."""
+        c = cls(host, port, **options)
+        try:
+            c.connect(session_id, passwd, timeout_ms, last_zxid, read_only)
+        except BaseException:
+            c.close()
+            raise
+        return c
 
     # --- bytes ------------------------------------------------------------------------
 
@@ -264,6 +318,10 @@ class RawClient:
         except (BrokenPipeError, ConnectionResetError) as e:
             self.closed = True
             raise ConnectionClosed(f"connection closed by the server: {e}") from e
+
+    def send_frame(self, payload: bytes) -> None:
+        """Send payload as one frame (its length prefix added)."""
+        self.send_raw(_LEN.pack(len(payload)) + bytes(payload))
 
     def _fill(self, n: int, timeout: float | None) -> None:
         self.sock.settimeout(self.timeout if timeout is None else timeout)
@@ -279,6 +337,7 @@ class RawClient:
                 self.closed = True
                 raise ConnectionClosed(
                     f"connection closed by the server ({len(self._buf)} bytes pending)")
+            self.bytes_received += len(chunk)
             self._buf += chunk
 
     def recv_frame(self, timeout: float | None = None) -> bytes:
@@ -302,17 +361,22 @@ class RawClient:
             chunk = self.sock.recv(65536)
             if not chunk:
                 break
+            self.bytes_received += len(chunk)
             chunks.append(chunk)
         self.closed = True
         return b"".join(chunks)
 
-    def is_closed_by_server(self, timeout: float = 2.0) -> bool:
-        """True if the server closes the connection within timeout with
-        nothing (more) to read; False if it stays open.  Frames that do
-        arrive meanwhile are filed like any other."""
+    def is_closed_by_server(self, timeout: float | None = None) -> bool:
+        """True if the server closes the connection within timeout seconds
+        (the client's timeout if None); False if it is still open then.
+        Frames that arrive meanwhile are filed like any other."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         try:
             while True:
-                self._read_one(timeout)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._read_one(remaining)
         except ConnectionClosed:
             return True
         except socket.timeout:
@@ -320,29 +384,40 @@ class RawClient:
 
     # --- handshake --------------------------------------------------------------------
 
-    def connect(self, session_id: int = 0, passwd: bytes = bytes(16), timeout_ms: int = 30000,
-                last_zxid: int = 0, read_only: bool = False) -> ConnectResponse:
+    def connect(self, session_id: int = 0, passwd: bytes = bytes(16),
+                timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, last_zxid: int = 0,
+                read_only: bool = False) -> ConnectResponse:
         """Send a ConnectRequest and return the ConnectResponse.  Raises
         ConnectionClosed if the server closes the connection instead."""
         self.send_connect(session_id, passwd, timeout_ms, last_zxid, read_only)
         return self.recv_connect()
 
     def send_connect(self, session_id: int = 0, passwd: bytes = bytes(16),
-                     timeout_ms: int = 30000, last_zxid: int = 0, read_only: bool = False):
-        w = Writer()
-        ConnectRequest(0, last_zxid, timeout_ms, session_id, passwd,
-                       read_only if self.read_only_byte else None).write(w)
-        self.send_raw(INT.pack(len(w.out)) + bytes(w.out))
+                     timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, last_zxid: int = 0,
+                     read_only: bool = False):
+        self.send_raw(encode_connect(session_id, passwd, timeout_ms, last_zxid,
+                                     read_only if self.read_only_byte else None))
 
-    def recv_connect(self) -> ConnectResponse:
-        payload = self.recv_frame()
+    def recv_connect(self, timeout: float | None = None) -> ConnectResponse:
+        """Read the ConnectResponse; it is also kept in `connect_response`, and
+        its frame's payload in `connect_frame`."""
+        payload = self.recv_frame(timeout)
         r = Reader(payload)
         resp = ConnectResponse.read(r)
+        self.connect_frame = payload
+        self.connect_response = resp
         if resp.session_id:
             self.session_id = resp.session_id
             self.passwd = resp.passwd
             self.negotiated_timeout = resp.timeout
         return resp
+
+    @property
+    def expired(self) -> bool:
+        """True if the handshake got the expired-session reply (timeout 0 and
+        session id 0: an expired, unknown or wrongly authenticated session)."""
+        r = self.connect_response
+        return r is not None and r.timeout <= 0 and r.session_id == 0
 
     # --- requests ---------------------------------------------------------------------
 
@@ -351,10 +426,15 @@ class RawClient:
         return self.xid
 
     def send(self, op: int, record=None, xid: int | None = None) -> int:
-        """Send a request without waiting; returns its xid."""
+        """Send a request without waiting; returns its xid.  record is a
+        request record, None for no body, or bytes: the body as it is
+        (possibly garbage)."""
         if xid is None:
             xid = Xid.PING if op == Op.PING else self.next_xid()
-        self.send_raw(encode_request(xid, op, record))
+        if isinstance(record, (bytes, bytearray, memoryview)):
+            self.send_frame(_REQUEST_HEADER.pack(xid, op) + bytes(record))
+        else:
+            self.send_raw(encode_request(xid, op, record))
         return xid
 
     def _read_one(self, timeout: float | None = None):
@@ -383,13 +463,16 @@ class RawClient:
         self.received.append(("reply", hdr))
         return "reply", hdr, payload[16:]
 
-    def read_reply(self, op: int, timeout: float | None = None):
+    def read_reply(self, op: int, timeout: float | None = None, *, raw: bool = False):
         """Wait for the next reply (filing notifications on the way) and decode
-        it as the answer to op: (ReplyHeader, decoded body or None)."""
+        it as the answer to op: (ReplyHeader, decoded body or None).  With
+        raw=True: (ReplyHeader, the body as received, b"" if none)."""
         while True:
             kind, hdr, body = self._read_one(timeout)
             if kind == "reply":
                 break
+        if raw:
+            return hdr, bytes(body)
         if hdr.err != 0:
             # Normally just the header.  The Java server does send a body
             # with an error when it had built one before failing (e.g. the
@@ -399,28 +482,48 @@ class RawClient:
         return hdr, decode_response(op, body)
 
     def request(self, op: int, record=None, xid: int | None = None,
-                timeout: float | None = None):
-        """Send a request and wait for its reply: (ReplyHeader, decoded body).
+                timeout: float | None = None, *, raw: bool = False):
+        """Send a request (see send()) and wait for its reply: (ReplyHeader,
+        decoded body), or with raw=True the body undecoded (see read_reply()).
         Replies must come back in order: a reply with another xid is a
         ProtocolViolation (as it is for the Java client)."""
         xid = self.send(op, record, xid)
-        hdr, value = self.read_reply(op, timeout)
+        hdr, value = self.read_reply(op, timeout, raw=raw)
         expected = Xid.PING if op == Op.PING else xid
         if hdr.xid != expected:
             raise ProtocolViolation(f"reply xid {hdr.xid}, expected {expected}")
         return hdr, value
 
     def ping(self):
+        """A ping (xid -2): (ReplyHeader, None)."""
         return self.request(Op.PING)
 
-    def events_since(self, start: int) -> list:
-        return self.events[start:]
+    # --- notifications ----------------------------------------------------------------
 
-    def wait_events(self, count: int, timeout: float = 5.0) -> list:
-        """Wait until at least count notifications have been received in all."""
-        while len(self.events) < count:
-            self._read_one(timeout)
-        return self.events
+    def next_event(self, timeout: float | None = None) -> Notification:
+        """Take the next notification not taken yet: one already received (by
+        a request on the way to its reply), else the next frame, which must be
+        a notification (a reply instead is a ProtocolViolation).  Raises
+        socket.timeout if none arrives within timeout (the client's if None)."""
+        if self.events_taken == len(self.events):
+            kind, hdr, _ = self._read_one(timeout)
+            if kind == "reply":
+                raise ProtocolViolation(f"reply {hdr} while waiting for a notification")
+        n = self.events[self.events_taken]
+        self.events_taken += 1
+        return n
+
+    def take_events(self) -> list[Notification]:
+        """Take every notification received and not taken yet (reads nothing)."""
+        out = self.events[self.events_taken:]
+        self.events_taken = len(self.events)
+        return out
+
+    def no_more_events(self, timeout: float | None = None) -> bool:
+        """Round-trip a ping, then True if every notification received,
+        including any that came before the ping's reply, has been taken."""
+        self.request(Op.PING, timeout=timeout)
+        return self.events_taken == len(self.events)
 
     # --- closing ----------------------------------------------------------------------
 

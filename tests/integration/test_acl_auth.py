@@ -28,7 +28,7 @@ from zkpy.protocol.opcodes import Op
 from zkpy.protocol.records import ACL as RawACL
 from zkpy.protocol.records import AuthPacket, CreateRequest, PathWatchRequest, SetACLRequest
 
-from .rawconn import RawConn
+from zkpy.rawclient import RawClient
 
 P = Permissions
 
@@ -160,18 +160,20 @@ def test_invalid_acls(zk, base, acl):
 
 
 def test_null_and_empty_acls_are_invalid(hosts, base):
-    with RawConn.connect(hosts) as c:
-        assert c.err(Op.CREATE, CreateRequest(base + "/n", b"", None, 0)) == Err.INVALID_ACL
-        assert c.err(Op.CREATE, CreateRequest(base + "/n", b"", [], 0)) == Err.INVALID_ACL
-        assert c.err(Op.SET_ACL, SetACLRequest(base, [], -1)) == Err.INVALID_ACL
-        assert c.err(Op.SET_ACL, SetACLRequest(base, None, -1)) == Err.INVALID_ACL
-        assert c.err(Op.EXISTS, PathWatchRequest(base + "/n", False)) == Err.NO_NODE
+    with RawClient.open(hosts) as c:
+        assert c.request(
+            Op.CREATE, CreateRequest(base + "/n", b"", None, 0))[0].err == Err.INVALID_ACL
+        assert c.request(
+            Op.CREATE, CreateRequest(base + "/n", b"", [], 0))[0].err == Err.INVALID_ACL
+        assert c.request(Op.SET_ACL, SetACLRequest(base, [], -1))[0].err == Err.INVALID_ACL
+        assert c.request(Op.SET_ACL, SetACLRequest(base, None, -1))[0].err == Err.INVALID_ACL
+        assert c.request(Op.EXISTS, PathWatchRequest(base + "/n", False))[0].err == Err.NO_NODE
 
 
 def test_invalid_acl_comes_before_no_node(hosts, base):
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         req = CreateRequest(base + "/missing/child", b"", [], 0)
-        assert c.err(Op.CREATE, req) == Err.INVALID_ACL
+        assert c.request(Op.CREATE, req)[0].err == Err.INVALID_ACL
 
 
 def test_duplicate_entries_are_removed_and_zero_perms_kept(zk, base):
@@ -256,23 +258,23 @@ def test_zookeeper_config_is_read_only(zk):
 # --- auth packets ----------------------------------------------------------------------------
 
 def test_auth_reply_echoes_xid_with_zxid_zero(hosts):
-    with RawConn.connect(hosts) as c:
-        hdr, r = c.call(Op.AUTH, AuthPacket(0, "digest", b"u:p"), xid=-4)
+    with RawClient.open(hosts) as c:
+        hdr, body = c.request(Op.AUTH, AuthPacket(0, "digest", b"u:p"), xid=-4, raw=True)
         assert (hdr.xid, hdr.zxid, hdr.err) == (-4, 0, 0)
-        assert r.remaining() == 0
-        hdr, _ = c.call(Op.AUTH, AuthPacket(0, "digest", b"u2:p"), xid=77)
+        assert body == b""
+        hdr, _ = c.request(Op.AUTH, AuthPacket(0, "digest", b"u2:p"), xid=77)
         assert (hdr.xid, hdr.zxid, hdr.err) == (77, 0, 0)
-        hdr, _ = c.call(Op.AUTH, AuthPacket(0, "ip", b""), xid=-4)
+        hdr, _ = c.request(Op.AUTH, AuthPacket(0, "ip", b""), xid=-4)
         assert (hdr.xid, hdr.zxid, hdr.err) == (-4, 0, 0)
 
 
 @pytest.mark.parametrize("scheme", ["foo", "super", "world", "auth", "sasl"])
 def test_unknown_auth_scheme_fails_and_closes(hosts, base, scheme, zk):
-    with RawConn.connect(hosts) as c:
-        hdr, r = c.call(Op.AUTH, AuthPacket(0, scheme, b"x"), xid=-4)
+    with RawClient.open(hosts) as c:
+        hdr, body = c.request(Op.AUTH, AuthPacket(0, scheme, b"x"), xid=-4, raw=True)
         assert (hdr.xid, hdr.zxid, hdr.err) == (-4, 0, Err.AUTH_FAILED)
-        assert r.remaining() == 0
-        assert c.is_closed()
+        assert body == b""
+        assert c.is_closed_by_server()
     assert zk.exists(base) is not None  # everyone else is fine
 
 
@@ -283,19 +285,15 @@ def test_kazoo_sees_auth_failed(make_client, hosts):
 
 
 def test_who_am_i(hosts):
-    with RawConn.connect(hosts) as c:
-        hdr, r = c.call(Op.WHO_AM_I)
+    with RawClient.open(hosts) as c:
+        hdr, infos = c.request(Op.WHO_AM_I)
         assert hdr.err == 0
-
-        def infos(r):
-            return sorted((r.ustring(), r.ustring()) for _ in range(r.int()))
-
-        assert infos(r) == [("ip", "127.0.0.1")]
-        c.call(Op.AUTH, AuthPacket(0, "digest", b"carol:pw"), xid=-4)
-        c.call(Op.AUTH, AuthPacket(0, "digest", b"dave:pw"), xid=-4)
-        c.call(Op.AUTH, AuthPacket(0, "digest", b"carol:pw"), xid=-4)  # again: no duplicate
-        hdr, r = c.call(Op.WHO_AM_I)
-        assert infos(r) == [("digest", "carol"), ("digest", "dave"), ("ip", "127.0.0.1")]
+        assert sorted(infos) == [("ip", "127.0.0.1")]
+        c.request(Op.AUTH, AuthPacket(0, "digest", b"carol:pw"), xid=-4)
+        c.request(Op.AUTH, AuthPacket(0, "digest", b"dave:pw"), xid=-4)
+        c.request(Op.AUTH, AuthPacket(0, "digest", b"carol:pw"), xid=-4)  # again: no duplicate
+        hdr, infos = c.request(Op.WHO_AM_I)
+        assert sorted(infos) == [("digest", "carol"), ("digest", "dave"), ("ip", "127.0.0.1")]
 
 
 # --- super -----------------------------------------------------------------------------------
@@ -337,20 +335,19 @@ def test_super_has_no_acl_entry_of_its_own(super_server, make_client):
 
 
 def test_super_who_am_i(super_server):
-    with RawConn.connect(super_server.hosts) as c:
-        c.call(Op.AUTH, AuthPacket(0, "digest", b"super:hunter2"), xid=-4)
-        hdr, r = c.call(Op.WHO_AM_I)
-        infos = sorted((r.ustring(), r.ustring()) for _ in range(r.int()))
+    with RawClient.open(super_server.hosts) as c:
+        c.request(Op.AUTH, AuthPacket(0, "digest", b"super:hunter2"), xid=-4)
+        hdr, infos = c.request(Op.WHO_AM_I)
         assert ("digest", "super") in infos
         assert ("ip", "127.0.0.1") in infos
 
 
 def test_super_can_write_zookeeper_config(super_server):
-    with RawConn.connect(super_server.hosts) as c:
-        c.call(Op.AUTH, AuthPacket(0, "digest", b"super:hunter2"), xid=-4)
-        assert c.err(Op.CREATE, CreateRequest("/zookeeper/config/sub", b"",
-                                             [RawACL(31, "world", "anyone")], 0)) == 0
-        assert c.err(Op.EXISTS, PathWatchRequest("/zookeeper/config/sub", False)) == 0
+    with RawClient.open(super_server.hosts) as c:
+        c.request(Op.AUTH, AuthPacket(0, "digest", b"super:hunter2"), xid=-4)
+        assert c.request(Op.CREATE, CreateRequest("/zookeeper/config/sub", b"",
+                                                  [RawACL(31, "world", "anyone")], 0))[0].err == 0
+        assert c.request(Op.EXISTS, PathWatchRequest("/zookeeper/config/sub", False))[0].err == 0
 
 
 @pytest.mark.parametrize("user, password", [("ünï", "pässwörd"), ("user", "pa:ss:word"), ("日本", "")])
@@ -364,9 +361,8 @@ def test_digest_of_unusual_credentials_matches_the_client_side_hash(make_client,
 
 
 def test_digest_auth_without_a_colon_never_fails(hosts):
-    with RawConn.connect(hosts) as c:
-        hdr, _ = c.call(Op.AUTH, AuthPacket(0, "digest", b"nocolon"), xid=-4)
+    with RawClient.open(hosts) as c:
+        hdr, _ = c.request(Op.AUTH, AuthPacket(0, "digest", b"nocolon"), xid=-4)
         assert hdr.err == 0
-        hdr, r = c.call(Op.WHO_AM_I)
-        infos = sorted((r.ustring(), r.ustring()) for _ in range(r.int()))
+        hdr, infos = c.request(Op.WHO_AM_I)
         assert ("digest", "nocolon") in infos

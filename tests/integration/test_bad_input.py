@@ -2,6 +2,7 @@
 garbage handshakes, invalid paths, oversized data, and a seeded fuzz.  After
 each, the server must still serve everyone else (principle 5 of DESIGN.md)."""
 
+import contextlib
 import logging
 import random
 import struct
@@ -18,7 +19,7 @@ from zkpy.protocol.records import (
     encode_request,
 )
 
-from .rawconn import ConnectionClosed, RawConn, connect_payload, frame
+from zkpy.rawclient import ConnectionClosed, RawClient, encode_connect
 
 OPEN = list(OPEN_ACL_UNSAFE)
 MAXBUFFER = 0xFFFFF
@@ -28,13 +29,13 @@ BAD_ARGS, NO_NODE = Err.BAD_ARGUMENTS, Err.NO_NODE
 @pytest.fixture
 def witness(hosts, base):
     """A session that must keep working whatever the others send."""
-    c = RawConn.connect(hosts)
-    c.call(Op.CREATE, CreateRequest(base + "/witness", b"alive", OPEN, 0))
+    c = RawClient.open(hosts)
+    c.request(Op.CREATE, CreateRequest(base + "/witness", b"alive", OPEN, 0))
     yield c
-    hdr, r = c.call(Op.GET_DATA, PathWatchRequest(base + "/witness", False))
-    assert hdr.err == 0 and r.buffer() == b"alive"
-    with RawConn.connect(hosts) as fresh:
-        assert fresh.ping().err == 0
+    hdr, body = c.request(Op.GET_DATA, PathWatchRequest(base + "/witness", False))
+    assert hdr.err == 0 and body[0] == b"alive"
+    with RawClient.open(hosts) as fresh:
+        assert fresh.ping()[0].err == 0
     c.close()
 
 
@@ -42,54 +43,55 @@ def witness(hosts, base):
 
 @pytest.mark.parametrize("length", [-1, -2**31, MAXBUFFER + 1, 0x7FFFFFFF])
 def test_bad_frame_length_after_handshake_closes_the_connection(hosts, witness, length):
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         c.send_raw(struct.pack(">i", length) + b"\0" * 64)
-        assert c.is_closed()
-        assert not c.frames  # no reply at all
+        assert c.is_closed_by_server()
+        assert not c.received  # no reply at all
 
 
 @pytest.mark.parametrize("length", [-1, MAXBUFFER + 1, 0x47455420])
 def test_bad_frame_length_before_handshake_closes_the_connection(hosts, witness, length):
-    c = RawConn(hosts)
+    c = RawClient(hosts)
     with c:
         c.send_raw(struct.pack(">i", length) + b"\0" * 64)
-        assert c.is_closed()
+        assert c.is_closed_by_server()
 
 
 def test_http_request_on_the_client_port_is_dropped(hosts, witness):
-    with RawConn(hosts) as c:
+    with RawClient(hosts) as c:
         c.send_raw(b"GET / HTTP/1.1\r\nHost: zk\r\n\r\n")
-        assert c.is_closed()
-        assert not c.buf
+        assert c.is_closed_by_server()
+        assert c.bytes_received == 0
 
 
 def test_frame_of_exactly_maxbuffer_is_accepted(hosts, base, witness):
-    with RawConn.connect(hosts) as c:
-        c.call(Op.CREATE, CreateRequest(base + "/big", b"", OPEN, 0))
+    with RawClient.open(hosts) as c:
+        c.request(Op.CREATE, CreateRequest(base + "/big", b"", OPEN, 0))
         overhead = len(encode_request(1, Op.SET_DATA, SetDataRequest(base + "/big", b"", -1))) - 4
         data = b"x" * (MAXBUFFER - overhead)
-        req = encode_request(c.next_xid, Op.SET_DATA, SetDataRequest(base + "/big", data, -1))
+        req = encode_request(c.xid + 1, Op.SET_DATA, SetDataRequest(base + "/big", data, -1))
         assert struct.unpack(">i", req[:4])[0] == MAXBUFFER
-        hdr, r = c.call(Op.SET_DATA, SetDataRequest(base + "/big", data, -1))
+        hdr, stat = c.request(Op.SET_DATA, SetDataRequest(base + "/big", data, -1))
         assert hdr.err == 0
-        from .rawconn import read_stat
-        assert read_stat(r).dataLength == len(data)
+        assert stat.dataLength == len(data)
 
 
 def test_oversized_data_closes_only_that_connection(hosts, base, witness):
-    with RawConn.connect(hosts) as c:
-        c.call(Op.CREATE, CreateRequest(base + "/huge", b"", OPEN, 0))
-        c.frames.clear()
-        c.send(Op.SET_DATA, SetDataRequest(base + "/huge", b"y" * (MAXBUFFER + 1), -1))
-        assert c.is_closed()
-        assert not c.frames
-    with RawConn.connect(hosts) as c:
-        hdr, r = c.call(Op.GET_DATA, PathWatchRequest(base + "/huge", False))
-        assert r.buffer() == b""  # nothing half-applied
-        c.send(Op.CREATE, CreateRequest(base + "/huge2", b"z" * (2 * MAXBUFFER), OPEN, 0))
-        assert c.is_closed()
-    with RawConn.connect(hosts) as c:
-        assert c.err(Op.EXISTS, PathWatchRequest(base + "/huge2", False)) == NO_NODE
+    with RawClient.open(hosts) as c:
+        c.request(Op.CREATE, CreateRequest(base + "/huge", b"", OPEN, 0))
+        c.received.clear()
+        with contextlib.suppress(ConnectionClosed):  # it may close while we still send
+            c.send(Op.SET_DATA, SetDataRequest(base + "/huge", b"y" * (MAXBUFFER + 1), -1))
+        assert c.is_closed_by_server()
+        assert not c.received
+    with RawClient.open(hosts) as c:
+        hdr, (data, _) = c.request(Op.GET_DATA, PathWatchRequest(base + "/huge", False))
+        assert data == b""  # nothing half-applied
+        with contextlib.suppress(ConnectionClosed):
+            c.send(Op.CREATE, CreateRequest(base + "/huge2", b"z" * (2 * MAXBUFFER), OPEN, 0))
+        assert c.is_closed_by_server()
+    with RawClient.open(hosts) as c:
+        assert c.request(Op.EXISTS, PathWatchRequest(base + "/huge2", False))[0].err == NO_NODE
 
 
 def test_kazoo_create_with_oversized_value_fails(make_client, hosts, base, witness):
@@ -112,11 +114,11 @@ TRUNCATED_PATH = struct.pack(">i", 100) + b"/a"
     Op.MULTI_READ, Op.RECONFIG, Op.CHECK_WATCHES, Op.REMOVE_WATCHES, Op.SET_WATCHES,
     Op.SET_WATCHES2, Op.GET_EPHEMERALS, Op.GET_ALL_CHILDREN_NUMBER, Op.ADD_WATCH])
 def test_truncated_record_is_marshalling_error(hosts, witness, op):
-    with RawConn.connect(hosts) as c:
-        hdr, r = c.call_payload(op, TRUNCATED_PATH)
+    with RawClient.open(hosts) as c:
+        hdr, body = c.request(op, TRUNCATED_PATH)
         assert hdr.err == Err.MARSHALLING_ERROR
-        assert r.remaining() == 0
-        assert c.ping().err == 0  # the connection stays up
+        assert body is None
+        assert c.ping()[0].err == 0  # the connection stays up
 
 
 @pytest.mark.parametrize("body", [
@@ -126,84 +128,81 @@ def test_truncated_record_is_marshalling_error(hosts, witness, op):
     struct.pack(">i", 2) + b"/q",                                          # watch flag missing
 ], ids=["empty", "negative-length", "absurd-length", "missing-field"])
 def test_garbage_get_data_is_marshalling_error(hosts, witness, body):
-    with RawConn.connect(hosts) as c:
-        assert c.call_payload(Op.GET_DATA, body)[0].err == Err.MARSHALLING_ERROR
-        assert c.ping().err == 0
+    with RawClient.open(hosts) as c:
+        assert c.request(Op.GET_DATA, body)[0].err == Err.MARSHALLING_ERROR
+        assert c.ping()[0].err == 0
 
 
 @pytest.mark.parametrize("count", [0x7FFFFFFF, -5, 1000])
 def test_bad_acl_vector_count_is_marshalling_error(hosts, base, witness, count):
     body = struct.pack(">i", 2) + b"/q" + struct.pack(">i", 0) + struct.pack(">i", count)
-    with RawConn.connect(hosts) as c:
-        assert c.call_payload(Op.CREATE, body)[0].err == Err.MARSHALLING_ERROR
-        assert c.ping().err == 0
+    with RawClient.open(hosts) as c:
+        assert c.request(Op.CREATE, body)[0].err == Err.MARSHALLING_ERROR
+        assert c.ping()[0].err == 0
 
 
 def test_trailing_bytes_are_ignored(hosts, witness):
     body = struct.pack(">i", 2) + b"/q" + b"\x01" + b"trailing junk"
-    with RawConn.connect(hosts) as c:
-        assert c.call_payload(Op.GET_DATA, body)[0].err == NO_NODE
+    with RawClient.open(hosts) as c:
+        assert c.request(Op.GET_DATA, body)[0].err == NO_NODE
 
 
 def test_undecodable_utf8_path_is_just_not_found(hosts, witness):
-    with RawConn.connect(hosts) as c:
-        assert c.call_payload(Op.GET_DATA, struct.pack(">i", 2) + b"\xff\xfe\x00")[0].err == NO_NODE
+    with RawClient.open(hosts) as c:
+        assert c.request(Op.GET_DATA, struct.pack(">i", 2) + b"\xff\xfe\x00")[0].err == NO_NODE
 
 
 def test_garbage_auth_packet_closes_the_connection(hosts, witness):
-    with RawConn.connect(hosts) as c:
-        c.send_payload(-4, Op.AUTH, TRUNCATED_PATH)
-        assert c.is_closed()
+    with RawClient.open(hosts) as c:
+        c.send(Op.AUTH, TRUNCATED_PATH, xid=-4)
+        assert c.is_closed_by_server()
 
 
 @pytest.mark.parametrize("payload", [b"", b"\0\0\0\1", b"\0\0\0\1\0\0"])
 def test_request_shorter_than_its_header_closes_the_connection(hosts, witness, payload):
-    with RawConn.connect(hosts) as c:
-        c.send_raw(frame(payload))
-        assert c.is_closed()
-        assert not c.frames
+    with RawClient.open(hosts) as c:
+        c.send_frame(payload)
+        assert c.is_closed_by_server()
+        assert not c.received
 
 
 @pytest.mark.parametrize("payload", [
     b"", b"\0" * 10, b"\0" * 20, b"\0" * 24 + struct.pack(">i", 100)])
 def test_garbage_connect_request_closes_without_reply(hosts, witness, payload):
-    with RawConn(hosts) as c:
-        c.send_raw(frame(payload))
-        assert c.is_closed()
-        assert not c.buf
+    with RawClient(hosts) as c:
+        c.send_frame(payload)
+        assert c.is_closed_by_server()
+        assert c.bytes_received == 0
 
 
 def test_connect_request_with_null_password_and_trailing_bytes(hosts, witness):
     """A null (-1) password is a new session's empty password; bytes after the
     readOnly flag are ignored."""
     body = struct.pack(">iqiqi", 0, 0, 30000, 0, -1)
-    with RawConn(hosts) as c:
-        c.send_raw(frame(body + b"\x00extra"))
-        from zkpy.protocol.jute import Reader
-        from zkpy.protocol.records import ConnectResponse
-        resp = ConnectResponse.read(Reader(c.read_frame()))
+    with RawClient(hosts) as c:
+        c.send_frame(body + b"\x00extra")
+        resp = c.recv_connect()
         assert resp.session_id != 0 and resp.read_only is False
-        assert c.ping().err == 0
+        assert c.ping()[0].err == 0
 
 
 def test_requests_before_the_connect_response_are_processed_in_order(hosts, base):
     """Pipelined behind the ConnectRequest, as the Java Netty client does."""
-    with RawConn(hosts) as c:
-        c.send_raw(frame(connect_payload())
+    with RawClient(hosts) as c:
+        c.send_raw(encode_connect()
                    + encode_request(1, Op.CREATE, CreateRequest(base + "/early", b"e", OPEN, 0))
                    + encode_request(2, Op.GET_DATA, PathWatchRequest(base + "/early", False)))
-        from zkpy.protocol.jute import Reader
-        from zkpy.protocol.records import ConnectResponse
-        assert ConnectResponse.read(Reader(c.read_frame())).session_id != 0
-        assert c.wait_reply(1)[0].err == 0
-        hdr, r = c.wait_reply(2)
-        assert hdr.err == 0 and r.buffer() == b"e"
+        assert c.recv_connect().session_id != 0
+        hdr, _ = c.read_reply(Op.CREATE)
+        assert (hdr.xid, hdr.err) == (1, 0)
+        hdr, body = c.read_reply(Op.GET_DATA)
+        assert (hdr.xid, hdr.err) == (2, 0) and body[0] == b"e"
 
 
 def test_half_sent_frame_then_disconnect(hosts, witness):
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         c.send_raw(struct.pack(">i", 1000) + b"\0" * 100)
-    with RawConn(hosts) as c:
+    with RawClient(hosts) as c:
         c.send_raw(struct.pack(">i", 45) + b"\0" * 10)
 
 
@@ -255,27 +254,27 @@ def test_invalid_paths(hosts, base, witness, suffix):
     # "/x//y" means "<base>/x//y" (whose parent "<base>/x/" does not exist).
     path = suffix if not suffix.startswith("/") else base + suffix
     ops = (Op.CREATE, Op.SET_DATA, Op.DELETE, Op.EXISTS, Op.GET_DATA, Op.SET_ACL)
-    with RawConn.connect(hosts) as c:
-        c.call(Op.CREATE, CreateRequest(base + "/x", b"", OPEN, 0))
-        got = tuple(c.call_payload(op, _path_request(op, path))[0].err for op in ops)
+    with RawClient.open(hosts) as c:
+        c.request(Op.CREATE, CreateRequest(base + "/x", b"", OPEN, 0))
+        got = tuple(c.request(op, _path_request(op, path))[0].err for op in ops)
         expected = PATH_ERRORS[suffix]
         assert got == expected, [ERROR_NAMES[e] for e in got]
 
 
 def test_odd_but_valid_names(hosts, base, witness):
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         for name in VALID_NAMES:
             path = base + name
-            assert c.call_payload(Op.CREATE, _path_request(Op.CREATE, path))[0].err == 0, repr(name)
-            assert c.call_payload(Op.EXISTS, _path_request(Op.EXISTS, path))[0].err == 0
-        hdr, r = c.call(Op.GET_CHILDREN, PathWatchRequest(base, False))
-        assert sorted(set(r.strings()) - {"witness"}) == sorted(n[1:] for n in VALID_NAMES)
+            assert c.request(Op.CREATE, _path_request(Op.CREATE, path))[0].err == 0, repr(name)
+            assert c.request(Op.EXISTS, _path_request(Op.EXISTS, path))[0].err == 0
+        hdr, children = c.request(Op.GET_CHILDREN, PathWatchRequest(base, False))
+        assert sorted(set(children) - {"witness"}) == sorted(n[1:] for n in VALID_NAMES)
 
 
 def test_empty_path_reads_the_root(hosts):
-    with RawConn.connect(hosts) as c:
-        assert c.call_payload(Op.GET_DATA, _path_request(Op.GET_DATA, ""))[0].err == 0
-        assert c.call_payload(Op.CREATE, _path_request(Op.CREATE, ""))[0].err == BAD_ARGS
+    with RawClient.open(hosts) as c:
+        assert c.request(Op.GET_DATA, _path_request(Op.GET_DATA, ""))[0].err == 0
+        assert c.request(Op.CREATE, _path_request(Op.CREATE, ""))[0].err == BAD_ARGS
 
 
 def test_invalid_path_with_kazoo(zk, base):
@@ -314,7 +313,7 @@ def test_seeded_fuzz_never_hangs_or_hurts_others(hosts, base, witness, caplog):
     caplog.set_level(logging.WARNING)
     rng = random.Random(20240611)
     known = set(ERROR_NAMES) - {0}
-    c = RawConn.connect(hosts)
+    c = RawClient.open(hosts)
     outcomes = {"reply": 0, "closed": 0}
     try:
         for i in range(400):
@@ -323,18 +322,15 @@ def test_seeded_fuzz_never_hangs_or_hurts_others(hosts, base, witness, caplog):
                 continue  # a successful top-level check never gets an answer from 3.8.0
             xid = rng.choice([i + 1, i + 1, -4, -8, -2])
             try:
-                c.send_payload(xid, op, _fuzz_body(rng, base))
-                while True:
-                    hdr, _ = c.read_message(timeout=10)
-                    if hdr.xid != Xid.NOTIFICATION:
-                        break
+                c.send(op, _fuzz_body(rng, base), xid=xid)
+                hdr, _ = c.read_reply(op, timeout=10, raw=True)  # notifications skipped
                 assert hdr.xid == (Xid.PING if op == Op.PING else xid), (op, hdr)
                 assert hdr.err == 0 or hdr.err in known, (op, hdr)
                 outcomes["reply"] += 1
             except (ConnectionClosed, BrokenPipeError, ConnectionResetError):
                 outcomes["closed"] += 1
                 c.close()
-                c = RawConn.connect(hosts)
+                c = RawClient.open(hosts)
             # TimeoutError (neither a reply nor a close) fails the test.
     finally:
         c.close()
@@ -347,11 +343,12 @@ def test_seeded_fuzz_never_hangs_or_hurts_others(hosts, base, witness, caplog):
 def test_pipelined_writes_with_the_same_xid_are_all_answered(hosts, base, witness):
     """Clients are trusted to number requests, not required to: replies go
     back in request order whatever the xids."""
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         xids = [7, 7, 0, 0, 7, -5]
         for i, x in enumerate(xids):
             c.send(Op.CREATE, CreateRequest(f"{base}/dup{i}", b"", OPEN, 0), xid=x)
-        got = [c.read_message()[0] for _ in xids]
+        got = [c.read_reply(Op.CREATE)[0] for _ in xids]
+        assert not c.events  # those were the very next frames
         assert [(h.xid, h.err) for h in got] == [(x, 0) for x in xids]
         zxids = [h.zxid for h in got]
         assert zxids == sorted(zxids) and len(set(zxids)) == len(xids)
@@ -396,11 +393,11 @@ def _null_path_requests():
 def test_null_path(hosts, witness, name, op, req, err):
     """Where ZooKeeper dereferences a null path it answers MarshallingError;
     setData and setACL validate it (BadArguments); a few accept it."""
-    with RawConn.connect(hosts) as c:
-        hdr, _ = c.call(op, req)
+    with RawClient.open(hosts) as c:
+        hdr, _ = c.request(op, req)
         assert hdr.err == err
-        assert c.ping().err == 0
-        assert c.err(Op.EXISTS, PathWatchRequest("/never-created", False)) == NO_NODE
+        assert c.ping()[0].err == 0
+        assert c.request(Op.EXISTS, PathWatchRequest("/never-created", False))[0].err == NO_NODE
 
 
 # --- idle and surplus connections -----------------------------------------------------------------
@@ -413,20 +410,20 @@ def strict_server():
 
 
 def test_connection_that_never_says_hello_is_closed(strict_server):
-    with RawConn(strict_server.hosts) as silent, RawConn(strict_server.hosts) as half:
+    with RawClient(strict_server.hosts) as silent, RawClient(strict_server.hosts) as half:
         half.send_raw(struct.pack(">i", 45) + b"\0" * 10)  # half a ConnectRequest
-        assert silent.is_closed(timeout=15)
-        assert half.is_closed(timeout=15)
-    with RawConn.connect(strict_server.hosts) as c:
-        assert c.ping().err == 0
+        assert silent.is_closed_by_server(timeout=15)
+        assert half.is_closed_by_server(timeout=15)
+    with RawClient.open(strict_server.hosts) as c:
+        assert c.ping()[0].err == 0
 
 
 def test_connections_beyond_max_client_cnxns_are_closed(strict_server):
-    conns = [RawConn.connect(strict_server.hosts) for _ in range(4)]
+    conns = [RawClient.open(strict_server.hosts) for _ in range(4)]
     try:
         try:
-            with RawConn(strict_server.hosts) as extra:
-                extra.handshake()
+            with RawClient(strict_server.hosts) as extra:
+                extra.connect()
         except TimeoutError:
             pytest.fail("the surplus connection was neither served nor closed")
         except (ConnectionClosed, OSError):
@@ -434,7 +431,7 @@ def test_connections_beyond_max_client_cnxns_are_closed(strict_server):
         else:
             pytest.fail("the surplus connection got a session")
         for c in conns:
-            assert c.ping().err == 0
+            assert c.ping()[0].err == 0
     finally:
         for c in conns:
             c.close()
@@ -443,8 +440,8 @@ def test_connections_beyond_max_client_cnxns_are_closed(strict_server):
     deadline = time.monotonic() + 10
     while True:
         try:
-            with RawConn.connect(strict_server.hosts) as c:
-                assert c.ping().err == 0
+            with RawClient.open(strict_server.hosts) as c:
+                assert c.ping()[0].err == 0
             break
         except (ConnectionClosed, OSError):
             assert time.monotonic() < deadline

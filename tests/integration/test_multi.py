@@ -26,7 +26,7 @@ from zkpy.protocol.records import (
     SetDataRequest,
 )
 
-from .rawconn import RawConn, read_multi
+from zkpy.rawclient import MultiResult, RawClient
 
 OPEN = list(OPEN_ACL_UNSAFE)
 
@@ -96,12 +96,11 @@ def test_each_failure_is_reported_in_place(zk, base, op, error):
 def test_multi_reply_bytes(hosts, base):
     """Header err 0, per-op MultiHeaders, error code both in header and body,
     terminator (-1, true, -1) -- the failed multi of the reference's A.7."""
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         ops = [(Op.CREATE, CreateRequest(base + "/x", b"", OPEN, 0)),
                (Op.SET_DATA, SetDataRequest(base + "/y", b"", 5))]
-        hdr, r = c.call(Op.MULTI, MultiRequest(ops))
+        hdr, body = c.request(Op.MULTI, MultiRequest(ops), raw=True)
         assert hdr.err == 0
-        body = bytes(r.buf[r.pos:])
         assert body == (struct.pack(">i?i", -1, False, 0) + struct.pack(">i", 0)
                         + struct.pack(">i?i", -1, False, Err.NO_NODE)
                         + struct.pack(">i", Err.NO_NODE)
@@ -109,16 +108,15 @@ def test_multi_reply_bytes(hosts, base):
 
 
 def test_multi_success_result_types(hosts, base):
-    with RawConn.connect(hosts) as c:
-        c.call(Op.CREATE, CreateRequest(base + "/d", b"", OPEN, 0))
+    with RawClient.open(hosts) as c:
+        c.request(Op.CREATE, CreateRequest(base + "/d", b"", OPEN, 0))
         ops = [(Op.CREATE, CreateRequest(base + "/c1", b"a", OPEN, 0)),
                (Op.CREATE_CONTAINER, CreateRequest(base + "/c3", b"", OPEN, 4)),
                (Op.SET_DATA, SetDataRequest(base + "/c1", b"zzz", 0)),
                (Op.CHECK, CheckVersionRequest(base + "/c1", 1)),
                (Op.DELETE, DeleteRequest(base + "/d", -1))]
-        hdr, r = c.call(Op.MULTI, MultiRequest(ops))
+        hdr, res = c.request(Op.MULTI, MultiRequest(ops))
         assert hdr.err == 0
-        res = read_multi(r)
         assert [(t, e) for t, e, _ in res] == [
             (Op.CREATE, 0), (Op.CREATE2, 0), (Op.SET_DATA, 0), (Op.CHECK, 0), (Op.DELETE, 0)]
         assert res[0][2] == base + "/c1"
@@ -132,12 +130,11 @@ def test_create_ops_in_multi_go_by_their_flags(hosts, base):
     """ZooKeeper 3.8.0 rebuilds each create of a multi from its flags: a
     create2 answers like a create (path only), flags 4 make a container
     (answered with the Stat)."""
-    with RawConn.connect(hosts) as c:
-        hdr, r = c.call(Op.MULTI, MultiRequest(
+    with RawClient.open(hosts) as c:
+        hdr, res = c.request(Op.MULTI, MultiRequest(
             [(Op.CREATE2, CreateRequest(base + "/c2", b"bb", OPEN, 0)),
              (Op.CREATE, CreateRequest(base + "/c4", b"", OPEN, 4))]))
         assert hdr.err == 0
-        res = read_multi(r)
         assert res[0] == (Op.CREATE, 0, base + "/c2")
         assert res[1][0:2] == (Op.CREATE2, 0)
         path, stat = res[1][2]
@@ -145,54 +142,56 @@ def test_create_ops_in_multi_go_by_their_flags(hosts, base):
 
 
 def test_failed_multi_consumes_a_zxid(hosts, base):
-    with RawConn.connect(hosts) as c:
-        h0 = c.ping()
+    with RawClient.open(hosts) as c:
+        h0, _ = c.ping()
         ops = [(Op.DELETE, DeleteRequest(base + "/none", -1))]
-        hdr, r = c.call(Op.MULTI, MultiRequest(ops))
-        assert read_multi(r) == [(Op.ERROR, Err.NO_NODE, Err.NO_NODE)]
+        hdr, res = c.request(Op.MULTI, MultiRequest(ops))
+        # (An error result's body must repeat its err: the decoder checks it.)
+        assert res == [MultiResult(Op.ERROR, Err.NO_NODE)]
         assert hdr.zxid == h0.zxid + 1
 
 
 def test_empty_multi(hosts):
-    with RawConn.connect(hosts) as c:
-        hdr, r = c.call(Op.MULTI, MultiRequest([]))
+    with RawClient.open(hosts) as c:
+        hdr, res = c.request(Op.MULTI, MultiRequest([]))
         assert hdr.err == 0
-        assert read_multi(r) == []
+        assert res == []
 
 
 def test_multi_fires_watches_after_apply(hosts, base, zk):
     zk.create(base + "/w", b"")
-    with RawConn.connect(hosts) as watcher, RawConn.connect(hosts) as writer:
-        assert watcher.err(Op.GET_DATA, PathWatchRequest(base + "/w", True)) == 0
-        assert watcher.err(Op.GET_CHILDREN, PathWatchRequest(base, True)) == 0
+    with RawClient.open(hosts) as watcher, RawClient.open(hosts) as writer:
+        assert watcher.request(Op.GET_DATA, PathWatchRequest(base + "/w", True))[0].err == 0
+        assert watcher.request(Op.GET_CHILDREN, PathWatchRequest(base, True))[0].err == 0
         ops = [(Op.SET_DATA, SetDataRequest(base + "/w", b"1", -1)),
                (Op.CREATE, CreateRequest(base + "/n", b"", OPEN, 0))]
-        hdr, _ = writer.call(Op.MULTI, MultiRequest(ops))
+        hdr, _ = writer.request(Op.MULTI, MultiRequest(ops))
         assert hdr.err == 0
-        got = {(watcher.wait_event().type, watcher.events[-1].path) for _ in range(2)}
+        got = {(e.type, e.path) for e in [watcher.next_event().event for _ in range(2)]}
         assert got == {(EventType.NODE_DATA_CHANGED, base + "/w"),
                        (EventType.NODE_CHILDREN_CHANGED, base)}
 
 
 def test_failed_multi_fires_no_watches(hosts, base):
-    with RawConn.connect(hosts) as watcher, RawConn.connect(hosts) as writer:
-        assert watcher.err(Op.GET_CHILDREN, PathWatchRequest(base, True)) == 0
+    with RawClient.open(hosts) as watcher, RawClient.open(hosts) as writer:
+        assert watcher.request(Op.GET_CHILDREN, PathWatchRequest(base, True))[0].err == 0
         ops = [(Op.CREATE, CreateRequest(base + "/n", b"", OPEN, 0)),
                (Op.CHECK, CheckVersionRequest(base, 42))]
-        writer.call(Op.MULTI, MultiRequest(ops))
+        writer.request(Op.MULTI, MultiRequest(ops))
         assert watcher.no_more_events()
 
 
 def test_multi_with_invalid_create_flag(hosts, base):
     """ZooKeeper 3.8.0 fails the op with BadArguments (3.8.1+ and 3.9 fail the
     whole multi with MarshallingError instead)."""
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         ops = [(Op.CREATE, CreateRequest(base + "/ok", b"", OPEN, 0)),
                (Op.CREATE, CreateRequest(base + "/bad", b"", OPEN, 9))]
-        hdr, r = c.call(Op.MULTI, MultiRequest(ops))
+        hdr, res = c.request(Op.MULTI, MultiRequest(ops))
         assert hdr.err == 0
-        assert read_multi(r) == [(Op.ERROR, 0, 0), (Op.ERROR, Err.BAD_ARGUMENTS, Err.BAD_ARGUMENTS)]
-        assert c.err(Op.EXISTS, PathWatchRequest(base + "/ok", False)) == Err.NO_NODE
+        # (An error result's body must repeat its err: the decoder checks it.)
+        assert res == [MultiResult(Op.ERROR, 0), MultiResult(Op.ERROR, Err.BAD_ARGUMENTS)]
+        assert c.request(Op.EXISTS, PathWatchRequest(base + "/ok", False))[0].err == Err.NO_NODE
 
 
 def _multi_payload(op_types_and_bodies, read=False):
@@ -209,40 +208,39 @@ def _multi_payload(op_types_and_bodies, read=False):
 
 
 def test_mixing_reads_into_multi_is_marshalling_error(hosts, base):
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         body = _multi_payload([(Op.CREATE, CreateRequest(base + "/m", b"", OPEN, 0)),
                                (Op.GET_DATA, PathWatchRequest(base, False))])
-        hdr, r = c.call_payload(Op.MULTI, body)
-        assert hdr.err == Err.MARSHALLING_ERROR and r.remaining() == 0
-        assert c.err(Op.EXISTS, PathWatchRequest(base + "/m", False)) == Err.NO_NODE
+        hdr, reply = c.request(Op.MULTI, body)
+        assert hdr.err == Err.MARSHALLING_ERROR and reply is None
+        assert c.request(Op.EXISTS, PathWatchRequest(base + "/m", False))[0].err == Err.NO_NODE
         # The connection stays usable.
-        assert c.ping().err == 0
+        assert c.ping()[0].err == 0
 
 
 def test_writes_in_multi_read_are_marshalling_error(hosts, base):
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         body = _multi_payload([(Op.GET_DATA, PathWatchRequest(base, False)),
                                (Op.CREATE, CreateRequest(base + "/m", b"", OPEN, 0))])
-        hdr, _ = c.call_payload(Op.MULTI_READ, body)
+        hdr, _ = c.request(Op.MULTI_READ, body)
         assert hdr.err == Err.MARSHALLING_ERROR
-        assert c.err(Op.EXISTS, PathWatchRequest(base + "/m", False)) == Err.NO_NODE
+        assert c.request(Op.EXISTS, PathWatchRequest(base + "/m", False))[0].err == Err.NO_NODE
 
 
 def test_multi_read_results_are_independent(hosts, base, zk):
     zk.create(base + "/a", b"data-a")
     zk.create(base + "/a/k1")
     zk.create(base + "/a/k2")
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         ops = [(Op.GET_DATA, PathWatchRequest(base + "/a", True)),
                (Op.GET_CHILDREN, PathWatchRequest(base + "/missing", True)),
                (Op.GET_CHILDREN, PathWatchRequest(base + "/a", True))]
-        hdr, r = c.call(Op.MULTI_READ, MultiRequest(ops))
+        hdr, res = c.request(Op.MULTI_READ, MultiRequest(ops))
         assert hdr.err == 0
-        res = read_multi(r)
         assert res[0][0:2] == (Op.GET_DATA, 0)
         assert res[0][2][0] == b"data-a"
         assert res[0][2][1] == zk.exists(base + "/a")
-        assert res[1] == (Op.ERROR, Err.NO_NODE, Err.NO_NODE)
+        assert res[1] == MultiResult(Op.ERROR, Err.NO_NODE)  # (the decoder checks the body)
         assert res[2][0:2] == (Op.GET_CHILDREN, 0) and sorted(res[2][2]) == ["k1", "k2"]
         # multiRead sets no watches, whatever the requests say.
         zk.set(base + "/a", b"changed")
@@ -251,11 +249,12 @@ def test_multi_read_results_are_independent(hosts, base, zk):
 
 
 def test_multi_read_consumes_no_zxid(hosts, base):
-    with RawConn.connect(hosts) as c:
-        h0 = c.ping()
-        hdr, _ = c.call(Op.MULTI_READ, MultiRequest([(Op.GET_DATA, PathWatchRequest(base, False))]))
+    with RawClient.open(hosts) as c:
+        h0, _ = c.ping()
+        hdr, _ = c.request(
+            Op.MULTI_READ, MultiRequest([(Op.GET_DATA, PathWatchRequest(base, False))]))
         assert hdr.zxid == h0.zxid
-        assert c.ping().zxid == h0.zxid
+        assert c.ping()[0].zxid == h0.zxid
 
 
 def test_multi_create_then_delete_same_node(zk, base):

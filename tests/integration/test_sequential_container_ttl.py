@@ -18,7 +18,7 @@ from zkpy.protocol.records import (
 )
 from zkpy.protocol.opcodes import EventType
 
-from .rawconn import RawConn, read_multi, read_stat
+from zkpy.rawclient import RawClient
 
 OPEN = list(OPEN_ACL_UNSAFE)
 REAP_CONFIG = {"znode.container.checkIntervalMs": 100}
@@ -59,20 +59,22 @@ def test_ephemeral_sequential(zk, base):
 def test_sequential_with_trailing_slash(hosts, base):
     """create("/p/", SEQUENTIAL) names the child by the number alone; a
     non-sequential "/p/" is an invalid path."""
-    with RawConn.connect(hosts) as c:
-        hdr, r = c.call(Op.CREATE, CreateRequest(base + "/", b"", OPEN, CreateMode.PERSISTENT_SEQUENTIAL))
+    with RawClient.open(hosts) as c:
+        hdr, path = c.request(
+            Op.CREATE, CreateRequest(base + "/", b"", OPEN, CreateMode.PERSISTENT_SEQUENTIAL))
         assert hdr.err == 0
-        assert r.ustring() == base + "/0000000000"
-        assert c.err(Op.CREATE, CreateRequest(base + "/", b"", OPEN, 0)) == Err.BAD_ARGUMENTS
+        assert path == base + "/0000000000"
+        assert c.request(
+            Op.CREATE, CreateRequest(base + "/", b"", OPEN, 0))[0].err == Err.BAD_ARGUMENTS
 
 
 def test_sequential_creates_in_one_multi_are_consecutive(hosts, base):
-    with RawConn.connect(hosts) as c:
+    with RawClient.open(hosts) as c:
         ops = [(Op.CREATE, CreateRequest(base + "/m-", b"", OPEN, CreateMode.PERSISTENT_SEQUENTIAL))
                for _ in range(3)]
-        hdr, r = c.call(Op.MULTI, MultiRequest(ops))
+        hdr, res = c.request(Op.MULTI, MultiRequest(ops))
         assert hdr.err == 0
-        assert [body for _, _, body in read_multi(r)] == [
+        assert [body for _, _, body in res] == [
             f"{base}/m-000000000{i}" for i in range(3)]
 
 
@@ -85,15 +87,17 @@ def test_sequential_name_appears_in_children(zk, base):
 # --- containers -----------------------------------------------------------------------
 
 def test_container_is_created_with_opcode_19(hosts, base):
-    with RawConn.connect(hosts) as c:
-        hdr, r = c.call(Op.CREATE_CONTAINER, CreateRequest(base + "/c", b"d", OPEN, CreateMode.CONTAINER))
+    with RawClient.open(hosts) as c:
+        hdr, body = c.request(
+            Op.CREATE_CONTAINER, CreateRequest(base + "/c", b"d", OPEN, CreateMode.CONTAINER))
         assert hdr.err == 0
-        assert r.ustring() == base + "/c"
-        stat = read_stat(r)
+        path, stat = body
+        assert path == base + "/c"
         assert stat.ephemeralOwner == 0
         assert stat.czxid == hdr.zxid
         # Containers may have children, even ephemeral ones.
-        assert c.err(Op.CREATE, CreateRequest(base + "/c/e", b"", OPEN, CreateMode.EPHEMERAL)) == 0
+        assert c.request(
+            Op.CREATE, CreateRequest(base + "/c/e", b"", OPEN, CreateMode.EPHEMERAL))[0].err == 0
 
 
 @pytest.fixture(scope="module")
@@ -105,26 +109,28 @@ def reaping_server():
 
 def test_empty_container_is_reaped_after_its_last_child_goes(reaping_server, make_client):
     zk = make_client(reaping_server.hosts)
-    with RawConn.connect(reaping_server.hosts) as c:
-        assert c.err(Op.CREATE_CONTAINER, CreateRequest("/cont", b"", OPEN, CreateMode.CONTAINER)) == 0
-        assert c.err(Op.CREATE, CreateRequest("/cont/child", b"", OPEN, 0)) == 0
+    with RawClient.open(reaping_server.hosts) as c:
+        req = CreateRequest("/cont", b"", OPEN, CreateMode.CONTAINER)
+        assert c.request(Op.CREATE_CONTAINER, req)[0].err == 0
+        assert c.request(Op.CREATE, CreateRequest("/cont/child", b"", OPEN, 0))[0].err == 0
         # A data watch on the container sees the reaper's delete.
-        assert c.err(Op.EXISTS, PathWatchRequest("/cont", True)) == 0
-        assert c.err(Op.GET_CHILDREN, PathWatchRequest("/", True)) == 0
+        assert c.request(Op.EXISTS, PathWatchRequest("/cont", True))[0].err == 0
+        assert c.request(Op.GET_CHILDREN, PathWatchRequest("/", True))[0].err == 0
         time.sleep(0.3)  # several reaper rounds: a container with a child stays
         assert zk.exists("/cont") is not None
-        assert c.err(Op.DELETE, DeleteRequest("/cont/child", -1)) == 0
+        assert c.request(Op.DELETE, DeleteRequest("/cont/child", -1))[0].err == 0
         assert wait_until(lambda: zk.exists("/cont") is None)
-        ev = c.wait_event()
+        ev = c.next_event().event
         assert (ev.type, ev.path) == (EventType.NODE_DELETED, "/cont")
-        ev = c.wait_event()
+        ev = c.next_event().event
         assert (ev.type, ev.path) == (EventType.NODE_CHILDREN_CHANGED, "/")
 
 
 def test_never_used_container_is_kept(reaping_server, make_client):
     zk = make_client(reaping_server.hosts)
-    with RawConn.connect(reaping_server.hosts) as c:
-        assert c.err(Op.CREATE_CONTAINER, CreateRequest("/unused", b"", OPEN, CreateMode.CONTAINER)) == 0
+    with RawClient.open(reaping_server.hosts) as c:
+        req = CreateRequest("/unused", b"", OPEN, CreateMode.CONTAINER)
+        assert c.request(Op.CREATE_CONTAINER, req)[0].err == 0
     time.sleep(0.5)
     assert zk.exists("/unused") is not None
 
@@ -133,16 +139,18 @@ def test_never_used_container_is_kept(reaping_server, make_client):
 def test_delete_container_opcode_refuses_ordinary_nodes(reaping_server):
     """deleteContainer (20) from a client, decoded as DeleteContainerRequest
     as ZooKeeper 3.9+ does."""
-    with RawConn.connect(reaping_server.hosts) as c:
-        assert c.err(Op.CREATE, CreateRequest("/plainnode", b"", OPEN, 0)) == 0
-        assert c.err(Op.DELETE_CONTAINER, PathRequest("/plainnode")) == Err.BAD_VERSION
-        assert c.err(Op.CREATE_CONTAINER, CreateRequest("/c2", b"", OPEN, CreateMode.CONTAINER)) == 0
-        assert c.err(Op.CREATE, CreateRequest("/c2/x", b"", OPEN, 0)) == 0
-        assert c.err(Op.DELETE_CONTAINER, PathRequest("/c2")) == Err.NOT_EMPTY
-        assert c.err(Op.DELETE_CONTAINER, PathRequest("/nonexistent")) == Err.NO_NODE
-        assert c.err(Op.DELETE, DeleteRequest("/c2/x", -1)) == 0
-        assert c.err(Op.DELETE_CONTAINER, PathRequest("/c2")) in (0, Err.NO_NODE)  # reaper may win
-        assert c.err(Op.EXISTS, PathWatchRequest("/c2", False)) == Err.NO_NODE
+    with RawClient.open(reaping_server.hosts) as c:
+        assert c.request(Op.CREATE, CreateRequest("/plainnode", b"", OPEN, 0))[0].err == 0
+        assert c.request(Op.DELETE_CONTAINER, PathRequest("/plainnode"))[0].err == Err.BAD_VERSION
+        assert c.request(
+            Op.CREATE_CONTAINER, CreateRequest("/c2", b"", OPEN, CreateMode.CONTAINER))[0].err == 0
+        assert c.request(Op.CREATE, CreateRequest("/c2/x", b"", OPEN, 0))[0].err == 0
+        assert c.request(Op.DELETE_CONTAINER, PathRequest("/c2"))[0].err == Err.NOT_EMPTY
+        assert c.request(Op.DELETE_CONTAINER, PathRequest("/nonexistent"))[0].err == Err.NO_NODE
+        assert c.request(Op.DELETE, DeleteRequest("/c2/x", -1))[0].err == 0
+        assert c.request(
+            Op.DELETE_CONTAINER, PathRequest("/c2"))[0].err in (0, Err.NO_NODE)  # reaper may win
+        assert c.request(Op.EXISTS, PathWatchRequest("/c2", False))[0].err == Err.NO_NODE
 
 
 # --- TTL ------------------------------------------------------------------------------
@@ -152,57 +160,59 @@ def ttl_create(path, ttl, flags=CreateMode.PERSISTENT_WITH_TTL, data=b""):
 
 
 def test_ttl_needs_extended_types(hosts, base):
-    with RawConn.connect(hosts) as c:
-        assert c.err(Op.CREATE_TTL, ttl_create(base + "/t", 1000)) == Err.UNIMPLEMENTED
-        assert c.err(Op.EXISTS, PathWatchRequest(base + "/t", False)) == Err.NO_NODE
+    with RawClient.open(hosts) as c:
+        assert c.request(Op.CREATE_TTL, ttl_create(base + "/t", 1000))[0].err == Err.UNIMPLEMENTED
+        assert c.request(Op.EXISTS, PathWatchRequest(base + "/t", False))[0].err == Err.NO_NODE
         # The connection stays usable.
-        assert c.ping().err == 0
+        assert c.ping()[0].err == 0
 
 
 @pytest.mark.parametrize("ttl", [0, -5, 0xFFFFFFFFFF + 1])
 def test_invalid_ttl_is_bad_arguments(reaping_server, ttl):
-    with RawConn.connect(reaping_server.hosts) as c:
-        assert c.err(Op.CREATE_TTL, ttl_create("/badttl", ttl)) == Err.BAD_ARGUMENTS
+    with RawClient.open(reaping_server.hosts) as c:
+        assert c.request(Op.CREATE_TTL, ttl_create("/badttl", ttl))[0].err == Err.BAD_ARGUMENTS
 
 
 def test_ttl_with_non_ttl_mode_is_bad_arguments(reaping_server):
-    with RawConn.connect(reaping_server.hosts) as c:
-        assert c.err(Op.CREATE_TTL, ttl_create("/ttlmode", 1000, flags=0)) == Err.BAD_ARGUMENTS
+    with RawClient.open(reaping_server.hosts) as c:
+        assert c.request(
+            Op.CREATE_TTL, ttl_create("/ttlmode", 1000, flags=0))[0].err == Err.BAD_ARGUMENTS
 
 
 def test_ttl_node_stat_and_sequential(reaping_server):
-    with RawConn.connect(reaping_server.hosts) as c:
-        hdr, r = c.call(Op.CREATE_TTL, ttl_create("/ttlnode", 3_600_000, data=b"abc"))
+    with RawClient.open(reaping_server.hosts) as c:
+        hdr, body = c.request(Op.CREATE_TTL, ttl_create("/ttlnode", 3_600_000, data=b"abc"))
         assert hdr.err == 0
-        assert r.ustring() == "/ttlnode"
-        stat = read_stat(r)
+        path, stat = body
+        assert path == "/ttlnode"
         assert stat.ephemeralOwner == 0 and stat.dataLength == 3
-        hdr, r = c.call(Op.CREATE_TTL, ttl_create(
+        hdr, body = c.request(Op.CREATE_TTL, ttl_create(
             "/ttlnode/s-", 3_600_000, flags=CreateMode.PERSISTENT_SEQUENTIAL_WITH_TTL))
         assert hdr.err == 0
-        assert r.ustring() == "/ttlnode/s-0000000000"
+        path, _ = body
+        assert path == "/ttlnode/s-0000000000"
         # A TTL node may have children, and one that does is not reaped.
         time.sleep(0.3)
-        assert c.err(Op.EXISTS, PathWatchRequest("/ttlnode", False)) == 0
+        assert c.request(Op.EXISTS, PathWatchRequest("/ttlnode", False))[0].err == 0
 
 
 def test_ttl_node_is_reaped_when_expired_and_childless(reaping_server, make_client):
     zk = make_client(reaping_server.hosts)
-    with RawConn.connect(reaping_server.hosts) as c:
-        assert c.err(Op.CREATE_TTL, ttl_create("/shortttl", 200)) == 0
-        assert c.err(Op.EXISTS, PathWatchRequest("/shortttl", True)) == 0
+    with RawClient.open(reaping_server.hosts) as c:
+        assert c.request(Op.CREATE_TTL, ttl_create("/shortttl", 200))[0].err == 0
+        assert c.request(Op.EXISTS, PathWatchRequest("/shortttl", True))[0].err == 0
         assert wait_until(lambda: zk.exists("/shortttl") is None)
-        ev = c.wait_event()
+        ev = c.next_event().event
         assert (ev.type, ev.path) == (EventType.NODE_DELETED, "/shortttl")
 
 
 def test_ttl_in_multi(reaping_server, make_client):
     zk = make_client(reaping_server.hosts)
-    with RawConn.connect(reaping_server.hosts) as c:
+    with RawClient.open(reaping_server.hosts) as c:
         ops = [(Op.CREATE_TTL, ttl_create("/multittl", 3_600_000))]
-        hdr, r = c.call(Op.MULTI, MultiRequest(ops))
+        hdr, res = c.request(Op.MULTI, MultiRequest(ops))
         assert hdr.err == 0
-        [(rtype, err, body)] = read_multi(r)
+        [(rtype, err, body)] = res
         assert (rtype, err) == (Op.CREATE2, 0)
         assert body[0] == "/multittl" and body[1].ephemeralOwner == 0
     assert zk.exists("/multittl") is not None
@@ -212,11 +222,11 @@ def test_set_data_refreshes_ttl(reaping_server, make_client):
     """A TTL counts from the last modification: a node written to again and
     again outlives its TTL."""
     zk = make_client(reaping_server.hosts)
-    with RawConn.connect(reaping_server.hosts) as c:
-        assert c.err(Op.CREATE_TTL, ttl_create("/busyttl", 1500)) == 0
+    with RawClient.open(reaping_server.hosts) as c:
+        assert c.request(Op.CREATE_TTL, ttl_create("/busyttl", 1500))[0].err == 0
         start = time.monotonic()
         while time.monotonic() - start < 2.0:
-            assert c.err(Op.SET_DATA, SetDataRequest("/busyttl", b"x", -1)) == 0
+            assert c.request(Op.SET_DATA, SetDataRequest("/busyttl", b"x", -1))[0].err == 0
             time.sleep(0.1)
         assert zk.exists("/busyttl") is not None
         assert wait_until(lambda: zk.exists("/busyttl") is None)
