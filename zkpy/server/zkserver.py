@@ -24,6 +24,7 @@ from ..protocol.errors import Err, KeeperError
 from ..protocol.opcodes import CREATE_OPS, Op, Perms
 from ..session.tracker import SessionTracker, session_password
 from . import replies
+from .audit import AuditLog
 from .prep import Prep
 from .request import Request
 from .stats import ServerStats
@@ -56,9 +57,12 @@ class ZooKeeperServer:
         self.config = config
         self.mode = mode
         self.tree = tree or DataTree()
+        self.tree.set_digest_enabled(config.digest_enabled)
         self.watches = WatchManager()
         self.skip_acl = config.skip_acl
-        self.prep = Prep(self.tree, config.extended_types_enabled, config.skip_acl)
+        self.prep = Prep(self.tree, config.extended_types_enabled, config.skip_acl,
+                         config.enforce_quota)
+        self.audit = AuditLog() if config.audit_enable else None   # audit.enable
         self.sessions = SessionTracker(server_id, config.tick_time, monotonic_ms(), wall_ms())
         for sid, timeout in self.tree.sessions.items():
             self.sessions.add(sid, timeout, monotonic_ms())
@@ -188,6 +192,8 @@ class ZooKeeperServer:
         if events:
             self.deliver(events)
         waiter = self.take_waiter((txn.session_id, txn.cxid))
+        if self.audit is not None:
+            self.audit.applied(txn, result, events, waiter)
         if waiter is not None:
             waiter.conn.txn_applied(waiter, txn, result)
         elif t == Op.CLOSE_SESSION:
