@@ -73,6 +73,7 @@ class DataTree:
         config = self._add_system_node("/zookeeper/config", READ_ACL_UNSAFE)
         config.aversion = -1
         self.quota = _quota.QuotaRoots()
+        self._quota_roots = self.quota.roots    # the set itself: a cheap "any?"
         self.digest_enabled = self.digest_default if digest_enabled is None else digest_enabled
         self.digest_log = DigestLog()
         self._digest = tree_digest(self.nodes) if self.digest_enabled else 0
@@ -191,7 +192,7 @@ class DataTree:
         hold some effects of the txns replayed after it: a create of a node that
         exists, or a change to a node that no longer exists, is then skipped
         (every txn carries absolute values, so the rest converges)."""
-        result = self._apply(txn, replay)
+        result = self._replay(txn) if replay else self._apply_txn(txn)
         if not txn.zxid & _DIGEST_LOG_MASK:
             # DataTree.logZxidDigest: also for replayed txns (as ZooKeeper does
             # when its snapshot holds no digest: zkpy's never do), and with the
@@ -199,36 +200,37 @@ class DataTree:
             self.digest_log.add(txn.zxid, self._digest)
         return result
 
-    def _apply(self, txn: Txn, replay: bool):
-        if replay:
-            if txn.type == Op.MULTI:
-                # Op by op (as ZooKeeper's processTxn): a snapshot taken while
-                # the loop was inside a multi holds its first ops but not the rest.
-                for op_type, body in txn.body[0]:
+    def _replay(self, txn: Txn):
+        if txn.type == Op.MULTI:
+            # Op by op (as ZooKeeper's processTxn): a snapshot taken while
+            # the loop was inside a multi holds its first ops but not the rest.
+            for op_type, body in txn.body[0]:
+                try:
+                    self._apply_op(txn, op_type, body, [])
+                except (KeyError, KeeperError):
+                    pass
+            if txn.zxid > self.last_zxid:
+                self.last_zxid = txn.zxid
+            return None, []
+        if txn.type == Op.CLOSE_SESSION:
+            # A path the close names may hold a node created after it (the
+            # path was used again before the snapshot took it): delete it, as
+            # a delete's replay would; its create, replayed later, restores it.
+            for path in txn.body[0]:
+                node = self.nodes.get(path)
+                if node is not None and node.czxid > txn.zxid:
                     try:
-                        self._apply_op(txn, op_type, body, [])
-                    except (KeyError, KeeperError):
+                        self.delete_node(txn.zxid, path, [])
+                    except KeyError:
                         pass
-                if txn.zxid > self.last_zxid:
-                    self.last_zxid = txn.zxid
-                return None, []
-            if txn.type == Op.CLOSE_SESSION:
-                # A path the close names may hold a node created after it (the
-                # path was used again before the snapshot took it): delete it, as
-                # a delete's replay would; its create, replayed later, restores it.
-                for path in txn.body[0]:
-                    node = self.nodes.get(path)
-                    if node is not None and node.czxid > txn.zxid:
-                        try:
-                            self.delete_node(txn.zxid, path, [])
-                        except KeyError:
-                            pass
-            try:
-                return self._apply(txn, False)
-            except (KeyError, KeeperError):
-                if txn.zxid > self.last_zxid:
-                    self.last_zxid = txn.zxid
-                return None, []
+        try:
+            return self._apply_txn(txn)
+        except (KeyError, KeeperError):
+            if txn.zxid > self.last_zxid:
+                self.last_zxid = txn.zxid
+            return None, []
+
+    def _apply_txn(self, txn: Txn):
         events = []
         t = txn.type
         if t == Op.MULTI:
@@ -268,7 +270,7 @@ class DataTree:
                           fields[7], fields[8]),
                     _crc32(data, pcrc) if data else pcrc) - before
             stat = node.stat()
-            if self.quota:
+            if self._quota_roots:
                 self._quota_set_data(path, old, data)
             events.append((_CHANGED, path, node.acl))
             return stat
@@ -375,7 +377,7 @@ class DataTree:
                                        p.version, p.creates, p.aversion, p.owner), pcrc) - before
             self._digest += change
         stat = node.stat()
-        if self.quota or parent_path.startswith(_QUOTA_ZOOKEEPER):
+        if self._quota_roots or parent_path.startswith(_QUOTA_ZOOKEEPER):
             self._quota_created(parent_path, name, path, data)
         events.append((_CREATED, path, node.acl))
         events.append((_CHILDREN, parent_path, parent.acl))
@@ -433,7 +435,7 @@ class DataTree:
                 self.containers.discard(path)
             else:
                 self.ttls.discard(path)
-        if self.quota or parent_path.startswith(_PROC_ZOOKEEPER):
+        if self._quota_roots or parent_path.startswith(_PROC_ZOOKEEPER):
             self._quota_deleted(parent_path, name, path, node.data)
         events.append((_DELETED, path, node.acl))
         events.append((_CHILDREN, parent_path, parent.acl))
