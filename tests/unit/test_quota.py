@@ -373,3 +373,18 @@ class TestRateLogger:
 def test_checker_counts_refusals():
     c = QuotaChecker()
     assert c.exceeded == 0
+
+
+def test_limits_nodes_zookeeper_stops_on():
+    # ZooKeeper's apply throws on these (and the server stops); zkpy applies
+    # them and leaves the quota roots as they are.
+    d = Driver()
+    d.create("/q")
+    d.setquota("/q")
+    d.create("/zookeeper/quota/zookeeper_limits", b"count=1")
+    d.create("/zookeeper/zookeeper_limits", b"count=1")
+    d.delete("/zookeeper/zookeeper_limits")
+    d.delete("/zookeeper/quota/zookeeper_limits")
+    assert d.tree.quota.roots == {"/q"}
+    d.create("/q/a")
+    assert d.stats("/q") == b"count=2,bytes=0"
