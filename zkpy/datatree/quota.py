@@ -32,6 +32,7 @@ _QUOTA_PREFIX_LEN = len(QUOTA_ZOOKEEPER)
 
 # Java's String.trim(): every char <= U+0020.
 _JAVA_TRIM = "".join(chr(c) for c in range(0x21))
+_LOW = re.compile("[\x00-\x20]|//")
 
 
 def quota_path(path: str) -> str:
@@ -106,6 +107,8 @@ def format_stats(stats: dict) -> bytes:
     other keys after a "=" and sorted, each after a ';' -- the form that
     3.4 parsers still read:  count=4,bytes=5=;byteHardLimit=10;countHardLimit=-1"""
     text = f"count={stats.get(COUNT, -1)},bytes={stats.get(BYTES, -1)}"
+    if len(stats) <= 2 and (len(stats) < 2 or COUNT in stats and BYTES in stats):
+        return text.encode()    # the usual stats node: nothing else in it
     rest = sorted(k for k in stats if k != COUNT and k != BYTES)
     if rest:
         text += "=" + "".join(f";{k}={stats[k]}" for k in rest)
@@ -158,6 +161,15 @@ class QuotaRoots:
         path, None if there is none (a root of "/" never counts)."""
         roots = self.roots
         if not roots:
+            return None
+        if _LOW.search(path) is None:
+            # No blank names possible: path and its ancestors are their own
+            # normal form ("/a/b", "/a").
+            p = path
+            while p:
+                if p in roots:
+                    return p
+                p = p[:p.rfind("/")]
             return None
         comps = _components(path)
         for i in range(len(comps), 0, -1):

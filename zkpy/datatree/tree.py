@@ -74,6 +74,7 @@ class DataTree:
         config.aversion = -1
         self.quota = _quota.QuotaRoots()
         self._quota_roots = self.quota.roots    # the set itself: a cheap "any?"
+        self._quota_stats = {}   # stats path -> (the data written, its parsed form)
         self.digest_enabled = self.digest_default if digest_enabled is None else digest_enabled
         self.digest_log = DigestLog()
         self._digest = tree_digest(self.nodes) if self.digest_enabled else 0
@@ -104,6 +105,7 @@ class DataTree:
         quota roots and recount their stats, as ZooKeeper's setupQuota does
         after reading a snapshot, and compute the digest from scratch."""
         self._pcrc_node = None
+        self._quota_stats.clear()
         self.quota.clear()
         self._setup_quota()
         self.digest_log.clear()
@@ -478,15 +480,21 @@ class DataTree:
         if node is None:
             log.error("Missing node for stat %s", path)
             return
-        try:
-            stats = _quota.parse_stats(node.data)
-        except _quota.StatsParseError as e:
-            # ZooKeeper's apply throws here (and its server stops).
-            log.error("Cannot update quota stat %s: %s", path, e)
-            return
+        data = node.data
+        cached = self._quota_stats.get(path)
+        if cached is not None and cached[0] is data:
+            stats = cached[1]       # the text this tree wrote last: no need to parse it
+        else:
+            try:
+                stats = _quota.parse_stats(data)
+            except _quota.StatsParseError as e:
+                # ZooKeeper's apply throws here (and its server stops).
+                log.error("Cannot update quota stat %s: %s", path, e)
+                return
         stats[_quota.COUNT] = stats.get(_quota.COUNT, -1) + count_diff
         stats[_quota.BYTES] = stats.get(_quota.BYTES, -1) + bytes_diff
-        node.data = _quota.format_stats(stats)
+        node.data = data = _quota.format_stats(stats)
+        self._quota_stats[path] = (data, stats)
 
     def _update_quota_for_path(self, path) -> None:
         """updateQuotaForPath: the stats node of quota root path gets the
