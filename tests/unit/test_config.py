@@ -296,8 +296,35 @@ class TestBooleans:
         [("true", True), ("TRUE", True), ("yes", False), ("1", False), ("", False)],
     )
     def test_java_parse_boolean(self, value, expected):
-        assert cfg(f"enforceQuota={value}").enforce_quota is expected
         assert cfg(f"readonlymode.enabled={value}").readonly_mode_enabled is expected
+
+    @pytest.mark.parametrize("key,field", [
+        ("enforceQuota", "enforce_quota"),
+        ("zookeeper.enforceQuota", "enforce_quota"),
+        ("digest.enabled", "digest_enabled"),
+        ("audit.enable", "audit_enable"),
+        ("zookeeper.audit.enable", "audit_enable"),
+    ])
+    def test_operations_switches(self, key, field):
+        # ZooKeeper reads these with Boolean.parseBoolean (so "yes" is
+        # false); zkpy takes true/false in any case and refuses the rest.
+        assert getattr(cfg(f"{key}=TRUE"), field) is True
+        assert getattr(cfg(f"{key}=false"), field) is False
+        for bad in ("yes", "1", "", "on"):
+            with pytest.raises(ConfigError) as e:
+                cfg(f"{key}={bad}")
+            assert key in str(e.value)
+
+    def test_operations_defaults(self):
+        c = cfg()
+        assert c.enforce_quota is False and c.audit_enable is False
+        assert c.digest_enabled is True and c.digest_auth_enabled is True
+
+    def test_digest_log_keys_are_not_zookeeper_keys(self):
+        # The digest history's interval and length are constants in ZooKeeper
+        # 3.6-3.9 (DataTree.DIGEST_LOG_INTERVAL / DIGEST_LOG_LIMIT).
+        c = cfg("digest.log.limit=5", "digest.log.interval=2")
+        assert c.unknown_keys == ["digest.log.limit", "digest.log.interval"]
 
     @pytest.mark.parametrize(
         "value,expected", [("yes", True), ("true", False), ("Yes", False), ("no", False)]

@@ -3,14 +3,35 @@
 apply() is deterministic: the same txns in the same order give the same tree on
 every peer and after every replay.  It trusts the txn (prep has validated it),
 and returns the result for the reply and the watch events to fire, as
-(event type, path, acl) in the order ZooKeeper fires them."""
+(event type, path, acl) in the order ZooKeeper fires them.
+
+Two pieces of bookkeeping ride along, both deterministic (every peer, and a
+restart from snapshot + log, computes the same):
+  * the tree digest (digest.py), kept by adding each changed node's new
+    CRC and subtracting its old one, when digest_enabled;
+  * quota roots and their zookeeper_stats nodes (quota.py), nothing at all
+    while no quota root exists."""
+
+import logging
+from zlib import crc32 as _crc32
 
 from ..protocol.errors import Err, KeeperError
 from ..protocol.opcodes import CREATE_OPS, EventType, Op
 from ..protocol.records import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
+from . import quota as _quota
+from .digest import (DIGEST_LOG_INTERVAL, EXCLUDED_PREFIX, STAT_PACK as _pack, DigestLog,
+                     node_digest, to_long, tree_digest)
 from .paths import split_path
 from .txn import Txn, owner_kind
 from .znode import ZNode
+
+_DIGEST_LOG_MASK = DIGEST_LOG_INTERVAL - 1
+_QUOTA_ZOOKEEPER = _quota.QUOTA_ZOOKEEPER
+_PROC_ZOOKEEPER = _quota.PROC_ZOOKEEPER
+_LIMIT_NODE = _quota.LIMIT_NODE
+_STAT_NODE = _quota.STAT_NODE
+
+log = logging.getLogger("zkpy.datatree")
 
 _CREATED = EventType.NODE_CREATED
 _DELETED = EventType.NODE_DELETED
@@ -30,7 +51,12 @@ class ErrorResult:
 
 
 class DataTree:
-    def __init__(self):
+    # ZooKeeper's zookeeper.digest.enabled is one switch for the process; a
+    # server sets this before it loads its data (trees made without an
+    # explicit digest_enabled follow it).
+    digest_default = True
+
+    def __init__(self, digest_enabled=None):
         self.nodes: dict[str, ZNode] = {}
         self.ephemerals: dict[int, set] = {}   # session id -> paths
         self.containers: set = set()
@@ -46,6 +72,60 @@ class DataTree:
         self._add_system_node("/zookeeper/quota", OPEN_ACL_UNSAFE)
         config = self._add_system_node("/zookeeper/config", READ_ACL_UNSAFE)
         config.aversion = -1
+        self.quota = _quota.QuotaRoots()
+        self._quota_roots = self.quota.roots    # the set itself: a cheap "any?"
+        self._quota_stats = {}   # stats path -> (the data written, its parsed form)
+        self.digest_enabled = self.digest_default if digest_enabled is None else digest_enabled
+        self.digest_log = DigestLog()
+        self._digest = tree_digest(self.nodes) if self.digest_enabled else 0
+        self._pcrc_node = None      # see _parent_crc
+        self._pcrc = 0
+
+    # --- the digest and quota bookkeeping as a whole ----------------------------------
+
+    @property
+    def digest(self):
+        """The tree digest now (after the last applied txn), as the signed
+        64-bit value ZooKeeper prints and puts in its txns; None when the
+        digest is off.  A follower compares this, right after applying a
+        txn, with the digest the leader had after the same txn."""
+        return to_long(self._digest) if self.digest_enabled else None
+
+    def set_digest_enabled(self, enabled: bool) -> None:
+        """Turn the digest on (computing it over the whole tree) or off."""
+        enabled = bool(enabled)
+        if enabled and not self.digest_enabled:
+            self._digest = tree_digest(self.nodes)
+        elif not enabled:
+            self._digest = 0
+        self.digest_enabled = enabled
+
+    def loaded(self) -> None:
+        """For loaders that filled self.nodes directly (snapshots): find the
+        quota roots and recount their stats, as ZooKeeper's setupQuota does
+        after reading a snapshot, and compute the digest from scratch."""
+        self._pcrc_node = None
+        self._quota_stats.clear()
+        self.quota.clear()
+        self._setup_quota()
+        self.digest_log.clear()
+        self._digest = tree_digest(self.nodes) if self.digest_enabled else 0
+
+    def _parent_crc(self, path, node) -> int:
+        """The CRC of a parent's path and data, kept for the last parent asked
+        about: children are often made one after another under one parent,
+        whose data (maybe large) does not change meanwhile (setData forgets it)."""
+        crc = _crc32(path.encode()) if path != "/" else 0
+        data = node.data
+        if data:
+            crc = _crc32(data, crc)
+        self._pcrc_node = node
+        self._pcrc = crc
+        return crc
+
+    def _node_digest_change(self, path, node, before) -> None:
+        """Cold paths: the digest after node (whose digest was `before`) changed."""
+        self._digest += node_digest(path, node) - before
 
     # --- helpers -----------------------------------------------------------------
 
@@ -111,35 +191,45 @@ class DataTree:
         hold some effects of the txns replayed after it: a create of a node that
         exists, or a change to a node that no longer exists, is then skipped
         (every txn carries absolute values, so the rest converges)."""
-        if replay:
-            if txn.type == Op.MULTI:
-                # Op by op (as ZooKeeper's processTxn): a snapshot taken while
-                # the loop was inside a multi holds its first ops but not the rest.
-                for op_type, body in txn.body[0]:
+        result = self._replay(txn) if replay else self._apply_txn(txn)
+        if not txn.zxid & _DIGEST_LOG_MASK:
+            # DataTree.logZxidDigest: also for replayed txns (as ZooKeeper does
+            # when its snapshot holds no digest: zkpy's never do), and with the
+            # digest off (its value is then 0, as in ZooKeeper).
+            self.digest_log.add(txn.zxid, self._digest)
+        return result
+
+    def _replay(self, txn: Txn):
+        if txn.type == Op.MULTI:
+            # Op by op (as ZooKeeper's processTxn): a snapshot taken while
+            # the loop was inside a multi holds its first ops but not the rest.
+            for op_type, body in txn.body[0]:
+                try:
+                    self._apply_op(txn, op_type, body, [])
+                except (KeyError, KeeperError):
+                    pass
+            if txn.zxid > self.last_zxid:
+                self.last_zxid = txn.zxid
+            return None, []
+        if txn.type == Op.CLOSE_SESSION:
+            # A path the close names may hold a node created after it (the
+            # path was used again before the snapshot took it): delete it, as
+            # a delete's replay would; its create, replayed later, restores it.
+            for path in txn.body[0]:
+                node = self.nodes.get(path)
+                if node is not None and node.czxid > txn.zxid:
                     try:
-                        self._apply_op(txn, op_type, body, [])
-                    except (KeyError, KeeperError):
+                        self.delete_node(txn.zxid, path, [])
+                    except KeyError:
                         pass
-                if txn.zxid > self.last_zxid:
-                    self.last_zxid = txn.zxid
-                return None, []
-            if txn.type == Op.CLOSE_SESSION:
-                # A path the close names may hold a node created after it (the
-                # path was used again before the snapshot took it): delete it, as
-                # a delete's replay would; its create, replayed later, restores it.
-                for path in txn.body[0]:
-                    node = self.nodes.get(path)
-                    if node is not None and node.czxid > txn.zxid:
-                        try:
-                            self.delete_node(txn.zxid, path, [])
-                        except KeyError:
-                            pass
-            try:
-                return self.apply(txn)
-            except (KeyError, KeeperError):
-                if txn.zxid > self.last_zxid:
-                    self.last_zxid = txn.zxid
-                return None, []
+        try:
+            return self._apply_txn(txn)
+        except (KeyError, KeeperError):
+            if txn.zxid > self.last_zxid:
+                self.last_zxid = txn.zxid
+            return None, []
+
+    def _apply_txn(self, txn: Txn):
         events = []
         t = txn.type
         if t == Op.MULTI:
@@ -158,17 +248,41 @@ class DataTree:
         if t == Op.SET_DATA:
             path, data, version = body
             node = self.nodes[path]
+            old = node.data
+            digest = self.digest_enabled and not path.startswith(EXCLUDED_PREFIX)
+            if node is self._pcrc_node:
+                self._pcrc_node = None
+            if digest:
+                n = node
+                pcrc = _crc32(path.encode()) if path != "/" else 0
+                fields = (n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.version, n.creates,
+                          n.aversion, n.owner)
+                before = _crc32(_pack(*fields), _crc32(old, pcrc) if old else pcrc)
             node.data = data
             node.version = version
-            node.mzxid = txn.zxid
-            node.mtime = txn.time
+            node.mzxid = zxid = txn.zxid
+            node.mtime = time = txn.time
+            if digest:
+                # Of the Stat only mzxid, mtime and version change.
+                self._digest += _crc32(
+                    _pack(fields[0], zxid, fields[2], fields[3], time, version, fields[6],
+                          fields[7], fields[8]),
+                    _crc32(data, pcrc) if data else pcrc) - before
+            stat = node.stat()
+            if self._quota_roots:
+                self._quota_set_data(path, old, data)
             events.append((_CHANGED, path, node.acl))
-            return node.stat()
+            return stat
         if t == Op.SET_ACL:
             path, acl, aversion = body
             node = self.nodes[path]
+            digest = self.digest_enabled and not path.startswith(EXCLUDED_PREFIX)
+            if digest:
+                before = node_digest(path, node)
             node.acl = self.intern_acl(acl)
             node.aversion = aversion
+            if digest:
+                self._node_digest_change(path, node, before)
             return node.stat()
         if t == Op.CHECK:
             return None
@@ -219,21 +333,54 @@ class DataTree:
         if parent is None or path in self.nodes:
             # Only a replay over a fuzzy snapshot meets this; the node is in it.
             if parent is not None:
+                before = node_digest(parent_path, parent) if self.digest_enabled else 0
                 parent.creates = parent_creates
                 parent.pzxid = max(parent.pzxid, zxid)
+                if self.digest_enabled:
+                    self._node_digest_change(parent_path, parent, before)
                 if path in self.nodes:
                     # Its parent may have been deleted and re-created by the
                     # replay: link the node to the parent it has now.
                     parent.add_child(name)
             raise KeeperError(Err.NODE_EXISTS if parent else Err.NO_NODE)
         node = self._new_node(data, acl, zxid, time, owner)
+        digest = self.digest_enabled
+        if digest:
+            # Inline (the hot path): the parent's path and data stay, so one
+            # CRC of them serves its Stat before and after.
+            if parent_path.startswith(EXCLUDED_PREFIX):
+                pcrc = None
+            else:
+                p = parent
+                if p is self._pcrc_node:
+                    pcrc = self._pcrc
+                else:
+                    pcrc = self._parent_crc(parent_path, p)
+                before = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
+                                      p.version, p.creates, p.aversion, p.owner), pcrc)
         self.link(path, node, parent, name)
         parent.creates = parent_creates
         if zxid > parent.pzxid:
             parent.pzxid = zxid
+        if digest:
+            if path.startswith(EXCLUDED_PREFIX):
+                change = 0
+            else:
+                crc = _crc32(path.encode())
+                if data:
+                    crc = _crc32(data, crc)
+                change = _crc32(_pack(zxid, zxid, zxid, time, time, 0, 0, 0, owner), crc)
+            if pcrc is not None:
+                p = parent
+                change += _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
+                                       p.version, p.creates, p.aversion, p.owner), pcrc) - before
+            self._digest += change
+        stat = node.stat()
+        if self._quota_roots or parent_path.startswith(_QUOTA_ZOOKEEPER):
+            self._quota_created(parent_path, name, path, data)
         events.append((_CREATED, path, node.acl))
         events.append((_CHILDREN, parent_path, parent.acl))
-        return path, node.stat()
+        return path, stat
 
     def delete_node(self, zxid, path, events):
         node = self.nodes.pop(path, None)
@@ -243,10 +390,35 @@ class DataTree:
             # already, but the parent's pzxid may have been taken before.
             parent = self.nodes.get(parent_path)
             if parent is not None and zxid > parent.pzxid:
+                before = node_digest(parent_path, parent) if self.digest_enabled else 0
                 parent.pzxid = zxid
+                if self.digest_enabled:
+                    self._node_digest_change(parent_path, parent, before)
             raise KeyError(path)
         parent = self.nodes[parent_path]
         parent.remove_child(name)
+        if self.digest_enabled:
+            change = 0
+            if zxid > parent.pzxid and not parent_path.startswith(EXCLUDED_PREFIX):
+                # Of the parent's Stat only pzxid changes (cversion counts creates).
+                p = parent
+                if p is self._pcrc_node:
+                    pcrc = self._pcrc
+                else:
+                    pcrc = self._parent_crc(parent_path, p)
+                change = _crc32(_pack(p.czxid, p.mzxid, zxid, p.ctime, p.mtime, p.version,
+                                      p.creates, p.aversion, p.owner), pcrc) \
+                    - _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime, p.version,
+                                   p.creates, p.aversion, p.owner), pcrc)
+            if not path.startswith(EXCLUDED_PREFIX):
+                n = node
+                crc = _crc32(path.encode())
+                data = n.data
+                if data:
+                    crc = _crc32(data, crc)
+                change -= _crc32(_pack(n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.version,
+                                       n.creates, n.aversion, n.owner), crc)
+            self._digest += change
         if zxid > parent.pzxid:
             parent.pzxid = zxid
         owner = node.owner
@@ -262,6 +434,96 @@ class DataTree:
                 self.containers.discard(path)
             else:
                 self.ttls.discard(path)
+        if self._quota_roots or parent_path.startswith(_PROC_ZOOKEEPER):
+            self._quota_deleted(parent_path, name, path, node.data)
         events.append((_DELETED, path, node.acl))
         events.append((_CHILDREN, parent_path, parent.acl))
         return None
+
+    # --- quotas (DataTree.createNode/deleteNode/setData, updateQuotaStat) ----------
+
+    def _quota_created(self, parent_path, name, path, data) -> None:
+        if parent_path.startswith(_QUOTA_ZOOKEEPER):
+            if name == _LIMIT_NODE:
+                # ZooKeeper throws (and stops) on the root's own limits node,
+                # /zookeeper/quota/zookeeper_limits; zkpy ignores it.
+                self.quota.add(_quota.trim_quota_path(parent_path))
+            if name == _STAT_NODE:
+                self._update_quota_for_path(_quota.trim_quota_path(parent_path))
+        prefix = self.quota.max_prefix(path)
+        if prefix is not None:
+            self._update_quota_stat(prefix, len(data) if data else 0, 1)
+
+    def _quota_deleted(self, parent_path, name, path, data) -> None:
+        if name == _LIMIT_NODE and parent_path.startswith(_PROC_ZOOKEEPER) \
+                and len(parent_path) > len(_QUOTA_ZOOKEEPER):
+            # ZooKeeper tests for "/zookeeper" and cuts 16 characters, what
+            # ever they are (and throws where there are not 16).
+            self.quota.remove(_quota.trim_quota_path(parent_path))
+        prefix = self.quota.max_prefix(path)
+        if prefix is not None:
+            self._update_quota_stat(prefix, -len(data) if data else 0, -1)
+
+    def _quota_set_data(self, path, old, data) -> None:
+        prefix = self.quota.max_prefix(path)
+        if prefix is not None:
+            diff = (len(data) if data else 0) - (len(old) if old else 0)
+            self._update_quota_stat(prefix, diff, 0)
+
+    def _update_quota_stat(self, prefix, bytes_diff, count_diff) -> None:
+        """updateQuotaStat: add to the counts in prefix's zookeeper_stats."""
+        path = _quota.stat_path(prefix)
+        node = self.nodes.get(path)
+        if node is None:
+            log.error("Missing node for stat %s", path)
+            return
+        data = node.data
+        cached = self._quota_stats.get(path)
+        if cached is not None and cached[0] is data:
+            stats = cached[1]       # the text this tree wrote last: no need to parse it
+        else:
+            try:
+                stats = _quota.parse_stats(data)
+            except _quota.StatsParseError as e:
+                # ZooKeeper's apply throws here (and its server stops).
+                log.error("Cannot update quota stat %s: %s", path, e)
+                return
+        stats[_quota.COUNT] = stats.get(_quota.COUNT, -1) + count_diff
+        stats[_quota.BYTES] = stats.get(_quota.BYTES, -1) + bytes_diff
+        node.data = data = _quota.format_stats(stats)
+        self._quota_stats[path] = (data, stats)
+
+    def _update_quota_for_path(self, path) -> None:
+        """updateQuotaForPath: the stats node of quota root path gets the
+        subtree's count and bytes, counted afresh."""
+        count, size = _quota.subtree_counts(self.nodes, path)
+        spath = _quota.stat_path(path)
+        node = self.nodes.get(spath)
+        if node is None:
+            log.warning("Missing quota stat node %s", spath)
+            return
+        before = node_digest(spath, node) if self.digest_enabled else 0
+        node.data = f"count={count},bytes={size}".encode()
+        if self.digest_enabled:
+            self._node_digest_change(spath, node, before)   # 0: under /zookeeper/
+
+    def _setup_quota(self) -> None:
+        """setupQuota/traverseNode: every leaf under /zookeeper/quota whose path
+        ends in /zookeeper_limits names a quota root (the text between the
+        quota prefix and the first "/zookeeper_limits")."""
+        nodes = self.nodes
+        if _QUOTA_ZOOKEEPER not in nodes:
+            return
+        end = "/" + _LIMIT_NODE
+        stack = [_QUOTA_ZOOKEEPER]
+        while stack:
+            path = stack.pop()
+            node = nodes.get(path)
+            if node is None:
+                continue
+            if node.children:
+                stack.extend(path + "/" + c for c in node.children)
+            elif path.endswith(end):
+                real = path[len(_QUOTA_ZOOKEEPER):path.index(end)]
+                self._update_quota_for_path(real)
+                self.quota.add(real)

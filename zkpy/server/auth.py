@@ -23,7 +23,7 @@ def authenticate(server, conn, req) -> bytes:
     pkt = req.record
     scheme = pkt.scheme
     ids = conn.auth_ids
-    if scheme == "digest" and server.config.digest_enabled:
+    if scheme == "digest" and server.config.digest_auth_enabled:
         ident = digest_id((pkt.auth or b"").decode("utf-8", "replace"))
         if ("digest", ident) not in ids:
             ids.append(("digest", ident))

@@ -521,9 +521,13 @@ class ServerConfig:
     fsync_warning_threshold_ms: int = 1000
     extended_types_enabled: bool = False
     skip_acl: bool = False
-    enforce_quota: bool = False
+    enforce_quota: bool = False  # hard quota limits refused with QuotaExceeded
     super_digest: str | None = None  # "user:base64(sha1(user:password))"
-    digest_enabled: bool = True
+    digest_enabled: bool = True  # the data-tree digest (zookeeper.digest.enabled)
+    # The digest authentication scheme; its zoo.cfg key
+    # (DigestAuthenticationProvider.enabled) is wired with the auth work.
+    digest_auth_enabled: bool = True
+    audit_enable: bool = False  # audit log lines to the "zkpy.audit" logger
     readonly_mode_enabled: bool = False
     jute_maxbuffer: int = 0xFFFFF
     container_check_interval_ms: int = 60000
@@ -596,9 +600,12 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "fsync.warningthresholdms": ("fsync_warning_threshold_ms", _int64_decoded),
     "extendedTypesEnabled": ("extended_types_enabled", _java_bool),
     "skipACL": ("skip_acl", _yes),
-    "enforceQuota": ("enforce_quota", _java_bool),
+    # Boolean.parseBoolean in ZooKeeper (anything but "true" is false); zkpy
+    # takes only true/false for these, so that a typo does not switch quietly.
+    "enforceQuota": ("enforce_quota", _strict_bool),
     "DigestAuthenticationProvider.superDigest": ("super_digest", _text),
-    "digest.enabled": ("digest_enabled", _java_bool),
+    "digest.enabled": ("digest_enabled", _strict_bool),
+    "audit.enable": ("audit_enable", _strict_bool),
     "readonlymode.enabled": ("readonly_mode_enabled", _java_bool),
     "jute.maxbuffer": ("jute_maxbuffer", _int32_decoded),
     "znode.container.checkIntervalMs": ("container_check_interval_ms", _int32_decoded),
@@ -626,7 +633,7 @@ _RECOGNISED_KEYS = frozenset({
     "throttled_op_wait_time", "nio.numSelectorThreads", "nio.numWorkerThreads",
     "nio.directBufferBytes", "nio.shutdownTimeout", "watchManagerName",
     "sasl.serverconfig", "superUser", "X509AuthenticationProvider.superUser",
-    "jute.maxbuffer.extrasize", "digest.log.limit", "digest.log.interval",
+    "jute.maxbuffer.extrasize",
 })
 _RECOGNISED_PREFIXES = (
     "quorum.auth.", "jvm.pause.", "metricsProvider.", "multiAddress.", "admin.",

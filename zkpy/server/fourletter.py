@@ -16,8 +16,6 @@ Deliberate differences from Apache ZooKeeper (for docs/compatibility.md):
   * envi describes the Python process under ZooKeeper's java.* keys.
   * mntr prints the always-present keys (plus the quorum ones), not the
     hundreds of internal ZooKeeper metric summaries.
-  * hash prints nothing: zkpy keeps no digest log (a fresh ZooKeeper prints
-    nothing either until its first digest is logged).
   * the stmk/gtmk trace mask is per server object, not per process, and
     changes nothing else (zkpy has no ZooTrace).
 """
@@ -529,7 +527,7 @@ def _stmk(server, extra) -> str:
 def _hash(server, extra) -> str:
     if not server.serving:
         return ZK_NOT_SERVING   # DigestCommand uses print, not println
-    return ""   # "<hex zxid>: <digest>" lines, one per logged digest; zkpy logs none
+    return server.tree.digest_log.text()   # "<hex zxid>: <digest>" lines
 
 
 # word -> (handler, needs a serving server; if not, the reply is ZK_NOT_SERVING)

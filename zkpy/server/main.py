@@ -6,7 +6,9 @@ import logging
 import signal
 import sys
 
+from .audit import AuditLog
 from .config import ConfigError, load_config
+from ..datatree.tree import DataTree
 from ..storage.database import DataDirError
 from .listener import serve_forever
 
@@ -33,31 +35,49 @@ def main(argv=None) -> int:
     if config.client_port is None:
         print("zkpy-server: zoo.cfg: clientPort is not set", file=sys.stderr)
         return 2
+    # zookeeper.digest.enabled holds for the whole process, and for every
+    # tree it loads (snapshots included).
+    DataTree.digest_default = config.digest_enabled
+    audit = AuditLog() if config.audit_enable else None
     try:
         import uvloop
         runner = uvloop.run
     except ImportError:  # uvloop is a dependency; this keeps odd platforms alive
         runner = asyncio.run
     try:
-        runner(_serve(config))
+        runner(_serve(config, audit))
     except OSError as e:
+        if audit is not None:
+            audit.server_start_failed()
         print(f"zkpy-server: cannot listen on port {config.client_port}: {e}", file=sys.stderr)
         return 1
     except DataDirError as e:
+        if audit is not None:
+            audit.server_start_failed()
         print(f"zkpy-server: refusing to start: {e}", file=sys.stderr)
         return 3
     return 0
 
 
-async def _serve(config):
+async def _serve(config, audit=None):
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal():
+        if audit is not None and not stop.is_set():
+            audit.server_stop()   # "invoked": logged as the stop begins, as ZooKeeper does
+        stop.set()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     if config.is_standalone:
-        await serve_forever(config, stop)
+        await serve_forever(config, stop,
+                            on_ready=(lambda _: audit.server_start()) if audit else None)
     else:
         from .quorum import run_peer
+        if audit is not None:
+            # ZooKeeper logs it once its peer has started; run_peer has no
+            # hook for that yet.
+            audit.server_start()
         await run_peer(config, stop)
     log.info("zkpy stopped")
 

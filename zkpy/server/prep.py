@@ -16,6 +16,7 @@ from ..datatree.txn import CONTAINER_OWNER, MAX_TTL, owner_kind, ttl_owner
 from ..protocol.errors import Err, KeeperError, MarshallingError
 from ..protocol.opcodes import CREATE_OPS, CreateMode, Op, Perms
 from ..protocol.records import CreateRequest
+from .quota import QuotaChecker
 
 INT_MAX = 2**31 - 1
 
@@ -43,41 +44,50 @@ def _next_version(v: int) -> int:
     return -(2**31) if v == INT_MAX else v + 1
 
 
-class PendingNode:
-    """What prep needs to know of a node, as of the last prepped txn."""
-    __slots__ = ("version", "aversion", "creates", "num_children", "owner", "acl")
+_SAME = object()
 
-    def __init__(self, version, aversion, creates, num_children, owner, acl):
+
+class PendingNode:
+    """What prep needs to know of a node, as of the last prepped txn (its
+    data only for the quota check of a setData: ChangeRecord.data)."""
+    __slots__ = ("version", "aversion", "creates", "num_children", "owner", "acl", "data")
+
+    def __init__(self, version, aversion, creates, num_children, owner, acl, data=None):
         self.version = version
         self.aversion = aversion
         self.creates = creates
         self.num_children = num_children
         self.owner = owner
         self.acl = acl
+        self.data = data
 
     @classmethod
     def of(cls, node):
         return cls(node.version, node.aversion, node.creates, len(node.children),
-                   node.owner, node.acl)
+                   node.owner, node.acl, node.data)
 
-    def copy(self, version=None, aversion=None, creates=None, num_children=None, acl=None):
+    def copy(self, version=None, aversion=None, creates=None, num_children=None, acl=None,
+             data=_SAME):
         """This record with some fields changed (on the hot path: no **kwargs)."""
         return PendingNode(self.version if version is None else version,
                            self.aversion if aversion is None else aversion,
                            self.creates if creates is None else creates,
                            self.num_children if num_children is None else num_children,
                            self.owner,
-                           self.acl if acl is None else acl)
+                           self.acl if acl is None else acl,
+                           self.data if data is _SAME else data)
 
 
 _MISSING = object()
 
 
 class Prep:
-    def __init__(self, tree, extended_types_enabled=False, skip_acl=False):
+    def __init__(self, tree, extended_types_enabled=False, skip_acl=False, enforce_quota=False):
         self.tree = tree
         self.extended_types_enabled = extended_types_enabled
         self.skip_acl = skip_acl
+        # enforceQuota: ZooKeeperServer.checkQuota, None when off (no quota work).
+        self.quota = QuotaChecker() if enforce_quota else None
         self.outstanding: dict[str, tuple] = {}   # path -> (zxid, PendingNode | None)
         # (zxid, paths it changed) in zxid order: what applied() may forget.
         self.changes = collections.deque()
@@ -174,6 +184,8 @@ class Prep:
             raise KeeperError(Err.NODE_EXISTS)
         if parent.owner and owner_kind(parent.owner) == "ephemeral":
             raise KeeperError(Err.NO_CHILDREN_FOR_EPHEMERALS)
+        if self.quota is not None:
+            self.quota.check(self.tree, path, None, req.data, True)
         if op == Op.CREATE_CONTAINER:
             # ZooKeeper's data tree goes by the opcode, not the flags: every
             # createContainer makes a container (even with ephemeral flags),
@@ -188,7 +200,7 @@ class Prep:
         new_creates = creates + 1 if creates != INT_MAX else -(2**31)
         overlay[parent_path] = parent.copy(creates=new_creates,
                                            num_children=parent.num_children + 1)
-        overlay[path] = PendingNode(0, 0, 0, 0, owner, acl)
+        overlay[path] = PendingNode(0, 0, 0, 0, owner, acl, req.data)
         return (path, req.data, acl, owner, new_creates)
 
     def _delete(self, path, version, auth_ids, overlay):
@@ -233,10 +245,12 @@ class Prep:
         if node is None:
             raise KeeperError(Err.NO_NODE)
         self._check(node, Perms.WRITE, auth_ids)
+        if self.quota is not None:
+            self.quota.check(self.tree, path, node.data, req.data, False)
         if req.version != -1 and req.version != node.version:
             raise KeeperError(Err.BAD_VERSION)
         version = _next_version(node.version)
-        overlay[path] = node.copy(version=version)
+        overlay[path] = node.copy(version=version, data=req.data)
         return (path, req.data, version)
 
     def _set_acl(self, req, auth_ids, overlay):
@@ -278,6 +292,8 @@ class Prep:
             try:
                 bodies.append((op, self.prep_op(op, req, session_id, auth_ids, overlay,
                                                 check_session)))
+            except MarshallingError:
+                raise   # the whole request fails (an exception in ZooKeeper's prep)
             except KeeperError as e:
                 failed = [(Op.ERROR, (0,))] * i + [(Op.ERROR, (e.code,))]
                 failed += [(Op.ERROR, (Err.RUNTIME_INCONSISTENCY,))] * (len(ops) - i - 1)

@@ -31,6 +31,7 @@ from ..protocol.errors import Err, KeeperError
 from ..protocol.opcodes import CREATE_OPS, Op, Perms
 from ..session.tracker import SessionTracker, session_password
 from . import replies
+from .audit import AuditLog
 from .clock import REAL_CLOCK
 from .prep import Prep
 from .request import CONNECTING, NEW, Request
@@ -61,9 +62,12 @@ class ZooKeeperServer:
         self.clock = clock
         self.server_id = server_id
         self.tree = tree or DataTree()
+        self.tree.set_digest_enabled(config.digest_enabled)
         self.watches = WatchManager()
         self.skip_acl = config.skip_acl
-        self.prep = Prep(self.tree, config.extended_types_enabled, config.skip_acl)
+        self.prep = Prep(self.tree, config.extended_types_enabled, config.skip_acl,
+                         config.enforce_quota)
+        self.audit = AuditLog() if config.audit_enable else None   # audit.enable
         self.sessions = SessionTracker(server_id, config.tick_time, clock.now_ms(),
                                        clock.wall_ms())
         for sid, timeout in self.tree.sessions.items():
@@ -211,6 +215,8 @@ class ZooKeeperServer:
         if events:
             self.deliver(events)
         waiter = self.take_waiter((txn.session_id, txn.cxid))
+        if self.audit is not None:
+            self.audit.applied(txn, result, events, waiter)
         if waiter is not None:
             waiter.conn.txn_applied(waiter, txn, result)
         elif t == Op.CLOSE_SESSION:
@@ -365,6 +371,7 @@ class ZooKeeperServer:
     # --- a new tree (a follower synced by SNAP) -----------------------------------------
 
     def install_tree(self, tree):
+        tree.set_digest_enabled(self.config.digest_enabled)
         self.tree = tree
         self.prep.tree = tree
         self.prep.reset()

@@ -259,6 +259,7 @@ def _parse_body(reader, fmt, zxid, size, path) -> DataTree:
         # The checksum matched: a writer's bug, not a disk's.
         raise CorruptSnapshotError(f"{path}: invalid contents ({e!r})") from None
     tree.last_zxid = zxid
+    tree.loaded()   # quota roots and stats, the digest
     return tree
 
 

@@ -663,6 +663,7 @@ def snapshot_to_tree(snap: ZkSnapshot) -> DataTree:
                                        f"{parent_path} for {path}")
         tree.link(path, nodes[path], parent, name)
     tree.last_zxid = snap.zxid
+    tree.loaded()   # quota roots and stats (DataTree.setupQuota), the digest
     return tree
 
 
