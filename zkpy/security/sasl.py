@@ -237,6 +237,11 @@ def _authorizer(config) -> Callable[[str, str], str]:
 
 
 def _acceptor(krb, key: str):
+    try:
+        import gssapi  # noqa: F401  (the Python GSSAPI binding, optional)
+    except ImportError:
+        raise ConfigError("Kerberos needs the gssapi package (pip install gssapi)",
+                          key=key) from None
     from .sasl_gssapi import GssapiAcceptor
 
     if not krb.principal:
