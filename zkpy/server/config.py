@@ -524,9 +524,6 @@ class ServerConfig:
     enforce_quota: bool = False  # hard quota limits refused with QuotaExceeded
     super_digest: str | None = None  # "user:base64(sha1(user:password))"
     digest_enabled: bool = True  # the data-tree digest (zookeeper.digest.enabled)
-    # The digest authentication scheme; its zoo.cfg key
-    # (DigestAuthenticationProvider.enabled) is wired with the auth work.
-    digest_auth_enabled: bool = True
     audit_enable: bool = False  # audit log lines to the "zkpy.audit" logger
     readonly_mode_enabled: bool = False
     jute_maxbuffer: int = 0xFFFFF
@@ -535,6 +532,69 @@ class ServerConfig:
     container_max_never_used_interval_ms: int = 0
     sessionless_cnxn_timeout_ms: int = 10000
     max_cnxns: int = 0  # server-wide; 0 = unlimited
+    # --- security (issue 10): TLS, x509, SASL, enforce.auth; see the
+    # "Security keys" section below for each key's parsing.
+    secure_client_port: int | None = None
+    secure_client_port_address: str | None = None  # None -> all interfaces
+    client_port_unification: bool = False
+    quorum_port_unification: bool = False  # zoo.cfg's plain "portUnification"
+    server_cnxn_factory: str | None = None
+    # ssl.* (client port) and ssl.quorum.* (quorum links): see zkpy.security.tls
+    ssl_keystore_location: str | None = None
+    ssl_keystore_password: str = ""
+    ssl_keystore_password_path: str | None = None
+    ssl_keystore_type: str | None = None  # PEM / JKS / PKCS12 / BCFKS; None -> from the extension
+    ssl_truststore_location: str | None = None
+    ssl_truststore_password: str = ""
+    ssl_truststore_password_path: str | None = None
+    ssl_truststore_type: str | None = None
+    ssl_client_auth: str = "need"  # none / want / need
+    ssl_protocol: str = "TLSv1.2"
+    ssl_enabled_protocols: tuple[str, ...] | None = None  # None -> (ssl_protocol,)
+    ssl_ciphersuites: tuple[str, ...] | None = None  # Java names; None -> ZooKeeper's defaults
+    ssl_hostname_verification: bool = True
+    ssl_handshake_detection_timeout_ms: int = 5000
+    ssl_auth_provider: str = "x509"
+    ssl_quorum_keystore_location: str | None = None
+    ssl_quorum_keystore_password: str = ""
+    ssl_quorum_keystore_password_path: str | None = None
+    ssl_quorum_keystore_type: str | None = None
+    ssl_quorum_truststore_location: str | None = None
+    ssl_quorum_truststore_password: str = ""
+    ssl_quorum_truststore_password_path: str | None = None
+    ssl_quorum_truststore_type: str | None = None
+    ssl_quorum_client_auth: str = "need"
+    ssl_quorum_protocol: str = "TLSv1.2"
+    ssl_quorum_enabled_protocols: tuple[str, ...] | None = None
+    ssl_quorum_ciphersuites: tuple[str, ...] | None = None
+    ssl_quorum_hostname_verification: bool = True
+    ssl_quorum_handshake_detection_timeout_ms: int = 5000
+    ssl_quorum: bool = False
+    ssl_quorum_reload_cert_files: bool = False
+    x509_super_user: str | None = None
+    # authProvider.<name> -> Java class name, as written (plus the x509
+    # provider ZooKeeper registers by itself when a secure client port is on).
+    auth_providers: dict[str, str] = field(default_factory=dict)
+    jaas_config: Path | None = None  # java.security.auth.login.config
+    sasl_server_login_context: str = "Server"  # sasl.serverconfig
+    kerberos_remove_host_from_principal: bool = False
+    kerberos_remove_realm_from_principal: bool = False
+    kerberos_auth_to_local: str = "DEFAULT"  # security.auth_to_local
+    sasl_super_users: frozenset[str] = frozenset()  # superUser and superUser.*
+    sasl_super_password: str | None = None  # SASLAuthenticationProvider.superPassword
+    sasl_let_any_user_do_x: str | None = None  # letAnySaslUserDoX
+    allow_sasl_failed_clients: bool = False
+    session_require_client_sasl_auth: bool = False
+    enforce_auth_enabled: bool = False
+    enforce_auth_schemes: tuple[str, ...] = ()
+    quorum_auth_enable_sasl: bool = False
+    quorum_auth_learner_require_sasl: bool = False
+    quorum_auth_server_require_sasl: bool = False
+    quorum_auth_learner_login_context: str = "QuorumLearner"
+    quorum_auth_server_login_context: str = "QuorumServer"
+    quorum_auth_kerberos_service_principal: str = "zkquorum/localhost"
+    digest_auth_enabled: bool = True  # DigestAuthenticationProvider.enabled
+    digest_auth_alg: str = "SHA1"  # DigestAuthenticationProvider.digestAlg, as written
     servers: dict[int, ServerSpec] = field(default_factory=dict)
     my_id: int | None = None  # only read in quorum mode
     extra: dict[str, str] = field(default_factory=dict)  # normalised key -> value
@@ -619,27 +679,327 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
 # ZooKeeper keys zkpy has no typed field for: kept in `extra` but not
 # reported as unknown (that list is meant to catch typos).
 _RECOGNISED_KEYS = frozenset({
-    "localSessionsEnabled", "localSessionsUpgradingEnabled", "secureClientPort",
-    "secureClientPortAddress", "observerMasterPort",
-    "connectToLearnerMasterLimit", "quorumListenOnAllIPs", "sslQuorum",
-    "portUnification", "sslQuorumReloadCertFiles", "quorum.cnxn.threads.size",
-    "oraclePath", "version", "serverCnxnFactory",
-    "DigestAuthenticationProvider.digestAlg", "maxResponseCacheSize",
+    "localSessionsEnabled", "localSessionsUpgradingEnabled",
+    "observerMasterPort",
+    "connectToLearnerMasterLimit", "quorumListenOnAllIPs",
+    "quorum.cnxn.threads.size",
+    "oraclePath", "version", "maxResponseCacheSize",
     "maxGetChildrenResponseCacheSize", "snapSizeLimitInKb", "txnLogSizeLimitInKb",
     "commitLogCount", "flushDelay", "maxWriteQueuePollTime", "maxBatchSize",
     "requestThrottleLimit", "requestThrottleStallTime", "requestThrottleDropStale",
-    "closeSessionTxn.enabled", "allowSaslFailedClients", "enableEagerACLCheck",
+    "closeSessionTxn.enabled", "enableEagerACLCheck",
     "largeRequestMaxBytes", "largeRequestThreshold", "intBufferStartingSizeBytes",
     "throttled_op_wait_time", "nio.numSelectorThreads", "nio.numWorkerThreads",
     "nio.directBufferBytes", "nio.shutdownTimeout", "watchManagerName",
-    "sasl.serverconfig", "superUser", "X509AuthenticationProvider.superUser",
     "jute.maxbuffer.extrasize",
+    "fips-mode", "requireKerberosConfig", "superUser",
 })
 _RECOGNISED_PREFIXES = (
     "quorum.auth.", "jvm.pause.", "metricsProvider.", "multiAddress.", "admin.",
     "authProvider.", "ssl.", "enforce.auth.", "connection_throttle_", "learner.",
-    "leader.", "kerberos.", "netty.", "audit.", "request_throttle",
+    "leader.", "kerberos.", "netty.", "audit.", "request_throttle", "superUser.",
 )
+
+
+# ---------------------------------------------------------------------------
+# Security keys (issue 10): TLS, x509, SASL, Kerberos names, enforce.auth.
+#
+# ZooKeeper reads most of these as system properties, each with its own
+# notion of a boolean: QuorumPeerConfig's own keys (sslQuorum, portUnification,
+# quorum.auth.*) take only true/false; ZKConfig.getBoolean and
+# Boolean.parseBoolean treat anything but "true" as false; Boolean.getBoolean
+# (client.portUnification, allowSaslFailedClients) likewise; the Kerberos
+# principal switches compare with "true" case-sensitively.  The SSL values
+# that ZooKeeper only checks when it builds an SSLContext (store types,
+# clientAuth, protocols) are checked here, so that a typo stops the server
+# at startup with a line naming the key instead of failing each handshake.
+# ---------------------------------------------------------------------------
+
+_STORE_TYPES = ("JKS", "PEM", "PKCS12", "BCFKS")
+_CLIENT_AUTH = ("none", "want", "need")
+# What SSLContext.getInstance accepts on the JDK (ssl.protocol); zkpy builds
+# a context for each with the same minimum version.
+_SSL_PROTOCOLS = ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "TLS", "SSLv3", "SSL")
+# What SSLParameters.setProtocols accepts (ssl.enabledProtocols).
+_ENABLED_PROTOCOLS = ("TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3", "SSLv2Hello")
+# MessageDigest names the JDK knows (DigestAuthenticationProvider.digestAlg),
+# upper-cased -> hashlib name.  Java looks algorithm names up case-insensitively.
+_DIGEST_ALGS = {
+    "SHA1": "sha1", "SHA-1": "sha1", "SHA": "sha1", "MD5": "md5", "MD2": None,
+    "SHA-224": "sha224", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512",
+    "SHA-512/224": "sha512_224", "SHA-512/256": "sha512_256",
+    "SHA3-224": "sha3_224", "SHA3-256": "sha3_256", "SHA3-384": "sha3_384",
+    "SHA3-512": "sha3_512",
+}
+_SERVER_CNXN_FACTORIES = (
+    "org.apache.zookeeper.server.NIOServerCnxnFactory",
+    "org.apache.zookeeper.server.NettyServerCnxnFactory",
+)
+X509_PROVIDER_CLASS = "org.apache.zookeeper.server.auth.X509AuthenticationProvider"
+
+
+def _optional_text(key: str, value: str) -> str | None:
+    # ZooKeeper's getProperty(key, "") followed by isEmpty(): empty means unset.
+    return value or None
+
+
+def _store_type(key: str, value: str) -> str | None:
+    # KeyStoreFileType.fromPropertyValue: empty -> guess from the file name,
+    # otherwise valueOf(toUpperCase()).
+    if not value:
+        return None
+    upper = value.upper()
+    if upper not in _STORE_TYPES:
+        raise ConfigError(
+            f"unknown store type {value!r} (expected one of {', '.join(_STORE_TYPES)})", key=key
+        )
+    return upper
+
+
+def _client_auth(key: str, value: str) -> str:
+    # X509Util.ClientAuth.fromPropertyValue: empty -> NEED; case-insensitive.
+    if not value:
+        return "need"
+    lowered = value.lower()
+    if lowered not in _CLIENT_AUTH:
+        raise ConfigError(f"expected none, want or need, got {value!r}", key=key)
+    return lowered
+
+
+def _ssl_protocol(key: str, value: str) -> str:
+    if value not in _SSL_PROTOCOLS:
+        raise ConfigError(
+            f"unsupported protocol {value!r} (expected one of {', '.join(_SSL_PROTOCOLS)})",
+            key=key,
+        )
+    return value
+
+
+def _enabled_protocols(key: str, value: str) -> tuple[str, ...]:
+    # Java splits on "," without trimming; we trim, which only forgives blanks.
+    names = tuple(p.strip() for p in value.split(","))
+    for name in names:
+        if name not in _ENABLED_PROTOCOLS:
+            raise ConfigError(
+                f"unsupported protocol {name!r} (expected names such as TLSv1.2, TLSv1.3)",
+                key=key,
+            )
+    return names
+
+
+def _ciphersuites(key: str, value: str) -> tuple[str, ...]:
+    from ..security.ciphers import openssl_cipher_name  # no cycle: ciphers has no imports
+
+    names = tuple(p.strip() for p in value.split(",") if p.strip())
+    if not names:
+        raise ConfigError("must name at least one cipher suite", key=key)
+    for name in names:
+        if openssl_cipher_name(name) is None:
+            raise ConfigError(f"unknown or unsupported cipher suite {name!r}", key=key)
+    return names
+
+
+def _positive_or_default_5000(key: str, value: str) -> int:
+    # SSLContextAndOptions: Integer.parseInt, and values < 1 fall back to 5000.
+    number = _parse_int(key, value)
+    return number if number >= 1 else 5000
+
+
+def _exactly_true(key: str, value: str) -> bool:
+    # SaslServerCallbackHandler: "true".equals(System.getProperty(...)).
+    return value == "true"
+
+
+def _secure_port(key: str, value: str) -> int | None:
+    # QuorumPeerConfig reads it with parseInt; like clientPort we keep 0 as
+    # "bind an ephemeral port" (useful in tests) rather than "not set".
+    return _port(key, value)
+
+
+def _server_cnxn_factory(key: str, value: str) -> str:
+    # zkpy has one connection factory; both of ZooKeeper's names are accepted.
+    # Any other class would make ZooKeeper fail to start (Class.forName).
+    if value not in _SERVER_CNXN_FACTORIES:
+        raise ConfigError(
+            f"unknown connection factory {value!r} (expected "
+            f"{' or '.join(_SERVER_CNXN_FACTORIES)})",
+            key=key,
+        )
+    return value
+
+
+def _digest_alg(key: str, value: str) -> str:
+    if hashlib_name(value) is None:
+        raise ConfigError(f"unsupported digest algorithm {value!r}", key=key)
+    return value
+
+
+def hashlib_name(digest_alg: str) -> str | None:
+    """The hashlib name for a Java MessageDigest name, or None if unsupported."""
+    name = _DIGEST_ALGS.get(digest_alg.upper())
+    if name is None:
+        return None
+    import hashlib
+
+    return name if name in hashlib.algorithms_available else None
+
+
+def _auth_schemes(key: str, value: str) -> tuple[str, ...]:
+    # AuthenticationHelper: split(",") and trim each; empty pieces are kept
+    # (and then fail the "is a provider registered" check, as in ZooKeeper).
+    return tuple(p.strip() for p in value.split(","))
+
+
+def _auth_to_local(key: str, value: str) -> str:
+    from ..security.kerberos_name import parse_rules
+
+    try:
+        parse_rules(value)
+    except ValueError as e:
+        raise ConfigError(str(e), key=key) from None
+    return value
+
+
+def _ssl_fields(prefix: str, field_prefix: str) -> dict[str, tuple[str, Callable[[str, str], object]]]:
+    return {
+        f"{prefix}keyStore.location": (f"{field_prefix}keystore_location", _optional_text),
+        f"{prefix}keyStore.password": (f"{field_prefix}keystore_password", _text),
+        f"{prefix}keyStore.passwordPath": (f"{field_prefix}keystore_password_path", _optional_text),
+        f"{prefix}keyStore.type": (f"{field_prefix}keystore_type", _store_type),
+        f"{prefix}trustStore.location": (f"{field_prefix}truststore_location", _optional_text),
+        f"{prefix}trustStore.password": (f"{field_prefix}truststore_password", _text),
+        f"{prefix}trustStore.passwordPath": (
+            f"{field_prefix}truststore_password_path", _optional_text),
+        f"{prefix}trustStore.type": (f"{field_prefix}truststore_type", _store_type),
+        f"{prefix}clientAuth": (f"{field_prefix}client_auth", _client_auth),
+        f"{prefix}protocol": (f"{field_prefix}protocol", _ssl_protocol),
+        f"{prefix}enabledProtocols": (f"{field_prefix}enabled_protocols", _enabled_protocols),
+        f"{prefix}ciphersuites": (f"{field_prefix}ciphersuites", _ciphersuites),
+        f"{prefix}hostnameVerification": (f"{field_prefix}hostname_verification", _java_bool),
+        f"{prefix}handshakeDetectionTimeoutMillis": (
+            f"{field_prefix}handshake_detection_timeout_ms", _positive_or_default_5000),
+    }
+
+
+_SECURITY_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "secureClientPort": ("secure_client_port", _secure_port),
+    "secureClientPortAddress": ("secure_client_port_address", _bind_host),
+    "client.portUnification": ("client_port_unification", _java_bool),
+    "portUnification": ("quorum_port_unification", _strict_bool),
+    "serverCnxnFactory": ("server_cnxn_factory", _server_cnxn_factory),
+    **_ssl_fields("ssl.", "ssl_"),
+    **_ssl_fields("ssl.quorum.", "ssl_quorum_"),
+    "ssl.authProvider": ("ssl_auth_provider", _text),
+    "sslQuorum": ("ssl_quorum", _strict_bool),
+    "sslQuorumReloadCertFiles": ("ssl_quorum_reload_cert_files", _strict_bool),
+    "X509AuthenticationProvider.superUser": ("x509_super_user", _optional_text),
+    "java.security.auth.login.config": ("jaas_config", _path),
+    "sasl.serverconfig": ("sasl_server_login_context", _text),
+    "kerberos.removeHostFromPrincipal": ("kerberos_remove_host_from_principal", _exactly_true),
+    "kerberos.removeRealmFromPrincipal": ("kerberos_remove_realm_from_principal", _exactly_true),
+    "security.auth_to_local": ("kerberos_auth_to_local", _auth_to_local),
+    "SASLAuthenticationProvider.superPassword": ("sasl_super_password", _text),
+    "letAnySaslUserDoX": ("sasl_let_any_user_do_x", _text),
+    "allowSaslFailedClients": ("allow_sasl_failed_clients", _java_bool),
+    "sessionRequireClientSASLAuth": ("session_require_client_sasl_auth", _java_bool),
+    "enforce.auth.enabled": ("enforce_auth_enabled", _java_bool),
+    "enforce.auth.schemes": ("enforce_auth_schemes", _auth_schemes),
+    "quorum.auth.enableSasl": ("quorum_auth_enable_sasl", _strict_bool),
+    "quorum.auth.learnerRequireSasl": ("quorum_auth_learner_require_sasl", _strict_bool),
+    "quorum.auth.serverRequireSasl": ("quorum_auth_server_require_sasl", _strict_bool),
+    "quorum.auth.learner.saslLoginContext": ("quorum_auth_learner_login_context", _text),
+    "quorum.auth.server.saslLoginContext": ("quorum_auth_server_login_context", _text),
+    "quorum.auth.kerberos.servicePrincipal": ("quorum_auth_kerberos_service_principal", _text),
+    "DigestAuthenticationProvider.enabled": ("digest_auth_enabled", _java_bool),
+    "DigestAuthenticationProvider.digestAlg": ("digest_auth_alg", _digest_alg),
+}
+_FIELDS.update(_SECURITY_FIELDS)
+
+
+def _check_security(config: "ServerConfig", written: dict[str, str]) -> None:
+    """Cross-key rules and the keys collected by prefix (authProvider.*, superUser.*)."""
+    for norm, value in config.extra.items():
+        if norm.startswith("authProvider."):
+            config.auth_providers[norm[len("authProvider."):]] = value
+    config.sasl_super_users = frozenset(
+        value for norm, value in config.extra.items()
+        if norm == "superUser" or norm.startswith("superUser.")
+    )
+    if config.secure_client_port_address is not None and config.secure_client_port is None:
+        raise ConfigError(
+            "is set but secureClientPort is not set",
+            key=_key(written, "secureClientPortAddress"),
+        )
+    if config.secure_client_port is not None or config.client_port_unification:
+        _configure_ssl_auth(config, written)
+    # QuorumPeerConfig's consistency rules for quorum SASL.
+    enable, learner, server = (
+        config.quorum_auth_enable_sasl,
+        config.quorum_auth_learner_require_sasl,
+        config.quorum_auth_server_require_sasl,
+    )
+    if not enable and server:
+        raise ConfigError(
+            "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.serverRequireSasl",
+            key=_key(written, "quorum.auth.serverRequireSasl"),
+        )
+    if not enable and learner:
+        raise ConfigError(
+            "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.learnerRequireSasl",
+            key=_key(written, "quorum.auth.learnerRequireSasl"),
+        )
+    if not learner and server:
+        raise ConfigError(
+            "quorum.auth.learnerRequireSasl is disabled, so cannot enable "
+            "quorum.auth.serverRequireSasl",
+            key=_key(written, "quorum.auth.serverRequireSasl"),
+        )
+    _check_enforce_auth(config, written)
+
+
+def _configure_ssl_auth(config: "ServerConfig", written: dict[str, str]) -> None:
+    """QuorumPeerConfig.configureSSLAuth: with a secure client port, the scheme
+    named by ssl.authProvider (default x509) needs a provider registered as
+    authProvider.<scheme>; for x509 ZooKeeper registers its own."""
+    scheme = config.ssl_auth_provider
+    if scheme in config.auth_providers:
+        return
+    if scheme == "x509":
+        config.auth_providers["x509"] = X509_PROVIDER_CLASS
+        return
+    raise ConfigError(
+        f"no auth provider configured for the SSL authentication scheme {scheme!r} "
+        f"(expected authProvider.{scheme}=<class>)",
+        key=_key(written, "ssl.authProvider"),
+    )
+
+
+def _check_enforce_auth(config: "ServerConfig", written: dict[str, str]) -> None:
+    """AuthenticationHelper's startup checks.  sessionRequireClientSASLAuth
+    overrides the enforce.auth.* keys with enforcement of the sasl scheme."""
+    from ..security.providers import registered_schemes
+
+    if config.session_require_client_sasl_auth:
+        enabled, schemes = True, ("sasl",)
+        key = _key(written, "sessionRequireClientSASLAuth")
+    else:
+        enabled, schemes = config.enforce_auth_enabled, config.enforce_auth_schemes
+        key = _key(written, "enforce.auth.schemes")
+    if not enabled:
+        return
+    if not schemes:
+        raise ConfigError(
+            "enforce.auth.enabled is true, so enforce.auth.schemes must be configured",
+            key=_key(written, "enforce.auth.enabled"),
+        )
+    available = registered_schemes(config)
+    for scheme in schemes:
+        if scheme not in available:
+            raise ConfigError(
+                f"authentication scheme {scheme!r} is not available "
+                f"(registered: {', '.join(sorted(available))})",
+                key=key,
+            )
 
 
 def normalize_key(key: str) -> str:
@@ -739,6 +1099,7 @@ def _parse_config(text: str, base_dir: str | Path | None) -> ServerConfig:
     _check_client_address(config, written)
     _apply_minimums(config, written)
     config.four_letter_whitelist = _complete_whitelist(config)
+    _check_security(config, written)
     _check_server_list(config, written)
     if not config.is_standalone:
         _setup_quorum_member(config, written)

@@ -1,0 +1,338 @@
+"""Client SASL (opcode 102), quorum SASL, and enforce.auth -- sans I/O.
+
+Client SASL, as ZooKeeperServer.processSasl does it:
+
+* :meth:`SaslServerFactory.from_config` is ServerCnxnFactory.configureSaslLogin:
+  with no JAAS file there is no SASL (each opcode 102 request is answered
+  OK with a null token, the reply ZooKeeper sends when the connection has no
+  SaslServer); with a JAAS file, its ``Server`` section (sasl.serverconfig)
+  chooses GSSAPI when it has a Krb5LoginModule, DIGEST-MD5 otherwise.  A
+  JAAS file without that section also means no SASL (ZooKeeper says nothing;
+  we return a warning).  An unreadable file, a syntax error or a keytab that
+  gives no key is a ConfigError naming java.security.auth.login.config.
+* Each connection gets a :class:`SaslSession` (ZooKeeper creates the
+  SaslServer with the connection); each opcode 102 request's token goes to
+  :meth:`SaslSession.handle`, whose :class:`SaslReply` says what to send:
+  a reply header (xid of the request, zxid 0, ``err``) followed by a
+  SetSASLResponse record (one jute buffer, ``token``; None is length -1),
+  both also on failure; the ids to add to the connection once the exchange
+  completes -- ``("sasl", id)`` and ``("super", "")`` when the id is one of
+  the zookeeper.superUser[.*] values; and whether to close the connection
+  after the reply is flushed (ZooKeeper's sendCloseSession: the connection
+  goes, the session stays until it expires).
+* A failed exchange answers AUTHFAILED and closes, or
+  SESSIONCLOSEDREQUIRESASLAUTH and closes when SASL is required
+  (enforce.auth with the sasl scheme), or -- with allowSaslFailedClients and
+  SASL not required -- answers OK with a null token and keeps the connection.
+  Any token after completion is a failure (the JDK mechanisms refuse it).
+
+enforce.auth (AuthenticationHelper): :class:`AuthEnforcer` answers whether a
+connection's ids satisfy enforce.auth.schemes.  Every request other than
+auth (100) and sasl (102) -- pings included -- is checked before it reaches
+prep; a connection that fails gets a reply header with
+SESSIONCLOSEDREQUIRESASLAUTH (-124) and no body, then is closed.
+
+Quorum SASL (SaslQuorumAuthServer / SaslQuorumAuthLearner): DIGEST-MD5 with
+protocol "zookeeper-quorum" and server name "zk-quorum-sasl-md5", sections
+QuorumServer / QuorumLearner; see :class:`QuorumAuthServer` and
+:class:`QuorumAuthLearner`.  The statuses are ZooKeeper's (0 in progress,
+1 success, -1 error); how they travel is the peer transport's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..protocol.errors import Err
+from ..protocol.jute import Writer
+from ..server.config import ConfigError
+from .jaas import JAAS_KEY, JaasConfig, load_jaas
+from .kerberos_name import default_realm, parse_rules, sasl_authorized_id
+from .sasl_digest import (
+    CLIENT_PROTOCOL,
+    CLIENT_SERVER_NAME,
+    QUORUM_PROTOCOL,
+    QUORUM_SERVER_NAME,
+    DigestMD5Client,
+    DigestMD5Server,
+    SaslAuthFailed,
+)
+
+__all__ = [
+    "SaslReply",
+    "SaslSession",
+    "SaslServerFactory",
+    "sasl_reply_frame",
+    "sasl_matches",
+    "AuthEnforcer",
+    "QuorumAuthServer",
+    "QuorumAuthLearner",
+    "QUORUM_IN_PROGRESS",
+    "QUORUM_SUCCESS",
+    "QUORUM_ERROR",
+    "QUORUM_MAX_RETRIES",
+]
+
+QUORUM_IN_PROGRESS, QUORUM_SUCCESS, QUORUM_ERROR = 0, 1, -1
+QUORUM_MAX_RETRIES = 5
+
+
+@dataclass
+class SaslReply:
+    err: int = 0
+    token: bytes | None = None
+    close: bool = False
+    auth_ids: list[tuple[str, str]] = field(default_factory=list)
+    complete: bool = False
+    failure: str = ""  # why, for the log
+
+
+def sasl_reply_frame(xid: int, reply: SaslReply) -> bytes:
+    """The whole reply frame (length prefix, ReplyHeader, SetSASLResponse)."""
+    w = Writer()
+    w.int(xid)
+    w.long(0)
+    w.int(reply.err)
+    w.buffer(reply.token)
+    body = bytes(w.out)
+    return len(body).to_bytes(4, "big") + body
+
+
+def sasl_matches(ident: str, acl_expr: str, let_any_user_do_x: str | None = None) -> bool:
+    """SASLAuthenticationProvider.matches: the id "super", an exact match, or
+    any id when the ACL names zookeeper.letAnySaslUserDoX's value."""
+    if ident == "super" or ident == acl_expr:
+        return True
+    return let_any_user_do_x is not None and acl_expr == let_any_user_do_x
+
+
+class AuthEnforcer:
+    """AuthenticationHelper: enforce.auth.* and sessionRequireClientSASLAuth."""
+
+    ERROR = Err.SESSION_CLOSED_REQUIRE_SASL_AUTH
+
+    def __init__(self, enabled: bool, schemes: tuple[str, ...]):
+        self.enabled = enabled
+        self.schemes = frozenset(schemes)
+        self.sasl_required = enabled and "sasl" in self.schemes
+
+    @classmethod
+    def from_config(cls, config) -> "AuthEnforcer":
+        # config's _check_enforce_auth has already refused unknown schemes.
+        if config.session_require_client_sasl_auth:
+            return cls(True, ("sasl",))
+        return cls(config.enforce_auth_enabled, config.enforce_auth_schemes)
+
+    def allows(self, auth_ids) -> bool:
+        """True if requests may proceed: enforcement off, or some id's scheme
+        is one of enforce.auth.schemes."""
+        if not self.enabled:
+            return True
+        return any(scheme in self.schemes for scheme, _ in auth_ids)
+
+
+class SaslSession:
+    """One connection's SASL exchange (ZooKeeperSaslServer + processSasl)."""
+
+    def __init__(self, factory: "SaslServerFactory | None"):
+        self._factory = factory
+        self._mech = factory._new_mechanism() if factory is not None else None
+        self.authorization_id: str | None = None
+
+    def handle(self, token: bytes | None) -> SaslReply:
+        if self._mech is None:
+            return SaslReply()  # no SASL configured: OK, null token
+        f = self._factory
+        try:
+            challenge, complete = self._mech.step(token or b"")
+        except SaslAuthFailed as e:
+            if f.allow_failed_clients and not f.sasl_required:
+                return SaslReply(failure=str(e))
+            err = Err.SESSION_CLOSED_REQUIRE_SASL_AUTH if f.sasl_required else Err.AUTH_FAILED
+            return SaslReply(err=err, close=True, failure=str(e))
+        reply = SaslReply(token=challenge)
+        if complete:
+            ident = self._mech.authorization_id
+            self.authorization_id = ident
+            reply.complete = True
+            reply.auth_ids.append(("sasl", ident))
+            if ident and ident in f.super_users:
+                reply.auth_ids.append(("super", ""))
+        return reply
+
+
+class SaslServerFactory:
+    """Built once at startup; hands each connection a SaslSession."""
+
+    def __init__(self, new_mechanism: Callable[[], object], *, mechanism: str,
+                 super_users=frozenset(), allow_failed_clients: bool = False,
+                 sasl_required: bool = False):
+        self._new_mechanism = new_mechanism
+        self.mechanism = mechanism
+        self.super_users = frozenset(super_users)
+        self.allow_failed_clients = allow_failed_clients
+        self.sasl_required = sasl_required
+
+    def new_session(self) -> SaslSession:
+        return SaslSession(self)
+
+    @staticmethod
+    def no_sasl_session() -> SaslSession:
+        return SaslSession(None)
+
+    @classmethod
+    def from_config(cls, config, warnings: list[str] | None = None) -> "SaslServerFactory | None":
+        if config.jaas_config is None:
+            return None
+        jaas = load_jaas(config.jaas_config)
+        section = config.sasl_server_login_context
+        if not jaas.has(section):
+            if warnings is not None:
+                warnings.append(
+                    f"{config.jaas_config} has no '{section}' section: client SASL is off")
+            return None
+        entries = jaas.section(section)
+        authorize = _authorizer(config)
+        common = dict(
+            super_users=config.sasl_super_users,
+            allow_failed_clients=config.allow_sasl_failed_clients,
+            sasl_required=AuthEnforcer.from_config(config).sasl_required,
+        )
+        krb = JaasConfig.kerberos_login(entries)
+        if krb is not None:
+            acceptor = _acceptor(krb, JAAS_KEY)
+
+            def gssapi_mech():
+                from .sasl_gssapi import GssapiServer
+
+                return GssapiServer(acceptor, authorize)
+
+            return cls(gssapi_mech, mechanism="GSSAPI", **common)
+        credentials = JaasConfig.digest_credentials(entries)
+        super_password = config.sasl_super_password
+
+        def digest_mech():
+            return DigestMD5Server(credentials, protocol=CLIENT_PROTOCOL,
+                                   server_name=CLIENT_SERVER_NAME,
+                                   super_password=super_password, authorize=authorize)
+
+        return cls(digest_mech, mechanism="DIGEST-MD5", **common)
+
+
+def _authorizer(config) -> Callable[[str, str], str]:
+    """SaslServerCallbackHandler.handleAuthorizeCallback with this config."""
+    rules = parse_rules(config.kerberos_auth_to_local)
+    realm = default_realm()
+
+    def authorize(authentication_id: str, authorization_id: str) -> str:
+        return sasl_authorized_id(
+            authentication_id, authorization_id,
+            remove_host=config.kerberos_remove_host_from_principal,
+            remove_realm=config.kerberos_remove_realm_from_principal,
+            rules=rules, realm_default=realm,
+        )
+
+    return authorize
+
+
+def _acceptor(krb, key: str):
+    try:
+        import gssapi  # noqa: F401  (the Python GSSAPI binding, optional)
+    except ImportError:
+        raise ConfigError("Kerberos needs the gssapi package (pip install gssapi)",
+                          key=key) from None
+    from .sasl_gssapi import GssapiAcceptor
+
+    if not krb.principal:
+        raise ConfigError("Krb5LoginModule has no principal option", key=key)
+    if "/" not in krb.principal.split("@", 1)[0]:
+        # SecurityUtils.createSaslServer splits service/host; ZooKeeper logs an
+        # error and gives connections no SaslServer.  Refuse it at startup.
+        raise ConfigError(
+            f"the server principal {krb.principal!r} must be service/host@REALM", key=key)
+    try:
+        return GssapiAcceptor(krb.principal, krb.keytab)
+    except ValueError as e:
+        raise ConfigError(f"Kerberos login failed: {e}", key=key) from None
+
+
+# --- quorum SASL -------------------------------------------------------------------------------
+
+
+class QuorumAuthServer:
+    """The leader/listener side of quorum SASL for one learner connection."""
+
+    def __init__(self, credentials: dict[str, str], require: bool):
+        self._credentials = credentials
+        self.require = require
+
+    @classmethod
+    def from_config(cls, config) -> "QuorumAuthServer | None":
+        """None unless quorum.auth.enableSasl.  The QuorumServer section must
+        exist (SaslQuorumAuthServer refuses to start without it)."""
+        if not config.quorum_auth_enable_sasl:
+            return None
+        key = "quorum.auth.server.saslLoginContext"
+        if config.jaas_config is None:
+            raise ConfigError(
+                "quorum.auth.enableSasl is true but no JAAS file is configured", key=JAAS_KEY)
+        jaas = load_jaas(config.jaas_config)
+        entries = jaas.section(config.quorum_auth_server_login_context, key=key)
+        if JaasConfig.kerberos_login(entries, key=key) is not None:
+            raise ConfigError("Kerberos quorum authentication is not supported yet", key=key)
+        creds = JaasConfig.digest_credentials(entries, digest_modules_only=True)
+        return cls(creds, config.quorum_auth_server_require_sasl)
+
+    def new_exchange(self) -> "QuorumExchange":
+        return QuorumExchange(DigestMD5Server(
+            self._credentials, protocol=QUORUM_PROTOCOL, server_name=QUORUM_SERVER_NAME))
+
+
+class QuorumExchange:
+    """One learner's authentication: feed tokens, send (status, token) back."""
+
+    def __init__(self, mech: DigestMD5Server):
+        self._mech = mech
+        self._tries = 0
+        self.authenticated = False
+
+    def handle(self, token: bytes) -> tuple[int, bytes]:
+        try:
+            challenge, complete = self._mech.step(token)
+        except SaslAuthFailed:
+            return QUORUM_ERROR, b""
+        if complete:
+            self.authenticated = True
+            return QUORUM_SUCCESS, challenge or b""
+        self._tries += 1
+        if self._tries > QUORUM_MAX_RETRIES:
+            return QUORUM_ERROR, challenge or b""
+        return QUORUM_IN_PROGRESS, challenge or b""
+
+
+class QuorumAuthLearner:
+    """The learner side: make a DIGEST-MD5 client from the QuorumLearner section."""
+
+    def __init__(self, username: str, password: str, require: bool):
+        self._username, self._password = username, password
+        self.require = require
+
+    @classmethod
+    def from_config(cls, config) -> "QuorumAuthLearner | None":
+        if not config.quorum_auth_enable_sasl:
+            return None
+        key = "quorum.auth.learner.saslLoginContext"
+        if config.jaas_config is None:
+            raise ConfigError(
+                "quorum.auth.enableSasl is true but no JAAS file is configured", key=JAAS_KEY)
+        jaas = load_jaas(config.jaas_config)
+        entries = jaas.section(config.quorum_auth_learner_login_context, key=key)
+        if JaasConfig.kerberos_login(entries, key=key) is not None:
+            raise ConfigError("Kerberos quorum authentication is not supported yet", key=key)
+        username, password = JaasConfig.digest_login(entries, key=key)
+        return cls(username, password, config.quorum_auth_learner_require_sasl)
+
+    def new_client(self) -> DigestMD5Client:
+        return DigestMD5Client(self._username, self._password, protocol=QUORUM_PROTOCOL,
+                               server_name=QUORUM_SERVER_NAME)
