@@ -87,6 +87,9 @@ class ZabPeer:
         self.out_of_election = {}
         self.early_info = {}        # FOLLOWERINFO that came while we were still LOOKING
         self.decide_at = None
+        # Peers whose link went down and that have not been heard from since:
+        # an election need not wait for their votes.
+        self.silent = set()
         # Follower state.
         self.follow_phase = None
         self.follow_attempt = 0
@@ -212,9 +215,16 @@ class ZabPeer:
     def _check_election(self):
         if self.observer or self.vote is None:
             return
-        agree = [p for p, v in self.recv.items() if v == self.vote]
+        vote = self.vote
+        recv = self.recv
+        agree = [p for p, v in recv.items() if v == vote]
         if self.quorum.is_quorum(agree):
-            if self.decide_at is None:
+            if all(recv.get(p) == vote for p in self.quorum.voters if p not in self.silent):
+                # Every voter that can be heard has voted, and for this: no
+                # better vote can come (a voter whose link is down comes back
+                # to an elected leader), so waiting is no use.
+                self._decide()
+            elif self.decide_at is None:
                 # Wait a moment for a better vote, as FastLeaderElection's finalizeWait.
                 self.decide_at = self.now + self.finalize_ms
         else:
@@ -668,6 +678,7 @@ class ZabPeer:
     # --- inputs ------------------------------------------------------------------------
 
     def receive(self, frm, msg):
+        self.silent.discard(frm)
         kind = msg.__class__
         if kind is Vote:
             self._on_vote(frm, msg)
@@ -701,7 +712,10 @@ class ZabPeer:
         self._apply_committed()
 
     def link_down(self, peer):
-        if self.role in (FOLLOWING, OBSERVING) and peer == self.leader_id:
+        self.silent.add(peer)
+        if self.role == LOOKING:
+            self._check_election()
+        elif self.role in (FOLLOWING, OBSERVING) and peer == self.leader_id:
             self._look()
         elif self.role == LEADING and peer in self.learners:
             del self.learners[peer]
