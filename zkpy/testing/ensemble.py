@@ -448,7 +448,8 @@ class Cluster:
             leader = leaders[0]
             m = self.peers[leader].mntr()
             synced = int(m.get("zk_synced_followers", "-1")) + \
-                int(m.get("zk_synced_observers", "0"))
+                int(m.get("zk_synced_observers", "0")) + \
+                int(m.get("zk_synced_non_voting_followers", "0"))
             return leader if synced >= len(want) - 1 else None
 
         return wait_until(ready, timeout, 0.1, what=f"a leader and peers {sorted(want)} synced "
