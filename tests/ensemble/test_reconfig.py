@@ -64,8 +64,16 @@ def attempt(fn):
         return ("error", type(e).__name__)
 
 
-def settled(cluster, peers=None):
-    cluster.wait_ready(peers=peers, timeout=60)
+def settled(cluster, observers=()):
+    """The peers' modes once they have taken the new membership: the
+    observers observe, every other peer leads or follows."""
+    def ready():
+        modes = cluster.modes()
+        return all((m == "observer") == (i in observers) and m in ("leader", "follower",
+                                                                   "observer")
+                   for i, m in modes.items()) and cluster.leader() is not None
+    wait_until(ready, 60, what=f"modes to settle (now {cluster.modes()})")
+    cluster.wait_ready(timeout=60)
     return sorted(cluster.modes().items())
 
 
@@ -102,7 +110,7 @@ def transcript(cluster) -> list:
         result = attempt(lambda: zk.reconfig(joining=spec(cluster, 3, "observer"), leaving=None,
                                              new_members=None))
         out.append(("3 observes",) + tuple(normal(cluster, str(r)) for r in result))
-        out.append(("modes with 3 observing", settled(cluster)))
+        out.append(("modes with 3 observing", settled(cluster, observers={3})))
         result = attempt(lambda: zk.reconfig(joining=None, leaving=None, new_members=",".join(
             spec(cluster, i) for i in (1, 2, 3))))
         out.append(("3 participates again, non-incremental",)
@@ -137,3 +145,121 @@ def test_the_same_reconfigurations_give_the_same_outcomes(both):
     for a, b in zip(mine, reference):
         assert a == b
     assert len(mine) == len(reference)
+
+
+# --- the leader leaves, clients keep writing ------------------------------------------------------
+
+class Writers:
+    """Clients that write to fresh znodes back to back; every acknowledged
+    write is recorded."""
+
+    def __init__(self, cluster, base, n=3):
+        self.acked = set()
+        self.stopping = threading.Event()
+        self.clients = [KazooClient(hosts=cluster.hosts, timeout=10,
+                                    connection_retry=dict(max_tries=-1, delay=0.05,
+                                                          max_delay=0.5))
+                        for _ in range(n)]
+        for c in self.clients:
+            c.start(timeout=30)
+        self.clients[0].ensure_path(base)
+        self.base = base
+        self.threads = [threading.Thread(target=self._run, args=(c, k), daemon=True)
+                        for k, c in enumerate(self.clients)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, c, k):
+        n = 0
+        while not self.stopping.is_set():
+            path = f"{self.base}/w{k}-{n:06d}"
+            n += 1        # a path is tried once: after an error its outcome is unknown
+            try:
+                c.create(path)
+                self.acked.add(path)
+            except KazooException:
+                pass
+
+    def wait_progress(self, count, timeout=60):
+        start = len(self.acked)
+        wait_until(lambda: len(self.acked) >= start + count, timeout, what="writes to go on")
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(30)
+        for c in self.clients:
+            c.stop()
+            c.close()
+
+
+def test_the_leader_removed_hands_over_and_nothing_acknowledged_is_lost():
+    with running(Cluster(3, extra=EXTRA)) as c:
+        leader = c.wait_ready()
+        w = Writers(c, "/handover")
+        try:
+            w.wait_progress(50)
+            zk = client(c)
+            zk.add_auth("digest", "super:test")
+            data, _ = zk.reconfig(joining=None, leaving=str(leader), new_members=None)
+            assert f"server.{leader}=" not in data.decode()
+            zk.stop()
+            new_leader = c.wait_ready(peers=[i for i in c.peers if i != leader], timeout=60)
+            assert new_leader != leader
+            w.wait_progress(50)
+        finally:
+            w.stop()
+        reader = client(c)
+        try:
+            reader.sync(w.base)
+            have = {f"{w.base}/{name}" for name in reader.get_children(w.base)}
+        finally:
+            reader.stop()
+        assert w.acked <= have, sorted(w.acked - have)[:5]
+        # A participant without a vote, following the new leader.
+        wait_until(lambda: c.modes().get(leader) == "follower", 30,
+                   what=f"the old leader {leader} to follow")
+        assert c.peers[new_leader].mntr()["zk_synced_non_voting_followers"] == "1"
+
+
+def test_a_peer_restarted_after_a_reconfiguration_comes_back_with_it():
+    with running(Cluster(3, extra=EXTRA)) as c:
+        c.wait_ready()
+        zk = admin(c)
+        try:
+            zk.reconfig(joining=spec(c, 3, "observer"), leaving=None, new_members=None)
+            c.wait_ready()
+            assert c.modes()[3] == "observer"
+            c.stop(3)
+            c.stop(1)
+            c.restart(1)
+            c.restart(3)
+            c.wait_ready()
+            assert c.modes()[3] == "observer"
+            data, _ = zk.get("/zookeeper/config")
+            assert ":observer;" in data.decode()
+        finally:
+            zk.stop()
+
+
+def test_a_new_client_port_is_listened_on():
+    with running(Cluster(3, extra=EXTRA)) as c:
+        c.wait_ready()
+        from zkpy.testing import free_port
+        port = free_port()
+        zk = admin(c)
+        try:
+            zk.reconfig(joining=spec(c, 2, client_port=port), leaving=None, new_members=None)
+        finally:
+            zk.stop()
+        moved = KazooClient(hosts=f"127.0.0.1:{port}", timeout=10)
+        wait_until(lambda: _connects(moved), 30, what="the new client port to answer")
+        moved.stop()
+
+
+def _connects(c) -> bool:
+    try:
+        c.start(timeout=2)
+        return True
+    except Exception:
+        return False
