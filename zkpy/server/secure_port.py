@@ -195,6 +195,10 @@ class TlsLayer(asyncio.Protocol):
         return False  # close: a TLS peer ends with close_notify
 
     def connection_lost(self, exc):
+        if self.handshaken is False:
+            # The client went away mid-handshake: Netty's handshake future
+            # fails, and that counts as an unsuccessful handshake too.
+            self._failed("connection closed during the handshake")
         self.closed = True
         if self.timer is not None:
             self.timer.cancel()
@@ -253,6 +257,7 @@ class TlsLayer(asyncio.Protocol):
         FAILURES.log(self.peer[0], "unsuccessful handshake (%s); closing", reason)
         self._send_out()   # the alert, if OpenSSL made one
         self._close_now()
+        self.handshaken = None   # failed: counted once
 
     # --- application data ------------------------------------------------------------------------
 
