@@ -28,6 +28,7 @@ from ..zab.messages import (
 from ..zab.peer import ZabPeer
 from ..zab.port import ZabPort
 from ..zab.quorum import QuorumConfig
+from ..zab.secure_link import LinkSecurity
 from ..zab.transport import PeerTransport, encode
 from .clock import REAL_CLOCK
 from .listener import ServerRunner
@@ -107,7 +108,8 @@ class QuorumPeer:
         self.durable = self._durable_log(tree)
         addresses = {i: (s.host, s.quorum_port) for i, s in c.servers.items()}
         me = c.servers[self.my_id]
-        self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down)
+        self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down,
+                                       security=LinkSecurity.from_config(c))
         await self.transport.start([me.quorum_port])
         self.runner = await ServerRunner(c, self.server).start()
         self.core.start()

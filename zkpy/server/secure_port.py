@@ -1,14 +1,9 @@
 """TLS on the client port: secureClientPort, and client.portUnification (TLS
 and plaintext on one port), as NettyServerCnxnFactory serves them.
 
-A secure connection is a :class:`TlsLayer` between the socket and its
-ClientConnection: the standard ``ssl`` module's SSLObject on memory BIOs
-encrypts and decrypts, and to the ClientConnection the layer is its
-transport (write, close, pause/resume, extra info).  The layer rather than
-``create_server(ssl=...)`` or ``start_tls`` because a unified port has
-already read the first bytes when it learns that they start a TLS handshake
-(they must reach the TLS engine), and because a failed handshake has to be
-counted (auth_failed_count) and logged, which the event loop's own TLS hides.
+A secure connection is a zkpy.security.tls_layer.TlsLayer between the
+socket and its ClientConnection (to which the layer is the transport); see
+there why not the event loop's own TLS.
 
 What happens when, as in ZooKeeper:
 
@@ -33,11 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 
 from ..protocol.errors import Err
 from ..protocol.jute import INT_INT
 from ..protocol.opcodes import Op
+from ..security.tls_layer import TlsLayer
 from ..security.x509 import handshake_outcome
 from . import replies
 from .connection import ClientConnection
@@ -46,7 +41,6 @@ log = logging.getLogger("zkpy.server")
 
 TLS_HANDSHAKE_RECORD = 0x16
 HANDSHAKE_TIMEOUT_S = 10.0        # Netty SslHandler's default handshake timeout
-_READ_CHUNK = 256 * 1024
 _unpack_header = INT_INT.unpack_from
 
 
@@ -117,7 +111,7 @@ async def open_secure_port(server, loop, backlog: int):
     cls = connection_class(server.security, plaintext=False)
     host = config.secure_client_port_address or None
     return await loop.create_server(
-        lambda: TlsLayer(server, loop, cls), host=host, port=config.secure_client_port,
+        lambda: secure_connection(server, loop, cls), host=host, port=config.secure_client_port,
         reuse_address=True, backlog=backlog)
 
 
@@ -151,203 +145,31 @@ FAILURES = _OncePerAddress()
 # --- the TLS layer ---------------------------------------------------------------------------
 
 
-class TlsLayer(asyncio.Protocol):
-    """The socket's protocol, and the transport of the ClientConnection above it."""
+def secure_connection(server, loop, conn_class, first_bytes: bytes = b"") -> TlsLayer:
+    """The protocol of a socket that speaks TLS to the client port."""
 
-    def __init__(self, server, loop, conn_class, first_bytes: bytes = b""):
-        self.server = server
-        self.loop = loop
-        self.conn_class = conn_class
-        self.conn = None
-        self.raw = None
-        self.peer = ("", 0)
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.sslobj = server.security.tls_context.wrap_bio(
-            self.incoming, self.outgoing, server_side=True)
-        self.first_bytes = first_bytes
-        self.handshaken = False
-        self.closed = False
-        self.timer = None
-
-    # --- the socket side (asyncio.Protocol) ------------------------------------------------
-
-    def connection_made(self, transport):
-        self.raw = transport
-        peer = transport.get_extra_info("peername") or ("", 0)
-        self.peer = (peer[0], peer[1])
-        self.timer = self.loop.call_later(HANDSHAKE_TIMEOUT_S, self._handshake_timed_out)
-        if self.first_bytes:
-            data, self.first_bytes = self.first_bytes, b""
-            self.data_received(data)
-
-    def data_received(self, data):
-        if self.closed:
-            return
-        self.incoming.write(data)
-        if not self.handshaken:
-            self._handshake()
-            if not self.handshaken:
-                return
-        self._read_plaintext()
-
-    def eof_received(self):
-        return False  # close: a TLS peer ends with close_notify
-
-    def connection_lost(self, exc):
-        if self.handshaken is False:
-            # The client went away mid-handshake: Netty's handshake future
-            # fails, and that counts as an unsuccessful handshake too.
-            self._failed("connection closed during the handshake")
-        self.closed = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        if self.conn is not None:
-            self.conn.connection_lost(exc)
-
-    def pause_writing(self):
-        if self.conn is not None:
-            self.conn.pause_writing()
-
-    def resume_writing(self):
-        if self.conn is not None:
-            self.conn.resume_writing()
-
-    # --- the handshake -------------------------------------------------------------------------
-
-    def _handshake(self):
-        try:
-            self.sslobj.do_handshake()
-        except ssl.SSLWantReadError:
-            self._send_out()
-            return
-        except (ssl.SSLError, OSError, ValueError) as e:
-            self._failed(_reason(e))
-            return
-        self.handshaken = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self._send_out()
-        outcome = handshake_outcome(self.server.config,
-                                    self.sslobj.getpeercert(binary_form=True))
+    def on_secure(layer):
+        outcome = handshake_outcome(server.config, layer.sslobj.getpeercert(binary_form=True))
         if outcome.close:
             if outcome.auth_failed:
-                self.server.stats.auth_failed += 1
-            FAILURES.log(self.peer[0], "%s; closing", outcome.reason)
-            self._close_now()
-            return
-        conn = self.conn_class(self.server, self.loop)
-        self.conn = conn
-        conn.connection_made(self)
+                server.stats.auth_failed += 1
+            FAILURES.log(layer.peer[0], "%s; closing", outcome.reason)
+            return None
+        conn = conn_class(server, loop)
+        conn.connection_made(layer)   # its ip id first, as NettyServerCnxn has it
         for ident in outcome.auth_ids:
             if ident not in conn.auth_ids:
                 conn.auth_ids.append(ident)
+        return conn
 
-    def _handshake_timed_out(self):
-        self.timer = None
-        if not self.handshaken and not self.closed:
-            self._failed("no TLS handshake within %.0f s" % HANDSHAKE_TIMEOUT_S)
+    def on_failure(layer, why):
+        # NettyServerCnxnFactory.CertificateVerifier: an unsuccessful handshake.
+        server.stats.auth_failed += 1
+        server.security.handshakes_failed += 1
+        FAILURES.log(layer.peer[0], "unsuccessful handshake (%s); closing", why)
 
-    def _failed(self, reason: str):
-        """NettyServerCnxnFactory.CertificateVerifier: an unsuccessful handshake."""
-        self.server.stats.auth_failed += 1
-        self.server.security.handshakes_failed += 1
-        FAILURES.log(self.peer[0], "unsuccessful handshake (%s); closing", reason)
-        self._send_out()   # the alert, if OpenSSL made one
-        self._close_now()
-        self.handshaken = None   # failed: counted once
-
-    # --- application data ------------------------------------------------------------------------
-
-    def _read_plaintext(self):
-        chunks = []
-        read = self.sslobj.read
-        try:
-            while True:
-                chunk = read(_READ_CHUNK)
-                if not chunk:
-                    self._close_now()   # close_notify seen (or EOF)
-                    break
-                chunks.append(chunk)
-        except ssl.SSLWantReadError:
-            pass
-        except ssl.SSLZeroReturnError:
-            self.close()
-        except (ssl.SSLError, OSError) as e:
-            FAILURES.log(self.peer[0], "%s; closing", _reason(e))
-            self._close_now()
-        if self.outgoing.pending:
-            self._send_out()      # post-handshake messages (TLS 1.3 key updates)
-        if chunks and self.conn is not None:
-            self.conn.data_received(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-
-    def _send_out(self):
-        if self.outgoing.pending and self.raw is not None:
-            self.raw.write(self.outgoing.read())
-
-    def _close_now(self):
-        self.closed = True
-        if self.raw is not None:
-            self.raw.close()
-
-    # --- the transport the ClientConnection sees -----------------------------------------------
-
-    def write(self, data):
-        if self.closed:
-            return
-        try:
-            self.sslobj.write(data)
-        except (ssl.SSLError, OSError) as e:
-            FAILURES.log(self.peer[0], "%s; closing", _reason(e))
-            self._close_now()
-            return
-        self.raw.write(self.outgoing.read())
-
-    def close(self):
-        if self.closed:
-            return
-        try:
-            self.sslobj.unwrap()        # our close_notify
-        except (ssl.SSLError, OSError, ValueError):
-            pass
-        self._send_out()
-        self._close_now()
-
-    def abort(self):
-        self.closed = True
-        if self.raw is not None:
-            self.raw.abort()
-
-    def is_closing(self):
-        return self.closed or self.raw is None or self.raw.is_closing()
-
-    def pause_reading(self):
-        if self.raw is not None and not self.closed:
-            self.raw.pause_reading()
-
-    def resume_reading(self):
-        if self.raw is not None and not self.closed:
-            self.raw.resume_reading()
-
-    def get_write_buffer_size(self):
-        return self.raw.get_write_buffer_size() if self.raw is not None else 0
-
-    def get_extra_info(self, name, default=None):
-        if name == "ssl_object":
-            return self.sslobj
-        if name == "peercert":
-            return self.sslobj.getpeercert() if self.handshaken else default
-        if name == "cipher":
-            return self.sslobj.cipher() if self.handshaken else default
-        if self.raw is None:
-            return default
-        return self.raw.get_extra_info(name, default)
-
-
-def _reason(e: BaseException) -> str:
-    return getattr(e, "reason", None) or str(e) or type(e).__name__
+    return TlsLayer(server.security.tls_context, loop, on_secure, on_failure,
+                    first_bytes=first_bytes, timeout_s=HANDSHAKE_TIMEOUT_S)
 
 
 # --- client.portUnification ---------------------------------------------------------------------
@@ -378,13 +200,15 @@ class UnifiedPortSniffer(asyncio.Protocol):
         if not data:
             return
         if data[0] == TLS_HANDSHAKE_RECORD:
-            proto = TlsLayer(self.server, self.loop, self.conn_class, bytes(data))
+            proto = secure_connection(self.server, self.loop, self.conn_class, bytes(data))
+            self.taken = proto
+            self.raw.set_protocol(proto)
+            proto.connection_made(self.raw)
         else:
             proto = self.conn_class(self.server, self.loop)
-        self.taken = proto
-        self.raw.set_protocol(proto)
-        proto.connection_made(self.raw)
-        if proto.__class__ is not TlsLayer:
+            self.taken = proto
+            self.raw.set_protocol(proto)
+            proto.connection_made(self.raw)
             proto.data_received(data)
 
     def connection_lost(self, exc):

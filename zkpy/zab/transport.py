@@ -163,8 +163,10 @@ class _PeerProtocol(asyncio.Protocol):
 
 
 class PeerTransport:
-    def __init__(self, my_id, addresses, on_message, on_link_down, retry_s=0.2):
-        """addresses: {peer id: (host, quorum port)} for every member, us included."""
+    def __init__(self, my_id, addresses, on_message, on_link_down, retry_s=0.2, security=None):
+        """addresses: {peer id: (host, quorum port)} for every member, us included.
+        security: zkpy.zab.secure_link.LinkSecurity for sslQuorum, else None."""
+        self.security = security
         self.my_id = my_id
         self.addresses = addresses
         self.on_message = on_message
@@ -179,8 +181,13 @@ class PeerTransport:
     async def start(self, listen_ports):
         self.loop = asyncio.get_running_loop()
         host = self.addresses[self.my_id][0]
+        factory = lambda: _PeerProtocol(self)  # noqa: E731
+        if self.security is not None:
+            factory = self.security.accepting_factory(self.loop, factory)
+            if self.security.reloading:
+                self.tasks.append(self.loop.create_task(self.security.reload_forever()))
         for port in listen_ports:
-            server = await self.loop.create_server(lambda: _PeerProtocol(self), host=host,
+            server = await self.loop.create_server(factory, host=host,
                                                    port=port, reuse_address=True)
             self.servers.append(server)
         for pid in self.addresses:
@@ -192,8 +199,13 @@ class PeerTransport:
         while not self.stopping:
             if pid not in self.links:
                 try:
-                    await self.loop.create_connection(lambda: _PeerProtocol(self, pid), host, port)
-                except OSError:
+                    if self.security is not None:
+                        await self.security.dial(self.loop, lambda: _PeerProtocol(self, pid),
+                                                 host, port)
+                    else:
+                        await self.loop.create_connection(lambda: _PeerProtocol(self, pid),
+                                                          host, port)
+                except (OSError, asyncio.TimeoutError):
                     pass
             await asyncio.sleep(self.retry_s)
 
