@@ -478,6 +478,8 @@ def monitor_values(server) -> list:
         ("outstanding_tls_handshake", 0),
         ("min_client_response_size", stats.min_response_size),
         ("non_mtls_local_conn_count", server.security.non_mtls_local),
+        # One of ZooKeeper's many counters (ServerMetrics), after the above.
+        ("digest_mismatches_count", stats.digest_mismatches),
     ]
     if open_fds is None or max_fds is None:   # ZooKeeper prints these on Unix only
         values = [(k, v) for k, v in values if v is not None]

@@ -22,8 +22,8 @@ from ..storage.forked import fork_bytes
 from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot_bytes
 from ..storage.txnlog import list_logs, truncate_logs
 from ..zab.messages import (
-    SNAP, Apply, Deliver, Epochs, InstallSnapshot, Log, Proposal, RoleChanged, Send, Serving,
-    Sync, Truncate,
+    SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, InstallSnapshot, Log, Proposal,
+    RoleChanged, Send, Serving, Sync, Truncate,
 )
 from ..zab.peer import ZabPeer
 from ..zab.port import ZabPort
@@ -31,6 +31,7 @@ from ..zab.quorum import QuorumConfig
 from ..security.sasl import QuorumAuthLearner, QuorumAuthServer
 from ..zab.secure_link import LinkSecurity
 from ..zab.transport import PeerTransport, encode
+from . import digests
 from .clock import REAL_CLOCK
 from .listener import ServerRunner
 from .roles import LookingRole, follow_peer
@@ -80,6 +81,7 @@ class QuorumPeer:
             Send: self._send, Log: self._log, Apply: self._apply, Epochs: self._epochs,
             Truncate: self._truncate, InstallSnapshot: self._install_snapshot,
             RoleChanged: self._role_changed, Serving: self._serving, Deliver: self._deliver,
+            CheckDigest: self._check_digest,
         }
 
     # --- start and stop ------------------------------------------------------------------
@@ -197,7 +199,10 @@ class QuorumPeer:
     def _send(self, eff):
         to, msg = eff.to, eff.msg
         if msg is not self.last_msg:
-            if msg.__class__ is Sync and (msg.kind == SNAP or len(msg.txns) > FORK_SYNC_TXNS):
+            cls = msg.__class__
+            if cls is Commit or cls is Inform:
+                digests.stamp(msg, self.server.tree)
+            elif cls is Sync and (msg.kind == SNAP or len(msg.txns) > FORK_SYNC_TXNS):
                 self._send_sync_forked(to, msg)
                 return
             self.last_msg = msg
@@ -243,6 +248,10 @@ class QuorumPeer:
         follow_peer(self.server, self.port, eff)
         if eff.serving:
             log.info("peer %d: serving as %s", self.my_id, self.server.mode)
+
+    def _check_digest(self, eff):
+        if not digests.check(self.server, self.core, eff.zxid, eff.digest):
+            self._process()
 
     def _deliver(self, eff):
         self.server.role.on_app(eff.frm, eff.payload)
