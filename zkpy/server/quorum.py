@@ -50,7 +50,8 @@ TICK_S = 0.05
 def quorum_of(config) -> QuorumConfig:
     specs = config.servers
     return QuorumConfig.of([i for i, s in specs.items() if not s.is_observer],
-                           [i for i, s in specs.items() if s.is_observer])
+                           [i for i, s in specs.items() if s.is_observer],
+                           config.groups, config.weights)
 
 
 class QuorumPeer:
@@ -109,7 +110,7 @@ class QuorumPeer:
                                       clock=self.clock, replay_until=self.core.last_logged)
         self.server.set_role(LookingRole(self.server))
         self.durable = self._durable_log(tree)
-        addresses = {i: (s.host, s.quorum_port) for i, s in c.servers.items()}
+        addresses = {i: s.quorum_addresses for i, s in c.servers.items()}
         me = c.servers[self.my_id]
         if c.quorum_auth_enable_sasl:
             # The QuorumServer/QuorumLearner sections are checked, but the
@@ -120,7 +121,7 @@ class QuorumPeer:
                         "links are not authenticated by SASL (use sslQuorum)")
         self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down,
                                        security=LinkSecurity.from_config(c))
-        await self.transport.start([me.quorum_port])
+        await self.transport.start()
         self.runner = await ServerRunner(c, self.server).start()
         self.core.start()
         self._process()
