@@ -130,14 +130,27 @@ def transcript(cluster) -> list:
     return out
 
 
+def run_transcript(cluster) -> list:
+    """Peers 1 and 2 first, so that 2 leads (the larger id wins between equal
+    logs) in both ensembles; then 3 joins them.  The client talks to 1."""
+    try:
+        cluster.restart(1)
+        cluster.restart(2)
+        assert cluster.wait_ready(peers=[1, 2]) == 2
+        cluster.restart(3)
+        cluster.wait_ready()
+        return transcript(cluster)
+    except BaseException:
+        print(cluster.dump_logs())
+        raise
+    finally:
+        cluster.close()
+
+
 @pytest.fixture(scope="module")
 def both():
     require_apache()
-    with running(Cluster(3, extra=EXTRA)) as ours:
-        mine = transcript(ours)
-    with running(ApacheCluster(3, extra=EXTRA)) as theirs:
-        reference = transcript(theirs)
-    return mine, reference
+    return run_transcript(Cluster(3, extra=EXTRA)), run_transcript(ApacheCluster(3, extra=EXTRA))
 
 
 def test_the_same_reconfigurations_give_the_same_outcomes(both):
@@ -263,3 +276,50 @@ def _connects(c) -> bool:
         return True
     except Exception:
         return False
+
+
+# --- zkCli's config and reconfig, side by side ------------------------------------------------------
+
+def zkcli_transcript(cluster) -> list:
+    from tests.clients.test_zkcli import run_zkcli
+    try:
+        cluster.restart(1)
+        cluster.restart(2)
+        assert cluster.wait_ready(peers=[1, 2]) == 2
+        cluster.restart(3)
+        cluster.wait_ready()
+        p3 = cluster.peers[3]
+        joiner = f"server.3=127.0.0.1:{p3.quorum_port}:{p3.election_port}:participant;" \
+                 f"127.0.0.1:{p3.client_port}"
+        members = ",".join(spec(cluster, i) for i in (1, 2, 3))
+        steps = [
+            ("config", "config"),
+            ("reconfig without auth", "reconfig -remove 3"),
+            ("auth", "addauth digest super:test"),
+            ("wrong version", "reconfig -remove 3 -v 5"),
+            ("remove", "reconfig -remove 3"),
+            ("config after remove", "config"),
+            ("add", f"reconfig -add {joiner}"),
+            ("members", f"reconfig -members {members}"),
+            ("config -s", "config -s"),
+            ("bad", "reconfig -add nonsense"),
+        ]
+        t = run_zkcli(cluster.host(1), steps)
+        out = []
+        for key, _ in steps:
+            r = t[key]
+            lines = [normal(cluster, line) for line in r.out + r.err
+                     if not re.match(r"^(ctime|mtime) = ", line)]
+            out.append((key, lines))
+        return out
+    finally:
+        cluster.close()
+
+
+def test_zkcli_config_and_reconfig_print_what_they_print_against_zookeeper():
+    require_apache()
+    mine = zkcli_transcript(Cluster(3, extra=EXTRA))
+    reference = zkcli_transcript(ApacheCluster(3, extra=EXTRA))
+    for a, b in zip(mine, reference):
+        assert a == b
+    assert len(mine) == len(reference)
