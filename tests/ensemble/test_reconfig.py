@@ -323,3 +323,65 @@ def test_zkcli_config_and_reconfig_print_what_they_print_against_zookeeper():
     for a, b in zip(mine, reference):
         assert a == b
     assert len(mine) == len(reference)
+
+
+# --- growing an ensemble from one peer, and shrinking it back ---------------------------------------
+
+def test_grow_from_one_to_three_to_five_and_back_under_load():
+    """standaloneEnabled=false: a single peer is an ensemble of one and can
+    grow.  Each new peer starts knowing the members and itself, follows
+    without a vote until a reconfig adds it; then the ensemble shrinks back.
+    Writers keep going all along; every write they got an answer for is
+    there in the end, on every peer."""
+    extra = dict(EXTRA, standaloneEnabled="false")
+    members = {1: [1], 2: [1, 2], 3: [1, 3], 4: [1, 2, 3, 4], 5: [1, 2, 3, 5]}
+    c = Cluster(5, extra=extra, members=members)
+    w = None
+    try:
+        c.restart(1)
+        c.wait_ready(peers=[1])
+        w = Writers(c, "/grow")
+        w.wait_progress(30)
+        zk = KazooClient(hosts=c.host(1), timeout=10, auth_data=[("digest", "super:test")])
+        zk.start(timeout=30)
+
+        def members_now():
+            data, _ = zk.get("/zookeeper/config")
+            return sorted(int(line[len("server."):line.index("=")])
+                          for line in data.decode().splitlines() if line.startswith("server."))
+
+        for new in ((2, 3), (4, 5)):
+            for i in new:
+                c.restart(i)
+            c.wait_ready(peers=[1, *[i for i in c.peers if c.peers[i].running]])
+            zk.reconfig(joining=",".join(spec(c, i) for i in new), leaving=None,
+                        new_members=None)
+            w.wait_progress(30)
+        assert members_now() == [1, 2, 3, 4, 5]
+        c.wait_ready()
+        for gone in ("4,5", "2,3"):
+            zk.reconfig(joining=None, leaving=gone, new_members=None)
+            w.wait_progress(30)
+        assert members_now() == [1]
+        zk.stop()
+        w.stop()
+        reader = KazooClient(hosts=c.host(1), timeout=10)
+        reader.start(timeout=30)
+        reader.sync(w.base)
+        have = {f"{w.base}/{name}" for name in reader.get_children(w.base)}
+        reader.stop()
+        assert w.acked <= have, sorted(w.acked - have)[:5]
+        # The peers left out follow without a vote and hold the same data.
+        for i in (2, 3, 4, 5):
+            r = KazooClient(hosts=c.host(i), timeout=10)
+            r.start(timeout=30)
+            r.sync(w.base)
+            assert {f"{w.base}/{name}" for name in r.get_children(w.base)} >= w.acked
+            r.stop()
+    except BaseException:
+        if w is not None:
+            w.stop()
+        print(c.dump_logs())
+        raise
+    finally:
+        c.close()

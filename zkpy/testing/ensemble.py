@@ -257,8 +257,12 @@ class Cluster:
     def __init__(self, n: int = 3, *, tick_time: int = 300, init_limit: int = 10,
                  sync_limit: int = 5, force_sync: bool = False, snap_count: int | None = None,
                  proxy: bool = False, extra: dict | None = None, keep_dir: bool = False,
-                 log_level: str = "INFO", observers: int = 0):
+                 log_level: str = "INFO", observers: int = 0, members=None):
+        """members: {peer: the ids its zoo.cfg lists} for peers that start
+        with a partial view (a server that is to join an ensemble by a
+        reconfiguration lists the members and itself); default: all."""
         self.n = n
+        self.members = dict(members or {})
         # The last `observers` peers observe (server.N=...:observer).
         self.observer_ids = set(range(n - observers + 1, n + 1)) if observers else set()
         self.log_level = log_level
@@ -300,7 +304,10 @@ class Cluster:
         if self.snap_count is not None:
             lines.append(f"snapCount={self.snap_count}")
         lines += [f"{k}={v}" for k, v in self.extra.items()]
+        listed = self.members.get(me.id, self.peers)
         for p in self.peers.values():
+            if p.id not in listed:
+                continue
             port = p.quorum_port
             if (me.id, p.id) in self.proxies:      # our link to p goes through the proxy
                 port = self.proxies[(me.id, p.id)].listen_port

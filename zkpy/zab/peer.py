@@ -262,6 +262,8 @@ class ZabPeer:
             self.recv[self.id] = self.vote
         self.out.append(RoleChanged(LOOKING, None, self.current_epoch))
         self._broadcast_vote()
+        # Our own vote may be a quorum already (an ensemble of one).
+        self._check_election()
 
     def _vote_msg(self, state):
         v = self.vote or (-1, -1, -1)
@@ -598,6 +600,22 @@ class ZabPeer:
             self.phase = EPOCH_ACK
             for learner in self.learners.values():
                 self._send(learner.id, LeaderInfo(self.new_epoch, learner.attempt))
+            self._epoch_acked()
+
+    def _epoch_acked(self):
+        """A quorum accepted the new epoch (our own acceptance may be one, in
+        an ensemble of one): it is ours; sync the learners."""
+        if self.phase != EPOCH_ACK or not self._has_quorum(self.epoch_acks):
+            return
+        self.current_epoch = self.new_epoch
+        self.out.append(Epochs(self.accepted_epoch, self.current_epoch))
+        self.phase = SYNCING
+        self.phase_deadline = self.now + self.init_limit * self.tick_ms
+        for other in self.learners.values():
+            if other.phase == EPOCH_ACK:
+                self._sync_learner(other)
+        if self._has_quorum(self.newleader_acks):
+            self._establish()
 
     def _on_learner_msg(self, frm, msg):
         kind = msg.__class__
@@ -649,14 +667,7 @@ class ZabPeer:
             if self.phase == EPOCH_ACK:
                 if not learner.observer:
                     self.epoch_acks.add(frm)
-                if self._has_quorum(self.epoch_acks):
-                    self.current_epoch = self.new_epoch
-                    self.out.append(Epochs(self.accepted_epoch, self.current_epoch))
-                    self.phase = SYNCING
-                    self.phase_deadline = self.now + self.init_limit * self.tick_ms
-                    for other in self.learners.values():
-                        if other.phase == EPOCH_ACK:
-                            self._sync_learner(other)
+                self._epoch_acked()
             elif self.phase in (SYNCING, ESTABLISHED):
                 self._sync_learner(learner)
         # A Ping only shows the learner is alive (last_heard, above).
