@@ -112,7 +112,7 @@ def transcript(cluster) -> list:
         out.append(("3 observes",) + tuple(normal(cluster, str(r)) for r in result))
         out.append(("modes with 3 observing", settled(cluster, observers={3})))
         result = attempt(lambda: zk.reconfig(joining=None, leaving=None, new_members=",".join(
-            spec(cluster, i) for i in (1, 2, 3))))
+            spec(cluster, i) for i in cluster.peers)))
         out.append(("3 participates again, non-incremental",)
                    + tuple(normal(cluster, str(r)) for r in result))
         out.append(("modes after that", settled(cluster)))
@@ -130,15 +130,25 @@ def transcript(cluster) -> list:
     return out
 
 
+def start_in_order(cluster):
+    """A bare quorum of the lowest ids first, so that the highest of them
+    leads (the larger id wins between equal logs) in both ensembles; then
+    the others join it."""
+    first = list(cluster.peers)[:len(cluster.peers) // 2 + 1]
+    for i in first:
+        cluster.restart(i)
+    assert cluster.wait_ready(peers=first) == first[-1]
+    for i in cluster.peers:
+        if i not in first:
+            cluster.restart(i)
+    cluster.wait_ready()
+
+
 def run_transcript(cluster) -> list:
-    """Peers 1 and 2 first, so that 2 leads (the larger id wins between equal
-    logs) in both ensembles; then 3 joins them.  The client talks to 1."""
+    """The client talks to peer 1; in three peers 2 leads and 3 follows, in
+    five 3 leads: removing it hands over."""
     try:
-        cluster.restart(1)
-        cluster.restart(2)
-        assert cluster.wait_ready(peers=[1, 2]) == 2
-        cluster.restart(3)
-        cluster.wait_ready()
+        start_in_order(cluster)
         return transcript(cluster)
     except BaseException:
         print(cluster.dump_logs())
@@ -147,10 +157,11 @@ def run_transcript(cluster) -> list:
         cluster.close()
 
 
-@pytest.fixture(scope="module")
-def both():
+@pytest.fixture(scope="module", params=[3, 5], ids=["3 peers", "5 peers"])
+def both(request):
     require_apache()
-    return run_transcript(Cluster(3, extra=EXTRA)), run_transcript(ApacheCluster(3, extra=EXTRA))
+    n = request.param
+    return run_transcript(Cluster(n, extra=EXTRA)), run_transcript(ApacheCluster(n, extra=EXTRA))
 
 
 def test_the_same_reconfigurations_give_the_same_outcomes(both):
@@ -235,6 +246,46 @@ def test_the_leader_removed_hands_over_and_nothing_acknowledged_is_lost():
         assert c.peers[new_leader].mntr()["zk_synced_non_voting_followers"] == "1"
 
 
+def everything_acknowledged_is_everywhere(cluster, w):
+    for i in cluster.peers:
+        r = KazooClient(hosts=cluster.host(i), timeout=10)
+        r.start(timeout=30)
+        try:
+            r.sync(w.base)
+            have = {f"{w.base}/{name}" for name in r.get_children(w.base)}
+        finally:
+            r.stop()
+        assert w.acked <= have, (i, sorted(w.acked - have)[:5])
+
+
+def test_participants_observe_and_participate_again_under_load():
+    """A follower, then the leader, turns observer and back while clients
+    write: the leader hands over when it becomes an observer."""
+    with running(Cluster(3, extra=EXTRA)) as c:
+        start_in_order(c)           # 2 leads, 3 follows; the admin talks to 1
+        w = Writers(c, "/switch")
+        zk = admin(c)
+        try:
+            w.wait_progress(50)
+            for i in (3, 2):
+                zk.reconfig(joining=spec(c, i, "observer"), leaving=None, new_members=None)
+                assert settled(c, observers={i})
+                w.wait_progress(50)
+                data, _ = zk.get("/zookeeper/config")
+                assert f"server.{i}=" in data.decode() and \
+                    spec(c, i, "observer")[len(f"server.{i}="):] in data.decode()
+                zk.reconfig(joining=spec(c, i), leaving=None, new_members=None)
+                settled(c)
+                w.wait_progress(50)
+        except BaseException:
+            print(c.dump_logs())
+            raise
+        finally:
+            zk.stop()
+            w.stop()
+        everything_acknowledged_is_everywhere(c, w)
+
+
 def test_a_peer_restarted_after_a_reconfiguration_comes_back_with_it():
     with running(Cluster(3, extra=EXTRA)) as c:
         c.wait_ready()
@@ -283,11 +334,7 @@ def _connects(c) -> bool:
 def zkcli_transcript(cluster) -> list:
     from tests.clients.test_zkcli import run_zkcli
     try:
-        cluster.restart(1)
-        cluster.restart(2)
-        assert cluster.wait_ready(peers=[1, 2]) == 2
-        cluster.restart(3)
-        cluster.wait_ready()
+        start_in_order(cluster)
         p3 = cluster.peers[3]
         joiner = f"server.3=127.0.0.1:{p3.quorum_port}:{p3.election_port}:participant;" \
                  f"127.0.0.1:{p3.client_port}"

@@ -385,7 +385,12 @@ class ZooKeeperServer:
         self.prep.tree = tree
         self.prep.reset()
         self.track_sessions_of_tree()
-        self.take_membership()
+        if not self.config.reconfig_enabled:
+            # Without reconfiguration the membership is what zoo.cfg says,
+            # not what the leader's snapshot holds (as in ZooKeeper, where a
+            # rolling restart may change it); with it, the snapshot's is the
+            # committed one, which the sync puts in force here too.
+            self.take_membership()
 
     def take_membership(self):
         """An ensemble member's /zookeeper/config holds its membership (a

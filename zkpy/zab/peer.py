@@ -247,6 +247,7 @@ class ZabPeer:
         self.follow_phase = None
         self.learners.clear()
         self.proposals.clear()
+        self.allowed_to_commit = True   # (a leader that handed over may lead again)
         self.after_commit.clear()
         self.after_logged.clear()
         self.digest_checks.clear()
@@ -471,14 +472,22 @@ class ZabPeer:
 
     def _leaders_config(self, text):
         """NEWLEADER's membership: the leader's latest, pending or not.
-        Ours to take as pending; UPTODATE says it is committed."""
+        Ours to take as pending, in place of any other (as ZooKeeper's
+        learner takes the leader's as its last seen); UPTODATE says it is
+        committed."""
         cfg = self.read_config(text)
         if cfg is None:
             return
-        newest = self.next_quorum.version if self.next_quorum is not None else self.quorum.version
-        if cfg.version > newest:
-            self.next_quorum = cfg
-            self.next_text = text
+        if cfg.version > self.quorum.version:
+            if self.next_quorum is None or self.next_quorum.version != cfg.version:
+                self.next_quorum = cfg
+                self.next_text = text
+                self.out.append(Reconfigured(text, False))
+        elif self.next_quorum is not None:
+            # What we took as pending never reached the leader, who has every
+            # committed txn: the sync truncated it; it will never commit.
+            self.next_quorum = None
+            self.next_text = None
             self.out.append(Reconfigured(text, False))
 
     def _committed_config(self, leader, upto=0) -> bool:
