@@ -1,6 +1,8 @@
 """Request counters and latency figures, server-wide and per connection, as the
 four-letter words (srvr, stat, cons, mntr) report them."""
 
+from .metrics import ServerMetrics
+
 
 class LatencyStats:
     __slots__ = ("count", "total", "min", "max")
@@ -29,9 +31,18 @@ class LatencyStats:
 
 class ServerStats:
     __slots__ = ("packets_received", "packets_sent", "latency", "auth_failed",
-                 "last_response_size", "min_response_size", "max_response_size")
+                 "last_response_size", "min_response_size", "max_response_size",
+                 "metrics", "read_latency", "update_latency", "response_bytes",
+                 "bytes_received", "fsync_threshold_exceeded")
 
-    def __init__(self):
+    def __init__(self, metrics: ServerMetrics | None = None):
+        # ServerMetrics' figures that the pipeline updates inline live
+        # here, next to ServerStats' own; the metrics read them from here.
+        self.metrics = metrics if metrics is not None else ServerMetrics()
+        self.read_latency = self.metrics.summary("readlatency")
+        self.update_latency = self.metrics.summary("updatelatency")
+        self.metrics.sources["response_bytes"] = lambda: self.response_bytes
+        self.metrics.sources["bytes_received_count"] = lambda: self.bytes_received
         self.reset()
 
     def reset(self):
@@ -42,11 +53,21 @@ class ServerStats:
         self.last_response_size = -1
         self.min_response_size = -1
         self.max_response_size = -1
+        self.response_bytes = 0
+        self.bytes_received = 0
+        self.fsync_threshold_exceeded = 0
+        self.metrics.reset()   # ServerStats.reset resets ServerMetrics too
 
-    def replied(self, latency: int, size: int) -> None:
-        """A reply of size bytes went out, latency ms after its request came in."""
+    def replied(self, latency: int, size: int, write: bool) -> None:
+        """A reply of size bytes went out, latency ms after its request came
+        in; write: the request was a txn (updatelatency, else readlatency)."""
         self.latency.add(latency)
+        if write:
+            self.update_latency.add(latency)
+        else:
+            self.read_latency.add(latency)
         self.packets_sent += 1
+        self.response_bytes += size
         self.last_response_size = size
         if self.max_response_size < size:
             self.max_response_size = size

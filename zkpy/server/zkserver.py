@@ -28,7 +28,7 @@ from ..datatree.tree import DataTree, ErrorResult
 from ..datatree.txn import Txn, ttl_of
 from ..datatree.watches import WatchManager
 from ..protocol.errors import Err, KeeperError
-from ..protocol.opcodes import CREATE_OPS, Op, Perms
+from ..protocol.opcodes import CREATE_OPS, EventType, Op, Perms
 from ..session.tracker import SessionTracker, session_password
 from . import replies
 from .audit import AuditLog
@@ -36,6 +36,7 @@ from .clock import REAL_CLOCK
 from .prep import Prep
 from .request import CONNECTING, NEW, Request
 from .roles.standalone import StandaloneRole
+from .metrics import ServerMetrics
 from .stats import ServerStats
 
 log = logging.getLogger("zkpy.server")
@@ -82,7 +83,11 @@ class ZooKeeperServer:
         # (session id, cxid) -> the Request awaiting that txn, or a FIFO of
         # them (a client may reuse an xid, so one key can stand for several).
         self.waiting: dict = {}
-        self.stats = ServerStats()
+        self.metrics = ServerMetrics()
+        self.stats = ServerStats(self.metrics)
+        # Watchers triggered per event, by event type (WatchManager's figures).
+        self._watch_summaries = {t: self.metrics.summary(name)
+                                 for t, name in _WATCH_SUMMARIES.items()}
         self.started = clock.wall_ms()
         self.super_digest = config.super_digest
         self.replay_until = replay_until
@@ -232,6 +237,9 @@ class ZooKeeperServer:
             watchers = watches.trigger(path, event_type)
             if not watchers:
                 continue
+            summary = self._watch_summaries.get(event_type)
+            if summary is not None:
+                summary.add(len(watchers))
             frame = replies.notification(event_type, path)
             for conn in watchers:
                 # Only to connections that may read the node (ZOOKEEPER-4026).
@@ -319,6 +327,7 @@ class ZooKeeperServer:
         """Close, through closeSession txns, every session whose time is up."""
         for sid in self.sessions.expired(now_ms):
             log.info("Expiring session 0x%x", sid & 0xFFFFFFFFFFFFFFFF)
+            self.metrics.count("stale_sessions_expired")
             self.close_session(sid)
             conn = self.conn_by_session.get(sid)
             if conn is not None:
@@ -388,6 +397,7 @@ class ZooKeeperServer:
             idle = now_ms - conn.last_recv
             if conn.state in (NEW, CONNECTING):
                 if idle > sessionless:
+                    self.metrics.count("sessionless_connections_expired")
                     conn.close()
             elif conn.timeout and idle > conn.timeout:
                 conn.close()
@@ -396,21 +406,25 @@ class ZooKeeperServer:
 
     def register(self, conn):
         self.connections[conn] = None
+        self.metrics.count("connection_request_count")
 
     def admit(self, conn) -> bool:
         """maxClientCnxns per client IP (0: unlimited), maxCnxns in all."""
         c = self.config
         if c.max_cnxns and len(self.connections) > c.max_cnxns:
+            self.metrics.count("connection_rejected")
             return False
         if c.max_client_cnxns:
             ip = conn.peer[0]
             same = sum(1 for other in self.connections if other.peer[0] == ip)
             if same > c.max_client_cnxns:
+                self.metrics.count("connection_rejected")
                 return False
         return True
 
     def unregister(self, conn):
-        self.connections.pop(conn, None)
+        if self.connections.pop(conn, False) is None:
+            self.metrics.count("connection_drop_count")
         self.watches.remove_watcher(conn)
         if conn.session_id and self.conn_by_session.get(conn.session_id) is conn:
             del self.conn_by_session[conn.session_id]
@@ -424,6 +438,14 @@ class ZooKeeperServer:
         self.close_connections()
         self.log.close()
 
+
+# Event type -> the summary of how many watchers each such event triggers.
+_WATCH_SUMMARIES = {
+    EventType.NODE_CREATED: "node_created_watch_count",
+    EventType.NODE_DELETED: "node_deleted_watch_count",
+    EventType.NODE_DATA_CHANGED: "node_changed_watch_count",
+    EventType.NODE_CHILDREN_CHANGED: "node_children_watch_count",
+}
 
 # ZooKeeper's prep checks the session's owner before it decodes these (a
 # create, a multi: after).
