@@ -245,4 +245,10 @@ def gauge_values(server, full_version: str) -> list:
 def monitor_values(server, full_version: str) -> list:
     """Everything mntr and the monitor command print: the gauges, then
     ServerMetrics' counters and summaries (zkpy.server.metrics)."""
-    return gauge_values(server, full_version) + server.metrics.mntr_values()
+    dump = server.metrics.provider_dump
+    if dump is None:
+        return gauge_values(server, full_version) + server.metrics.mntr_values()
+    # The Prometheus provider's dump: every sample, gauges included, by its
+    # Prometheus name; only dumpMonitorValues' texts come before it.
+    texts = [(k, v) for k, v in server.role.monitor_values() if isinstance(v, str)]
+    return [("version", full_version), ("server_state", server.mode)] + texts + dump()

@@ -360,15 +360,24 @@ def _isro(server, extra) -> str:
     return "ro" if server.role.read_only else "rw"
 
 
+def trace_mask(server) -> int:
+    """ZooTrace's text trace mask (gtmk, get_trace_mask)."""
+    return _trace_masks.get(server, DEFAULT_TRACE_MASK)
+
+
+def set_trace_mask(server, mask: int) -> None:
+    _trace_masks[server] = mask
+
+
 def _gtmk(server, extra) -> str:
-    return str(_trace_masks.get(server, DEFAULT_TRACE_MASK))
+    return str(trace_mask(server))
 
 
 def _stmk(server, extra) -> str:
     if len(extra) < 8:
         return ""   # ZooKeeper fails the read and closes without a reply
     mask = _I64.unpack_from(extra)[0]
-    _trace_masks[server] = mask
+    set_trace_mask(server, mask)
     return str(mask)
 
 

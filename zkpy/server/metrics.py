@@ -141,6 +141,9 @@ CATALOGUE = (
     ("quota_exceeded_error_per_namespace", COUNTER_SET),
 )
 
+ADMIN_COUNTERS = ("snapshot_rate_limited_count", "snapshot_error_count",
+                  "restore_rate_limited_count", "restore_error_count", "restore_count")
+
 # Values below this are counted exactly; larger ones in buckets of 1/16 of
 # their power of two (a quantile read from them is within about 3%).
 _EXACT = 1024
@@ -309,12 +312,20 @@ class ServerMetrics:
                     else {}
         # name -> function() giving a counter's value kept elsewhere.
         self.sources = {}
+        # ZooKeeper 3.9's counters of the admin snapshot and restore commands
+        # (not in 3.8's mntr; exported to Prometheus).
+        self.admin_counters = {name: 0 for name in ADMIN_COUNTERS}
+        # With the Prometheus provider, mntr prints its samples (its dump).
+        self.provider_dump = None
 
     def summary(self, name: str) -> Summary:
         return self.summaries[name]
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
+
+    def count_admin(self, name: str) -> None:
+        self.admin_counters[name] += 1
 
     def counter(self, name: str) -> int:
         source = self.sources.get(name)

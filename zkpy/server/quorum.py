@@ -109,7 +109,7 @@ class QuorumPeer:
         me = c.servers[self.my_id]
         self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down)
         await self.transport.start([me.quorum_port])
-        self.runner = await ServerRunner(c, self.server).start()
+        self.runner = await ServerRunner(c, self.server, peer=self).start()
         self.core.start()
         self._process()
         self.tasks.append(loop.create_task(self._ticker()))
@@ -154,8 +154,10 @@ class QuorumPeer:
     def _durable_log(self, tree):
         """A log that reports each group commit once, with its last zxid."""
         gen = self.log_generation
-        return DurableLog(self.config, self.loop, tree,
-                          on_batch=lambda zxid: self._on_logged(gen, zxid))
+        durable = DurableLog(self.config, self.loop, tree,
+                             on_batch=lambda zxid: self._on_logged(gen, zxid))
+        durable.observe(self.server.metrics, self.server.stats)
+        return durable
 
     def _on_logged(self, generation, zxid):
         if generation == self.log_generation:

@@ -92,6 +92,9 @@ class ZooKeeperServer:
         self.super_digest = config.super_digest
         self.replay_until = replay_until
         self.shut_down = False
+        # Writes that wait while the tree is being replaced (a restore):
+        # (function, args) to run in order once it is done; None: no hold.
+        self.held = None
         self.role = StandaloneRole(self)
         self.role.enter()
 
@@ -119,6 +122,9 @@ class ZooKeeperServer:
         container's deletion) into a txn and hand it to the log.  build()
         returns (txn type, body, prep overlay) or raises KeeperError, which
         becomes an error txn (it consumes a zxid, as in ZooKeeper)."""
+        if self.held is not None:
+            self.held.append((self.submit, (session_id, cxid, op, build, waiter)))
+            return None
         try:
             txn_type, body, overlay = build()
         except KeeperError as e:
@@ -169,6 +175,9 @@ class ZooKeeperServer:
         client).  owner: on an ensemble's leader, the server the request came
         through -- a session that has moved to another server gets
         SessionMoved."""
+        if self.held is not None:
+            self.held.append((self.prep_and_log, (request, reply, owner)))
+            return
         sid = request.conn.session_id
         overlay = None
         try:
@@ -377,7 +386,18 @@ class ZooKeeperServer:
         body = self.prep.prep_op(Op.DELETE_CONTAINER, _PathOnly(path), 0, (), overlay)
         return Op.DELETE_CONTAINER, body, overlay
 
-    # --- a new tree (a follower synced by SNAP) -----------------------------------------
+    # --- a new tree (a follower synced by SNAP, a restore) --------------------------------
+
+    def hold_writes(self):
+        """Prep no write until release_writes(): the tree is being replaced,
+        and a write must be prepped against the tree it will apply to."""
+        if self.held is None:
+            self.held = []
+
+    def release_writes(self):
+        held, self.held = self.held, None
+        for fn, args in held or ():
+            fn(*args)
 
     def install_tree(self, tree):
         tree.set_digest_enabled(self.config.digest_enabled)
