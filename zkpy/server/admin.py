@@ -88,8 +88,6 @@ class AdminServer:
         kwargs = {k: v for k, v in request.query.items()}
         if name in ("snapshot", "snap"):
             return await self._snapshot(request, name, kwargs)
-        if name in ("restore", "rest"):
-            return _json(405, commands._response(name, error="Restore is a POST command"))
         status, body = commands.run(name, self.context, kwargs)
         return _json(status, body)
 
@@ -98,7 +96,7 @@ class AdminServer:
         if name not in ("restore", "rest"):
             command = commands.BY_NAME.get(name)
             error = (f"Unknown command: {name}" if command is None
-                     else f"Command {name} does not support POST")
+                     else f"Command {name} is not a POST command")
             return _json(200 if command is None else 405, commands._response(name, error=error))
         return await self._restore(request, name)
 
@@ -207,7 +205,7 @@ def _each_bit(acl, ids, skip_acl) -> bool:
 
 
 def _json(status: int, body: dict, headers=None) -> web.Response:
-    return web.Response(text=jackson(body) + "\n" if False else jackson(body), status=status,
+    return web.Response(text=jackson(body), status=status,
                         content_type="application/json", headers=headers)
 
 

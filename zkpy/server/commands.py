@@ -300,6 +300,9 @@ COMMANDS = [
     Command(("watches_by_path", "wchp"), _watches_by_path),
     Command(("watch_summary", "wchs"), _watch_summary),
     Command(("zabstate",), _zabstate, server_required=False),
+    # 3.9's: run by admin.py (authentication, streaming) with backup.py.
+    Command(("snapshot", "snap"), None, auth=True),
+    Command(("restore", "rest"), None, auth=True, post=True),
 ]
 
 BY_NAME: dict = {}
@@ -329,4 +332,6 @@ def run(name: str, ctx: AdminContext, kwargs: dict) -> tuple:
         return 200, _response(name, error="Unknown command: " + name)
     if command.server_required and not ctx.server.serving:
         return 200, _response(name, error=NOT_SERVING)
+    if command.run is None:
+        return 405, _response(name, error=f"Command {name} is not a GET command")
     return 200, _response(name, command.run(ctx, kwargs))
