@@ -69,8 +69,8 @@ def admin_ssl_context(config):
 def startup_figures(metrics, dbinit_ms: float, timings: dict) -> None:
     """ZooKeeper's startup summaries: dbinittime (the whole load),
     startup_snap_load_time, startup_txns_loaded, startup_txns_load_time."""
-    metrics.summary("dbinittime").add(dbinit_ms)
+    metrics.summary("dbinittime").add_value(dbinit_ms)
     if timings:
-        metrics.summary("startup_snap_load_time").add(timings["snap_load_ms"])
-        metrics.summary("startup_txns_loaded").add(timings["txns_loaded"])
-        metrics.summary("startup_txns_load_time").add(timings["txns_load_ms"])
+        metrics.summary("startup_snap_load_time").add_value(timings["snap_load_ms"])
+        metrics.summary("startup_txns_loaded").add_value(timings["txns_loaded"])
+        metrics.summary("startup_txns_load_time").add_value(timings["txns_load_ms"])

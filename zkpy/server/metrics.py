@@ -180,7 +180,6 @@ class Summary:
 
     def __init__(self, advanced: bool = False):
         self.advanced = advanced
-        self.hist = None
         self.window = []        # (monotonic s, histogram copy) for Prometheus
         self.reset()
 
@@ -189,23 +188,30 @@ class Summary:
         self.total = 0
         self.min = 0
         self.max = 0
-        self.hist = None
+        self.hist = [0] * _SLOTS
         self.window = []
 
-    def add(self, v) -> None:
-        v = int(v)
-        if v < 0:
-            return          # ZooKeeper drops negative samples (a clock step)
-        if self.count == 0 or v < self.min:
-            self.min = v
-        if v > self.max:
-            self.max = v
-        self.count += 1
+    def add(self, v: int) -> None:
+        """One sample, a non-negative int (the hot path: readlatency and
+        updatelatency take one per reply)."""
+        n = self.count
+        if n:
+            if v < self.min:
+                self.min = v
+            elif v > self.max:
+                self.max = v
+        else:
+            self.min = self.max = v
+        self.count = n + 1
         self.total += v
-        h = self.hist
-        if h is None:
-            h = self.hist = [0] * _SLOTS
-        h[v if v < _EXACT else _slot(v)] += 1
+        self.hist[v if v < _EXACT else _slot(v)] += 1
+
+    def add_value(self, v) -> None:
+        """A sample of any number (ms as a float, say): rounded, and dropped
+        if negative (a clock step), as ZooKeeper drops them."""
+        v = int(v + 0.5)
+        if v >= 0:
+            self.add(v)
 
     @property
     def avg(self) -> float:
@@ -215,7 +221,7 @@ class Summary:
         """The values at quantiles qs (ascending), from hist (default: all
         samples since the last reset).  0 when there is no sample."""
         h = hist if hist is not None else self.hist
-        total = sum(h) if h is not None else 0
+        total = sum(h)
         if not total:
             return [0.0] * len(qs)
         out = []
@@ -242,13 +248,11 @@ class Summary:
         now = time.monotonic() if now is None else now
         window = self.window
         if not window or now - window[-1][0] >= _ROTATE_S:
-            window.append((now, list(self.hist) if self.hist is not None else None))
+            window.append((now, list(self.hist)))
         while len(window) > 1 and now - window[1][0] >= WINDOW_S:
             window.pop(0)
         base = window[0][1] if now - window[0][0] >= _ROTATE_S or len(window) > 1 else None
         h = self.hist
-        if h is None:
-            return [0.0] * len(qs)
         if base is not None:
             h = [a - b for a, b in zip(h, base)]
         return self.quantiles(qs, h)
@@ -281,7 +285,7 @@ class SummarySet:
         s = self.by_key.get(key)
         if s is None:
             s = self.by_key[key] = Summary(self.advanced)
-        s.add(v)
+        s.add_value(v)
 
     def reset(self):
         for s in self.by_key.values():

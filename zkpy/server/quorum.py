@@ -22,8 +22,8 @@ from ..storage.forked import fork_bytes
 from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot_bytes
 from ..storage.txnlog import list_logs, truncate_logs
 from ..zab.messages import (
-    SNAP, Apply, Deliver, Epochs, InstallSnapshot, Log, Proposal, RoleChanged, Send, Serving,
-    Sync, Truncate,
+    SNAP, Apply, Commit, Deliver, Epochs, InstallSnapshot, Log, Proposal, RoleChanged, Send,
+    Serving, Sync, Truncate,
 )
 from ..zab.peer import ZabPeer
 from ..zab.port import ZabPort
@@ -31,6 +31,7 @@ from ..zab.quorum import QuorumConfig
 from ..zab.transport import PeerTransport, encode
 from .clock import REAL_CLOCK
 from .listener import ServerRunner
+from .peerfigures import PeerFigures
 from .roles import LookingRole, follow_peer
 from .zkserver import ZooKeeperServer
 
@@ -74,6 +75,7 @@ class QuorumPeer:
         # message object (a proposal, a commit, a ping) to every follower.
         self.last_msg = None
         self.last_frame = b""
+        self.figures = None        # PeerFigures: election, sync and proposal times
         self._handlers = {
             Send: self._send, Log: self._log, Apply: self._apply, Epochs: self._epochs,
             Truncate: self._truncate, InstallSnapshot: self._install_snapshot,
@@ -104,6 +106,7 @@ class QuorumPeer:
         self.server = ZooKeeperServer(c, txn_log=self, tree=tree, server_id=self.my_id,
                                       clock=self.clock, replay_until=self.core.last_logged)
         self.server.set_role(LookingRole(self.server))
+        self.figures = PeerFigures(self.server.metrics, self.clock)
         self.durable = self._durable_log(tree)
         addresses = {i: (s.host, s.quorum_port) for i, s in c.servers.items()}
         me = c.servers[self.my_id]
@@ -140,7 +143,10 @@ class QuorumPeer:
     # --- inputs to the state machine -------------------------------------------------------
 
     def _on_message(self, frm, msg):
-        if msg.__class__ is Sync and msg.snapshot is not None:
+        kind = msg.__class__
+        if kind is Proposal or kind is Commit:
+            self.figures.received(kind is Proposal)
+        if kind is Sync and msg.snapshot is not None:
             # The snapshot's bytes wait here for InstallSnapshot.
             self.stash[msg.zxid] = msg.snapshot
             msg.snapshot = None
@@ -167,6 +173,7 @@ class QuorumPeer:
     # --- the server's log: the leader's writes become proposals -----------------------------
 
     def append(self, txn, on_logged):
+        self.figures.proposed(txn.zxid)
         self.core.propose(txn)
         self._process()
 
@@ -189,6 +196,8 @@ class QuorumPeer:
     def _send(self, eff):
         to, msg = eff.to, eff.msg
         if msg is not self.last_msg:
+            if msg.__class__ is Sync:
+                self.figures.synced_learner(msg.kind)
             if msg.__class__ is Sync and (msg.kind == SNAP or len(msg.txns) > FORK_SYNC_TXNS):
                 self._send_sync_forked(to, msg)
                 return
@@ -204,6 +213,7 @@ class QuorumPeer:
             append(txn)
 
     def _apply(self, eff):
+        self.figures.committed(eff.txn.zxid)
         self.server.apply(eff.txn)
 
     def _epochs(self, eff):
@@ -228,10 +238,12 @@ class QuorumPeer:
         self.server.install_tree(tree)
 
     def _role_changed(self, eff):
+        self.figures.role_changed(eff.role)
         log.info("peer %d: %s (leader %s, epoch %s)", self.my_id, eff.role, eff.leader, eff.epoch)
         follow_peer(self.server, self.port, eff)
 
     def _serving(self, eff):
+        self.figures.serving(eff.serving, self.core.role)
         follow_peer(self.server, self.port, eff)
         if eff.serving:
             log.info("peer %d: serving as %s", self.my_id, self.server.mode)

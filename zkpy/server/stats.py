@@ -29,8 +29,25 @@ class LatencyStats:
         return self.total / self.count if self.count else 0.0
 
 
+class CombinedLatency:
+    """ServerStats' request latency: reads and writes together, read from
+    the readlatency and updatelatency summaries (each reply updates one)."""
+    __slots__ = ("count", "total", "min", "max")
+
+    def __init__(self, *parts):
+        parts = [p for p in parts if p.count]
+        self.count = sum(p.count for p in parts)
+        self.total = sum(p.total for p in parts)
+        self.min = min((p.min for p in parts), default=0)
+        self.max = max((p.max for p in parts), default=0)
+
+    @property
+    def avg(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+
 class ServerStats:
-    __slots__ = ("packets_received", "packets_sent", "latency", "auth_failed",
+    __slots__ = ("packets_received", "packets_sent", "auth_failed",
                  "last_response_size", "min_response_size", "max_response_size",
                  "metrics", "read_latency", "update_latency", "response_bytes",
                  "bytes_received", "fsync_threshold_exceeded")
@@ -48,7 +65,6 @@ class ServerStats:
     def reset(self):
         self.packets_received = 0
         self.packets_sent = 0
-        self.latency = LatencyStats()
         self.auth_failed = 0
         self.last_response_size = -1
         self.min_response_size = -1
@@ -58,14 +74,15 @@ class ServerStats:
         self.fsync_threshold_exceeded = 0
         self.metrics.reset()   # ServerStats.reset resets ServerMetrics too
 
+    @property
+    def latency(self) -> CombinedLatency:
+        """Request latency, min/avg/max (srvr, mntr's avg_latency ...)."""
+        return CombinedLatency(self.read_latency, self.update_latency)
+
     def replied(self, latency: int, size: int, write: bool) -> None:
         """A reply of size bytes went out, latency ms after its request came
         in; write: the request was a txn (updatelatency, else readlatency)."""
-        self.latency.add(latency)
-        if write:
-            self.update_latency.add(latency)
-        else:
-            self.read_latency.add(latency)
+        (self.update_latency if write else self.read_latency).add(latency)
         self.packets_sent += 1
         self.response_bytes += size
         self.last_response_size = size

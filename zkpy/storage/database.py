@@ -135,6 +135,7 @@ class DurableLog:
         self.snapshot_scheduled = False
         self.snapshot_wanted = False
         self.closing = False
+        self.snapshot_time = None   # a Summary of snapshot write times (ms), if observed
 
     def observe(self, metrics, stats=None):
         """Report fsync times, batch sizes and snapshot times to a
@@ -145,7 +146,7 @@ class DurableLog:
         threshold = self.config.fsync_warning_threshold_ms
 
         def fsynced(ms):
-            fsynctime.add(ms)
+            fsynctime.add_value(ms)
             if stats is not None and ms > threshold:
                 stats.fsync_threshold_exceeded += 1
         self.syncer.on_fsync = fsynced
@@ -220,7 +221,7 @@ class DurableLog:
         start = time.monotonic()
         _, status = os.waitpid(pid, 0)
         if self.snapshot_time is not None:
-            self.snapshot_time.add((time.monotonic() - start) * 1000)
+            self.snapshot_time.add_value((time.monotonic() - start) * 1000)
         if os.waitstatus_to_exitcode(status) == 0:
             log.info("Snapshot at zxid 0x%x written", zxid)
         else:
@@ -232,7 +233,7 @@ class DurableLog:
             start = time.monotonic()
             path = write_snapshot(self.tree, zxid, self.snap_dir)
             if self.snapshot_time is not None:
-                self.snapshot_time.add((time.monotonic() - start) * 1000)
+                self.snapshot_time.add_value((time.monotonic() - start) * 1000)
             log.info("Snapshot %s written", path)
         except Exception:
             log.exception("Snapshot at zxid 0x%x failed", zxid)
