@@ -167,9 +167,11 @@ def _server_stats(ctx, kwargs):
         "server_stats": figures.server_stats(server),
         "client_response": figures.client_response_stats(server.stats),
     }
-    proposal = server.role.proposal_stats() if hasattr(server.role, "proposal_stats") else None
-    if proposal is not None:
-        out["proposal_stats"] = proposal
+    status = peer_status(ctx.peer)
+    if status is not None and status.is_leader:
+        last, lo, hi = status.proposal_sizes     # a leader's BufferStats
+        out["proposal_stats"] = {"last_buffer_size": last, "min_buffer_size": lo,
+                                 "max_buffer_size": hi}
     out["node_count"] = server.tree.node_count()
     return out
 

@@ -21,6 +21,7 @@ class PeerStatus:
     zab_state: str          # QuorumPeer.ZabState, lower case
     synced_observers: int
     state: str              # LOOKING, LEADING, FOLLOWING, OBSERVING
+    proposal_sizes: tuple   # a leader's last, min, max proposal size
 
 
 def _address(host: str, port) -> str:
@@ -63,4 +64,5 @@ def peer_status(peer) -> PeerStatus | None:
         zab_state=zab_state,
         synced_observers=counts.get("synced_observers", 0),
         state=role,
+        proposal_sizes=tuple(peer.port.proposal_sizes) if peer.port is not None else (-1, -1, -1),
     )

@@ -452,8 +452,9 @@ class Cluster:
                 return None
             leader = leaders[0]
             m = self.peers[leader].mntr()
-            synced = int(m.get("zk_synced_followers", "-1")) + \
-                int(m.get("zk_synced_observers", "0"))
+            # float(): with the Prometheus provider mntr prints "2.0", as ZooKeeper does.
+            synced = int(float(m.get("zk_synced_followers", "-1"))) + \
+                int(float(m.get("zk_synced_observers", "0")))
             return leader if synced >= len(want) - 1 else None
 
         return wait_until(ready, timeout, 0.1, what=f"a leader and peers {sorted(want)} synced "
