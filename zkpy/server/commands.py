@@ -205,12 +205,12 @@ def _voting_view(ctx, kwargs):
     view = {}
     for sid in sorted(c.participants):
         s = c.servers[sid]
-        host = f"[{s.host}]" if ":" in s.host else s.host
+        addresses = s.addresses or ((s.host, s.quorum_port, s.election_port),)
         client = ""
         if s.client_port is not None:
             client = f"{s.client_host or '0.0.0.0'}:{s.client_port}"
-        view[str(sid)] = {"server_addresses": [f"{host}:{s.quorum_port}"],
-                          "election_addresses": [f"{host}:{s.election_port}"],
+        view[str(sid)] = {"server_addresses": [f"{_host(h)}:{q}" for h, q, _ in addresses],
+                          "election_addresses": [f"{_host(h)}:{e}" for h, _, e in addresses],
                           "client_address": client,
                           "learner_type": "participant"}
     return {"current_config": view}
@@ -257,6 +257,11 @@ def _zabstate(ctx, kwargs):
         "zab_counter": zxid & 0xFFFFFFFF,
         "zabstate": status.zab_state,
     }
+
+
+def _host(host: str) -> str:
+    """QuorumServer.delimitedHostString: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def _signed(n: int) -> int:

@@ -31,6 +31,7 @@ from . import figures
 from .addresses import java_peer
 from .figures import dir_size as _dir_size, environment, log_dir as _log_dir, \
     outstanding as _outstanding, server_conf, snap_dir as _snap_dir
+from .membership import membership_text
 from .zkserver import VERSION
 
 COMMANDS = frozenset(w.encode() for w in (
@@ -205,14 +206,7 @@ def _quorum_conf(c, membership: bool = True) -> str:
     if not membership:
         return "\n".join(lines) + "\n"
     lines.append("membership: ")
-    for sid in sorted(c.servers):
-        s = c.servers[sid]
-        host = f"[{s.host}]" if ":" in s.host else s.host
-        line = f"server.{sid}={host}:{s.quorum_port}:{s.election_port}:{s.role}"
-        if s.client_port is not None:
-            line += f";{s.client_host or '0.0.0.0'}:{s.client_port}"
-        lines.append(line)
-    lines.append("version=0")
+    lines.append(membership_text(c))
     return "\n".join(lines)
 
 

@@ -246,6 +246,8 @@ class Summary:
         """Quantiles of the samples of about the last WINDOW_S seconds, as a
         Prometheus summary reports them."""
         now = time.monotonic() if now is None else now
+        if not self.count:
+            return [0.0] * len(qs)      # nothing yet: no copies to keep
         window = self.window
         if not window or now - window[-1][0] >= _ROTATE_S:
             window.append((now, list(self.hist)))

@@ -22,13 +22,14 @@ from ..storage.forked import fork_bytes
 from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot_bytes
 from ..storage.txnlog import list_logs, truncate_logs
 from ..zab.messages import (
-    SNAP, Apply, Commit, Deliver, Epochs, InstallSnapshot, Log, Proposal, RoleChanged, Send,
-    Serving, Sync, Truncate,
+    SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, InstallSnapshot, Log, Proposal,
+    RoleChanged, Send, Serving, Sync, Truncate,
 )
 from ..zab.peer import ZabPeer
 from ..zab.port import ZabPort
 from ..zab.quorum import QuorumConfig
 from ..zab.transport import PeerTransport, encode
+from . import digests
 from .clock import REAL_CLOCK
 from .listener import ServerRunner
 from .peerfigures import PeerFigures
@@ -48,7 +49,8 @@ TICK_S = 0.05
 def quorum_of(config) -> QuorumConfig:
     specs = config.servers
     return QuorumConfig.of([i for i, s in specs.items() if not s.is_observer],
-                           [i for i, s in specs.items() if s.is_observer])
+                           [i for i, s in specs.items() if s.is_observer],
+                           config.groups, config.weights)
 
 
 class QuorumPeer:
@@ -80,6 +82,7 @@ class QuorumPeer:
             Send: self._send, Log: self._log, Apply: self._apply, Epochs: self._epochs,
             Truncate: self._truncate, InstallSnapshot: self._install_snapshot,
             RoleChanged: self._role_changed, Serving: self._serving, Deliver: self._deliver,
+            CheckDigest: self._check_digest,
         }
 
     # --- start and stop ------------------------------------------------------------------
@@ -108,10 +111,10 @@ class QuorumPeer:
         self.server.set_role(LookingRole(self.server))
         self.figures = PeerFigures(self.server.metrics, self.clock)
         self.durable = self._durable_log(tree)
-        addresses = {i: (s.host, s.quorum_port) for i, s in c.servers.items()}
+        addresses = {i: s.quorum_addresses for i, s in c.servers.items()}
         me = c.servers[self.my_id]
         self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down)
-        await self.transport.start([me.quorum_port])
+        await self.transport.start()
         self.runner = await ServerRunner(c, self.server, peer=self).start()
         self.core.start()
         self._process()
@@ -196,9 +199,12 @@ class QuorumPeer:
     def _send(self, eff):
         to, msg = eff.to, eff.msg
         if msg is not self.last_msg:
-            if msg.__class__ is Sync:
+            cls = msg.__class__
+            if cls is Commit or cls is Inform:
+                digests.stamp(msg, self.server.tree)
+            elif cls is Sync:
                 self.figures.synced_learner(msg.kind)
-            if msg.__class__ is Sync and (msg.kind == SNAP or len(msg.txns) > FORK_SYNC_TXNS):
+            if cls is Sync and (msg.kind == SNAP or len(msg.txns) > FORK_SYNC_TXNS):
                 self._send_sync_forked(to, msg)
                 return
             self.last_msg = msg
@@ -247,6 +253,10 @@ class QuorumPeer:
         follow_peer(self.server, self.port, eff)
         if eff.serving:
             log.info("peer %d: serving as %s", self.my_id, self.server.mode)
+
+    def _check_digest(self, eff):
+        if not digests.check(self.server, self.core, eff.zxid, eff.digest):
+            self._process()
 
     def _deliver(self, eff):
         self.server.role.on_app(eff.frm, eff.payload)

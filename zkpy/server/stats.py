@@ -47,7 +47,7 @@ class CombinedLatency:
 
 
 class ServerStats:
-    __slots__ = ("packets_received", "packets_sent", "auth_failed",
+    __slots__ = ("packets_received", "packets_sent", "auth_failed", "digest_mismatches",
                  "last_response_size", "min_response_size", "max_response_size",
                  "metrics", "read_latency", "update_latency", "response_bytes",
                  "bytes_received", "fsync_threshold_exceeded")
@@ -60,12 +60,14 @@ class ServerStats:
         self.update_latency = self.metrics.summary("updatelatency")
         self.metrics.sources["response_bytes"] = lambda: self.response_bytes
         self.metrics.sources["bytes_received_count"] = lambda: self.bytes_received
+        self.metrics.sources["digest_mismatches_count"] = lambda: self.digest_mismatches
         self.reset()
 
     def reset(self):
         self.packets_received = 0
         self.packets_sent = 0
         self.auth_failed = 0
+        self.digest_mismatches = 0   # learner trees found to differ from the leader's
         self.last_response_size = -1
         self.min_response_size = -1
         self.max_response_size = -1

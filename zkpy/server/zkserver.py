@@ -33,6 +33,7 @@ from ..session.tracker import SessionTracker, session_password
 from . import replies
 from .audit import AuditLog
 from .clock import REAL_CLOCK
+from .membership import membership_text, set_config_node
 from .prep import Prep
 from .request import CONNECTING, NEW, Request
 from .roles.standalone import StandaloneRole
@@ -97,6 +98,7 @@ class ZooKeeperServer:
         self.held = None
         self.role = StandaloneRole(self)
         self.role.enter()
+        self._take_membership()
 
     # --- roles --------------------------------------------------------------------------
 
@@ -405,6 +407,15 @@ class ZooKeeperServer:
         self.prep.tree = tree
         self.prep.reset()
         self.track_sessions_of_tree()
+        self._take_membership()
+
+    def _take_membership(self):
+        """An ensemble member's /zookeeper/config holds its membership (a
+        standalone server's stays empty, as ZooKeeper's does)."""
+        c = self.config
+        if not c.is_standalone:
+            set_config_node(self.tree, membership_text(c), c.config_version,
+                            self.clock.wall_ms())
 
     # --- time --------------------------------------------------------------------------
 
