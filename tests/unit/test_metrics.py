@@ -114,3 +114,27 @@ def test_exposition_parses():
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["readlatency"].type == "summary"
     assert families["proposal_count"].type == "counter"
+
+
+def test_quota_gauge_sets():
+    from zkpy.datatree.tree import DataTree
+    from zkpy.datatree.txn import Txn
+    from zkpy.protocol.opcodes import Op
+    from zkpy.server.quotametrics import quota_gauge_sets
+
+    tree = DataTree()
+    zxid = 0
+
+    def create(path, data):
+        nonlocal zxid
+        zxid += 1
+        tree.apply(Txn(0, 0, zxid, 0, Op.CREATE, (path, data, (), False, 0)))
+    create("/zookeeper/quota/app", b"")
+    create("/zookeeper/quota/app/zookeeper_limits", b"count=10,bytes=-1=;byteHardLimit=500")
+    create("/zookeeper/quota/app/zookeeper_stats", b"count=0,bytes=0")
+    create("/app", b"12345")
+    sets = quota_gauge_sets(tree)
+    assert sets["quota_count_limit_per_namespace"] == {"app": 10}
+    assert sets["quota_bytes_limit_per_namespace"] == {"app": 500}   # the hard limit wins
+    assert sets["quota_count_usage_per_namespace"] == {"app": 1}
+    assert sets["quota_bytes_usage_per_namespace"] == {"app": 5}

@@ -12,6 +12,8 @@ import socket
 import sys
 import tempfile
 
+from .quotametrics import quota_gauge_sets
+
 _U64 = 0xFFFFFFFFFFFFFFFF
 _MB = 1024 * 1024
 
@@ -247,7 +249,10 @@ def monitor_values(server, full_version: str) -> list:
     ServerMetrics' counters and summaries (zkpy.server.metrics)."""
     dump = server.metrics.provider_dump
     if dump is None:
-        return gauge_values(server, full_version) + server.metrics.mntr_values()
+        quotas = [(f"{namespace}_{name}", v)
+                  for name, values in quota_gauge_sets(server.tree).items()
+                  for namespace, v in values.items()]
+        return gauge_values(server, full_version) + quotas + server.metrics.mntr_values()
     # The Prometheus provider's dump: every sample, gauges included, by its
     # Prometheus name; only dumpMonitorValues' texts come before it.
     texts = [(k, v) for k, v in server.role.monitor_values() if isinstance(v, str)]

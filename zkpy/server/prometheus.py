@@ -33,6 +33,7 @@ from prometheus_client.core import Metric
 from prometheus_client.utils import floatToGoString
 
 from . import figures
+from .quotametrics import quota_gauge_sets
 from .metrics import ADVANCED, ADVANCED_SET, BASIC, BASIC_SET, CATALOGUE, COUNTER, COUNTER_SET
 
 log = logging.getLogger("zkpy.server.metrics")
@@ -76,6 +77,11 @@ class ServerCollector:
                 m = Metric(name, name, "gauge")
                 m.add_sample(name, {}, float(v))
                 yield m
+        for name, values in quota_gauge_sets(server.tree).items():
+            m = Metric(name, name, "gauge")
+            for key, v in values.items():
+                m.add_sample(name, {"key": key}, float(v))
+            yield m
         metrics = server.metrics
         for name, kind in CATALOGUE:
             if kind == COUNTER:
