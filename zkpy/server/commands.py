@@ -12,10 +12,12 @@ A command's run(ctx, kwargs) gets an AdminContext: the server as it is now
 (an ensemble member's server changes role, never object), its ZAB peer if
 it has one, and the zoo.cfg text it was started with."""
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
 from ..datatree.digest import to_long
+from ..storage.snapshot import list_snapshots
 from . import figures, fourletter
 from .peerstatus import peer_status
 
@@ -124,8 +126,6 @@ def _is_read_only(ctx, kwargs):
 
 
 def _last_snapshot(ctx, kwargs):
-    from ..storage.snapshot import list_snapshots   # storage is not needed by the 4lw
-    import os
     snaps = list_snapshots(figures.snap_dir(ctx.server))
     if not snaps:
         return {"zxid": format(-1 & 0xFFFFFFFFFFFFFFFF, "x"), "timestamp": -1}
