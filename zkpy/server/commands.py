@@ -58,10 +58,21 @@ def _configuration(ctx, kwargs):
     return figures.server_conf(ctx.server)
 
 
+def _by_port(server):
+    """(plain, secure) connections: those that came in on secureClientPort
+    are the secure factory's, as ZooKeeper lists them."""
+    port = server.config.secure_client_port
+    plain, secure = [], []
+    for c in list(server.connections):
+        sock = c.transport.get_extra_info("sockname") if port and c.transport else None
+        (secure if sock and sock[1] == port else plain).append(c)
+    return plain, secure
+
+
 def _connections(ctx, kwargs):
-    conns = list(ctx.server.connections)
-    return {"connections": [c.stats.info(c, False) for c in conns],
-            "secure_connections": []}
+    plain, secure = _by_port(ctx.server)
+    return {"connections": [c.stats.info(c, False) for c in plain],
+            "secure_connections": [c.stats.info(c, False) for c in secure]}
 
 
 def _connection_stat_reset(ctx, kwargs):
@@ -178,8 +189,9 @@ def _server_stats(ctx, kwargs):
 
 def _stats(ctx, kwargs):
     out = _server_stats(ctx, kwargs)
-    out["connections"] = [c.stats.info(c, True) for c in list(ctx.server.connections)]
-    out["secure_connections"] = []
+    plain, secure = _by_port(ctx.server)
+    out["connections"] = [c.stats.info(c, True) for c in plain]
+    out["secure_connections"] = [c.stats.info(c, True) for c in secure]
     return out
 
 

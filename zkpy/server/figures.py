@@ -71,7 +71,7 @@ def server_conf(server) -> dict:
     configuration command as snake_case keys)."""
     c = server.config
     return {
-        "client_port": c.client_port if c.client_port is not None else 0,
+        "client_port": c.client_port if c.client_port is not None else -1,
         "data_dir": snap_dir(server),
         "data_log_dir": log_dir(server),
         "tick_time": c.tick_time,
@@ -114,8 +114,8 @@ def server_stats(server) -> dict:
         "num_alive_client_connections": len(server.connections),
         "uptime": uptime(server),
         "auth_failed_count": stats.auth_failed,
-        "non_mtlsremote_conn_count": 0,
-        "non_mtlslocal_conn_count": 0,
+        "non_mtlsremote_conn_count": server.security.non_mtls_remote,
+        "non_mtlslocal_conn_count": server.security.non_mtls_local,
     }
 
 
@@ -217,7 +217,7 @@ def gauge_values(server, full_version: str) -> list:
         ("outstanding_requests", outstanding(server)),
         ("znode_count", tree.node_count()),
         ("global_sessions", global_sessions),
-        ("non_mtls_remote_conn_count", 0),
+        ("non_mtls_remote_conn_count", server.security.non_mtls_remote),
         ("last_client_response_size", stats.last_response_size),
         ("packets_sent", stats.packets_sent),
         ("packets_received", stats.packets_received),
@@ -234,7 +234,7 @@ def gauge_values(server, full_version: str) -> list:
         ("max_latency", lat.max),
         ("outstanding_tls_handshake", 0),
         ("min_client_response_size", stats.min_response_size),
-        ("non_mtls_local_conn_count", 0),
+        ("non_mtls_local_conn_count", server.security.non_mtls_local),
     ]
     if open_fds is None or max_fds is None:   # ZooKeeper prints these on Unix only
         values = [(k, v) for k, v in values if v is not None]

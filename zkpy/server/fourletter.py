@@ -172,7 +172,7 @@ def _conf(server, extra) -> str:
     conf = server_conf(server)
     lines = [
         f"clientPort={conf['client_port']}",
-        "secureClientPort=-1",
+        f"secureClientPort={c.secure_client_port if c.secure_client_port is not None else -1}",
         f"dataDir={conf['data_dir']}",
         f"dataDirSize={_dir_size(conf['data_dir'])}",
         f"dataLogDir={conf['data_log_dir']}",
