@@ -14,6 +14,8 @@ import pytest
 from zkpy.testing import ZkpyServer, free_port
 from zkpy.testing.apache import ApacheZooKeeper, admin_available, require_apache
 
+from .test_security import NETTY, certs, kazoo, tls_keys  # noqa: F401 (certs: a fixture)
+
 pytestmark = pytest.mark.apache
 
 # Objects whose keys are data (session ids, paths, times, server ids):
@@ -181,3 +183,37 @@ def test_monitor_keys(answers):
     # Both timed every read and every write of the session.
     for key in ("cnt_readlatency", "cnt_updatelatency"):
         assert mine["monitor"][2][key] > 0 and theirs["monitor"][2][key] > 0
+
+
+def test_secure_connections(certs):
+    """With secureClientPort, the connections and stats commands list the
+    TLS clients of that port under secure_connections, on both servers."""
+    from kazoo.client import KazooClient
+
+    answers = {}
+    for name in ("apache", "zkpy"):
+        secure_port, admin_port = free_port(), free_port()
+        cfg = dict(tls_keys(certs), serverCnxnFactory=NETTY, secureClientPort=secure_port)
+        if name == "apache":
+            server = ApacheZooKeeper(extra_cfg=cfg, admin=True)
+        else:
+            server = ZkpyServer(config=dict(cfg, **{"admin.enableServer": "true",
+                                                    "admin.serverAddress": "127.0.0.1",
+                                                    "admin.serverPort": admin_port}))
+        with server:
+            port = server.admin_port if name == "apache" else admin_port
+            plain = KazooClient(hosts=server.hosts, timeout=30.0)
+            plain.start(timeout=15)
+            secure = kazoo(certs, secure_port)
+            try:
+                answers[name] = {cmd: json.loads(_get(port, "/commands/" + cmd)[2])
+                                 for cmd in ("connections", "stats")}
+            finally:
+                for zk in (plain, secure):
+                    zk.stop()
+                    zk.close()
+    for cmd in ("connections", "stats"):
+        for name in ("apache", "zkpy"):
+            got = answers[name][cmd]
+            assert (len(got["connections"]), len(got["secure_connections"])) == (1, 1), name
+        assert _shape(answers["zkpy"][cmd]) == _shape(answers["apache"][cmd])
