@@ -397,12 +397,18 @@ class ZooKeeperServer:
         connections (NIOServerCnxn's timeouts)."""
         self.role.expire_sessions(now_ms)
         sessionless = self.config.sessionless_cnxn_timeout_ms
+        interval = max(1, sessionless)
         for conn in list(self.connections):
-            idle = now_ms - conn.last_recv
             if conn.state in (NEW, CONNECTING):
-                if idle > sessionless:
+                if now_ms - conn.last_recv > sessionless:
                     conn.close()
-            elif conn.timeout and idle > conn.timeout:
+            elif conn.timeout and \
+                    now_ms >= ((conn.last_recv + conn.timeout) // interval + 1) * interval:
+                # Due as NIOServerCnxnFactory's expiry queue has it (and dump
+                # shows it): at the first multiple of the sessionless timeout
+                # after its last read plus its session timeout.  A silent
+                # client's session, expired at a tick, usually goes first and
+                # takes the connection with it.
                 conn.close()
 
     # --- connections ----------------------------------------------------------------------
