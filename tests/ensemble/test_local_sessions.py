@@ -36,7 +36,8 @@ from zkpy.protocol.records import (
     OPEN_ACL_UNSAFE, CreateRequest, DeleteRequest, MultiRequest, PathWatchRequest,
 )
 from zkpy.rawclient import RawClient
-from zkpy.testing.apache import ApacheCluster, require_apache
+from zkpy.testing import ZkpyServer
+from zkpy.testing.apache import ApacheCluster, ApacheZooKeeper, four_letter_word, require_apache
 from zkpy.testing.ensemble import Cluster, running, wait_until
 
 TICK = 300
@@ -507,3 +508,37 @@ def test_a_local_session_expires_on_its_peer(upgrading, role):
     assert upgrading(expiry, role) == {
         "timeout": 2 * TICK, "connection_closed": True, "zxid_moved": 0,
         "counts": {r: (0, 0) for r in ("leader", "follower", "other")}, "resume": True}
+
+
+# --- a standalone server ------------------------------------------------------------------------
+
+def standalone(host, port):
+    first = RawClient(host, port)
+    first.connect()
+    z0 = first.request(Op.EXISTS, PathWatchRequest("/", False))[0].zxid
+    c = RawClient(host, port)
+    c.connect()
+    z1 = c.request(Op.EXISTS, PathWatchRequest("/", False))[0].zxid
+    hdr, _ = c.request(Op.CREATE, create("/eph", 1))
+    mntr = dict(line.split("\t") for line in four_letter_word(host, port, "mntr").splitlines()
+                if "\t" in line)
+    for client in (first, c):
+        client.close_session()
+    return {"zxid_moved": z1 - z0, "ephemeral": hdr.err,
+            "sessions": (mntr["zk_global_sessions"], mntr["zk_local_sessions"])}
+
+
+def test_a_standalone_server_has_no_local_sessions():
+    """ZooKeeper's standalone server reads neither key: every session is
+    made by a txn and may own ephemerals."""
+    require_apache()
+    keys_ = keys(upgrading=False)
+    seen = {}
+    with ApacheZooKeeper(extra_cfg=keys_) as zk:
+        host, port = zk.hosts.split(":")
+        seen["apache"] = standalone(host, int(port))
+    with ZkpyServer(config=keys_) as zk:
+        host, port = zk.hosts.split(":")
+        seen["zkpy"] = standalone(host, int(port))
+    assert seen["zkpy"] == seen["apache"] == {"zxid_moved": 1, "ephemeral": 0,
+                                              "sessions": ("2", "0")}
