@@ -393,3 +393,28 @@ def test_standalone_has_no_local_sessions(tmp_path, loop):
     c = Client(server, loop)
     sid = c.connect(read_only=False).session_id
     assert sid in server.tree.sessions and not server.sessions.is_local(sid)
+
+
+# --- a silent connection ------------------------------------------------------------------
+
+def test_a_silent_connection_closes_when_the_expiry_queue_says(follower, loop):
+    """NIOServerCnxnFactory keeps connections in an expiry queue of
+    nio.sessionlessCnxnTimeout (10 s) intervals: a connection whose client
+    went silent is closed at the first multiple of it after its last read
+    plus its session timeout -- usually after its session expired and took
+    it.  (A follower expires no global session: only this closes it.)"""
+    server, port = follower
+    c = Client(server, loop)
+    assert c.connect(GLOBAL_SID, session_password(GLOBAL_SID), read_only=False) is None
+    revalidate = port.sent[-1]
+    server.role.on_app(2, Revalidated(revalidate.token, True))
+    loop.run()
+    conn = c.conn
+    due = ((conn.last_recv + conn.timeout) // 10_000 + 1) * 10_000
+    assert due > conn.last_recv + conn.timeout + 1
+    server.tick(conn.last_recv + conn.timeout + 1)
+    loop.run()
+    assert not c.closed
+    server.tick(due)
+    loop.run()
+    assert c.closed
