@@ -21,7 +21,7 @@ def _node_for_read(server, conn, path):
     node = server.tree.nodes.get(path)
     if node is None:
         raise KeeperError(Err.NO_NODE)
-    if not check_acl(node.acl, _READ, conn.auth_ids, server.skip_acl):
+    if not check_acl(node.acl, _READ, conn.auth_ids, server.skip_acl, server.sasl_any):
         raise KeeperError(Err.NO_AUTH)
     return node
 
@@ -38,7 +38,7 @@ def exists(server, conn, req):
     if path is None or "\0" in path:
         raise KeeperError(Err.BAD_ARGUMENTS)
     node = server.tree.nodes.get(path)
-    if node is not None and not check_acl(node.acl, _READ, conn.auth_ids, server.skip_acl):
+    if node is not None and not check_acl(node.acl, _READ, conn.auth_ids, server.skip_acl, server.sasl_any):
         raise KeeperError(Err.NO_AUTH)
     if req.watch:
         # Registered even for a missing node: it then waits for NodeCreated.
@@ -71,9 +71,9 @@ def get_acl(server, conn, req):
     node = server.tree.nodes.get(req.path)
     if node is None:
         raise KeeperError(Err.NO_NODE)
-    ids, skip = conn.auth_ids, server.skip_acl
-    can_admin = check_acl(node.acl, Perms.ADMIN, ids, skip)
-    if not can_admin and not check_acl(node.acl, _READ, ids, skip):
+    ids, skip, any_ = conn.auth_ids, server.skip_acl, server.sasl_any
+    can_admin = check_acl(node.acl, Perms.ADMIN, ids, skip, any_)
+    if not can_admin and not check_acl(node.acl, _READ, ids, skip, any_):
         raise KeeperError(Err.NO_AUTH)
     acl = node.acl
     if not can_admin:

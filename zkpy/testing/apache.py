@@ -41,6 +41,10 @@ _SERVER_JARS = (
     "zookeeper.jar",
     "zookeeper-jute.jar",
     "netty-all.jar",
+    # NettyServerCnxnFactory (TLS) needs these, which zookeeper.jar's
+    # manifest leaves out.
+    "netty-codec.jar",
+    "netty-resolver.jar",
     "slf4j-api.jar",
     "metrics-core.jar",
     "commons-io.jar",

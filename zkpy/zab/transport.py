@@ -163,11 +163,13 @@ class _PeerProtocol(asyncio.Protocol):
 
 
 class PeerTransport:
-    def __init__(self, my_id, addresses, on_message, on_link_down, retry_s=0.2):
+    def __init__(self, my_id, addresses, on_message, on_link_down, retry_s=0.2, security=None):
         """addresses: {peer id: (host, quorum port)} for every member, us
         included, or {peer id: [(host, port), ...]} for members with several
         addresses (multiAddress.enabled): a peer listens on each of its own
-        and dials another's in turn until one answers."""
+        and dials another's in turn until one answers.
+        security: zkpy.zab.secure_link.LinkSecurity for sslQuorum, else None."""
+        self.security = security
         self.my_id = my_id
         self.addresses = {pid: [a] if isinstance(a[0], str) else list(a)
                           for pid, a in addresses.items()}
@@ -183,8 +185,13 @@ class PeerTransport:
     async def start(self):
         """Listen on each of our addresses, and dial the peers with smaller ids."""
         self.loop = asyncio.get_running_loop()
+        factory = lambda: _PeerProtocol(self)  # noqa: E731
+        if self.security is not None:
+            factory = self.security.accepting_factory(self.loop, factory)
+            if self.security.reloading:
+                self.tasks.append(self.loop.create_task(self.security.reload_forever()))
         for host, port in self.addresses[self.my_id]:
-            server = await self.loop.create_server(lambda: _PeerProtocol(self), host=host,
+            server = await self.loop.create_server(factory, host=host,
                                                    port=port, reuse_address=True)
             self.servers.append(server)
         for pid in self.addresses:
@@ -198,8 +205,13 @@ class PeerTransport:
             if pid not in self.links:
                 host, port = addresses[turn % len(addresses)]
                 try:
-                    await self.loop.create_connection(lambda: _PeerProtocol(self, pid), host, port)
-                except OSError:
+                    if self.security is not None:
+                        await self.security.dial(self.loop, lambda: _PeerProtocol(self, pid),
+                                                 host, port)
+                    else:
+                        await self.loop.create_connection(lambda: _PeerProtocol(self, pid),
+                                                          host, port)
+                except (OSError, asyncio.TimeoutError):
                     turn += 1      # that address does not answer: the next one next time
             await asyncio.sleep(self.retry_s)
 
