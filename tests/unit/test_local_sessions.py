@@ -336,6 +336,19 @@ def test_the_leaders_ephemeral_upgrade_is_a_create_session_txn_first(leader, loo
     assert not server.sessions.is_local(sid)
 
 
+def test_an_upgrade_is_not_audited_and_its_create_is(tmp_path, loop, caplog):
+    port = LeaderPort()
+    server = serving(tmp_path, port, LeaderRole, "localSessionsUpgradingEnabled=true",
+                     "audit.enable=true")
+    c = Client(server, loop)
+    c.connect(read_only=False)
+    with caplog.at_level("INFO"):
+        assert c.request(Op.CREATE, CreateRequest("/e", b"", WORLD, 1)).err == 0
+    audit = [r.getMessage() for r in caplog.records if r.name == "zkpy.audit"]
+    assert len(audit) == 1 and "operation=create" in audit[0] and "znode=/e" in audit[0]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_the_leaders_refusal_without_upgrading(leader_without_upgrades, loop):
     server, port = leader_without_upgrades
     c = Client(server, loop)

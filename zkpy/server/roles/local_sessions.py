@@ -61,6 +61,7 @@ class _Upgrade:
     session are matched to their requests in order, and a client request
     with xid 0 must not take this one's place."""
     op = Op.CREATE_SESSION
+    record = None
 
     @property
     def conn(self):
