@@ -570,6 +570,10 @@ class ServerConfig:
     digest_enabled: bool = True  # the data-tree digest (zookeeper.digest.enabled)
     audit_enable: bool = False  # audit log lines to the "zkpy.audit" logger
     readonly_mode_enabled: bool = False
+    # Sessions local to the peer that made them (no txn) until an ephemeral
+    # needs a global one; only an ensemble member has them.
+    local_sessions_enabled: bool = False
+    local_sessions_upgrading_enabled: bool = False
     jute_maxbuffer: int = 0xFFFFF
     container_check_interval_ms: int = 60000
     container_max_per_minute: int = 10000
@@ -709,6 +713,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "electionAlg": ("election_alg", _election_alg),
     "syncEnabled": ("sync_enabled", _strict_bool),
     "peerType": ("peer_type", _learner_type),
+    "localSessionsEnabled": ("local_sessions_enabled", _strict_bool),
+    "localSessionsUpgradingEnabled": ("local_sessions_upgrading_enabled", _strict_bool),
     # System properties (zookeeper.<key>): Integer.getInteger decodes hex,
     # booleans follow whatever test the Java code applies.
     "snapCount": ("snap_count", _int32_decoded),
@@ -802,7 +808,6 @@ _FIELDS.update(_OPERATIONS_FIELDS)
 # ZooKeeper keys zkpy has no typed field for: kept in `extra` but not
 # reported as unknown (that list is meant to catch typos).
 _RECOGNISED_KEYS = frozenset({
-    "localSessionsEnabled", "localSessionsUpgradingEnabled",
     "observerMasterPort",
     "connectToLearnerMasterLimit", "quorumListenOnAllIPs",
     "quorum.cnxn.threads.size",

@@ -196,14 +196,17 @@ class ZooKeeperServer:
         op = request.op
         check = None
         if owner is not None:
-            def check():
+            def check(ephemeral=False):
+                if ephemeral:
+                    # Only a global session may own an ephemeral.
+                    self.role.check_global_session(sid, op)
                 if not self.sessions.check_owner(sid, owner):
                     raise KeeperError(Err.SESSION_MOVED)
         if request.decode_error is not None:
             if check is not None and op in _OWNER_CHECKED_BEFORE_DECODING:
                 check()
             raise request.decode_error
-        if not self.sessions.is_valid(sid):
+        if not self.sessions.is_valid(sid) and not self.role.local_session_elsewhere(sid):
             raise KeeperError(Err.SESSION_EXPIRED)
         rec = request.record
         auth_ids = request.conn.auth_ids
@@ -270,7 +273,7 @@ class ZooKeeperServer:
         if t == Op.ERROR:
             if txn.body[0] == Err.SESSION_MOVED:
                 return replies.CLOSE
-            return replies.header_only(xid, zxid, txn.body[0])
+            return replies.header_only(xid, zxid, self.role.reply_error(request, txn.body[0]))
         if t == Op.MULTI:
             if _moved_in_multi(txn):
                 return replies.CLOSE
@@ -355,8 +358,7 @@ class ZooKeeperServer:
     def track_sessions_of_tree(self):
         """Rebuild the session tracker from the tree: the sessions that live,
         each with a full timeout from now."""
-        self.sessions.sessions.clear()
-        self.sessions.buckets.clear()
+        self.sessions.clear()
         now = self.clock.now_ms()
         for sid, timeout in self.tree.sessions.items():
             self.sessions.add(sid, timeout, now)
@@ -427,13 +429,19 @@ class ZooKeeperServer:
         connections (NIOServerCnxn's timeouts)."""
         self.role.expire_sessions(now_ms)
         sessionless = self.config.sessionless_cnxn_timeout_ms
+        interval = max(1, sessionless)
         for conn in list(self.connections):
-            idle = now_ms - conn.last_recv
             if conn.state in (NEW, CONNECTING):
-                if idle > sessionless:
+                if now_ms - conn.last_recv > sessionless:
                     self.metrics.count("sessionless_connections_expired")
                     conn.close()
-            elif conn.timeout and idle > conn.timeout:
+            elif conn.timeout and \
+                    now_ms >= ((conn.last_recv + conn.timeout) // interval + 1) * interval:
+                # Due as NIOServerCnxnFactory's expiry queue has it (and dump
+                # shows it): at the first multiple of the sessionless timeout
+                # after its last read plus its session timeout.  A silent
+                # client's session, expired at a tick, usually goes first and
+                # takes the connection with it.
                 conn.close()
 
     # --- connections ----------------------------------------------------------------------
