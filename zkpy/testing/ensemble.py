@@ -257,12 +257,15 @@ class Cluster:
     def __init__(self, n: int = 3, *, tick_time: int = 300, init_limit: int = 10,
                  sync_limit: int = 5, force_sync: bool = False, snap_count: int | None = None,
                  proxy: bool = False, extra: dict | None = None, keep_dir: bool = False,
-                 log_level: str = "INFO", observers: int = 0, members=None):
-        """members: {peer: the ids its zoo.cfg lists} for peers that start
+                 log_level: str = "INFO", observers: int = 0, members=None,
+                 per_peer: dict | None = None):
+        """extra: zoo.cfg keys for every peer; per_peer: {peer id: keys} for
+        one.  members: {peer: the ids its zoo.cfg lists} for peers that start
         with a partial view (a server that is to join an ensemble by a
         reconfiguration lists the members and itself); default: all."""
         self.n = n
         self.members = dict(members or {})
+        self.per_peer = {i: dict(v) for i, v in (per_peer or {}).items()}
         # The last `observers` peers observe (server.N=...:observer).
         self.observer_ids = set(range(n - observers + 1, n + 1)) if observers else set()
         self.log_level = log_level
@@ -303,7 +306,9 @@ class Cluster:
         ]
         if self.snap_count is not None:
             lines.append(f"snapCount={self.snap_count}")
-        lines += [f"{k}={v}" for k, v in self.extra.items()]
+        # No AdminServer unless asked for: the peers share this host.
+        keys = {"admin.enableServer": "false", **self.extra, **self.per_peer.get(me.id, {})}
+        lines += [f"{k}={v}" for k, v in keys.items()]
         listed = self.members.get(me.id, self.peers)
         for p in self.peers.values():
             if p.id not in listed:
@@ -454,9 +459,11 @@ class Cluster:
                 return None
             leader = leaders[0]
             m = self.peers[leader].mntr()
-            synced = int(m.get("zk_synced_followers", "-1")) + \
-                int(m.get("zk_synced_observers", "0")) + \
-                int(m.get("zk_synced_non_voting_followers", "0"))
+            # float(): with the Prometheus provider mntr prints "2.0", as ZooKeeper does.
+            synced = sum(int(float(m.get(key, "0"))) for key in (
+                "zk_synced_followers", "zk_synced_observers", "zk_synced_non_voting_followers"))
+            if "zk_synced_followers" not in m:
+                return None
             return leader if synced >= len(want) - 1 else None
 
         return wait_until(ready, timeout, 0.1, what=f"a leader and peers {sorted(want)} synced "
