@@ -451,6 +451,9 @@ class Simulation:
         self.wants_ephemeral = set()   # sessions that asked for an ephemeral
         self.session_zxid = {}      # session id -> zxid of its committed createSession
         self.session_home = {}      # session id -> the peer that granted it
+        # Sessions a leader proposed a createSession for (its tracker has
+        # them as global from then on, as ZooKeeper's leader's prep does).
+        self.session_proposed = set()
         # Since when there are no faults: from then on every request must be
         # answered (or its connection close).
         self.calm_since = 0 if not faults else float("inf")
@@ -541,6 +544,10 @@ class Simulation:
             self.send(node.id, eff.to, msg)
         elif kind is Log:
             node.disk.unsynced.extend(eff.txns)
+            if node.role == LEADING:
+                for txn in eff.txns:
+                    if txn.type == Op.CREATE_SESSION:
+                        self.session_proposed.add(txn.session_id)
             if not node.disk.sync_pending:
                 node.disk.sync_pending = True
                 self.at(self.now + self.rng.randint(1, 8), "synced", node.id)
@@ -728,6 +735,9 @@ class Simulation:
             if self.faults:
                 self.fault()
             self.at(self.now + self.rng.randint(50, 800), "fault")
+        elif kind == "reconfig":
+            self.reconfigure()
+            self.at(self.now + self.rng.randint(100, 1500), "reconfig")
         elif kind == "restart":
             node = self.nodes[event[1]]
             if not node.alive:
@@ -762,9 +772,6 @@ class Simulation:
     def fault(self):
         rng = self.rng
         alive = [n for n in self.nodes.values() if n.alive]
-        if self.reconfigs and rng.random() < 0.4:
-            self.reconfigure()
-            return
         r = rng.random()
         if r < 0.3 and alive:
             node = rng.choice(alive)
@@ -834,6 +841,8 @@ class Simulation:
         else:
             self.at(50, "workload")
         self.at(300, "fault")
+        if self.reconfigs:
+            self.at(400, "reconfig")
         for _ in range(steps):
             if not self.events:
                 break
@@ -883,12 +892,12 @@ class Simulation:
                 if paths and sid not in tree.sessions:
                     self.fail(f"peer {node.id}: ephemerals {sorted(paths)} of session {sid:x}, "
                               f"which is not a live global session")
-            # /zookeeper/config holds the membership in force at this peer
-            # (one that joins has its own view until its sync; one in the
-            # middle of a sync by snapshot, the leader's pending one): checked
-            # against that, not against the others' trees.
+            # /zookeeper/config holds the membership in force at a serving
+            # peer (one that joins has its own view until its sync, one in
+            # the middle of a sync by snapshot the leader's): checked against
+            # that, not against the others' trees.
             config = tree.nodes[CONFIG_NODE].data
-            if config != node.disk.membership.text().encode() and config != node.peer.next_text:
+            if node.peer.serving and config != node.disk.membership.text().encode():
                 self.fail(f"peer {node.id}: {CONFIG_NODE} holds {config!r}, not its membership "
                           f"in force 0x{node.disk.membership.version:x}")
             state = ({p: (n.data, n.version, n.mzxid) for p, n in tree.nodes.items()
@@ -1038,7 +1047,8 @@ class Simulation:
             s.moves += 1
             self.stats["moves"] += 1
             home = self.session_home.get(s.sid)
-            if self.local_sessions and home != wire.node and s.sid not in self.session_zxid:
+            if self.local_sessions and home != wire.node and s.sid not in self.session_zxid \
+                    and s.sid not in self.session_proposed:
                 self.fail(f"client {s.idx}: local session {s.sid:x} of peer {home} resumed "
                           f"on peer {wire.node}")
         s.sid, s.passwd = resp.session_id, resp.passwd
