@@ -82,7 +82,7 @@ def settled(cluster, observers=(), initial=None):
     observers observe, every other peer leads or follows.  initial: who led
     at first; once another leads, which voter took over is a race in both
     servers (the first of the new voters to ack the reconfig that made the
-    leader leave), so it shows as "*"."""
+    leader leave)."""
     def ready():
         modes = cluster.modes()
         return all((m == "observer") == (i in observers) and m in ("leader", "follower",
@@ -91,8 +91,21 @@ def settled(cluster, observers=(), initial=None):
     wait_until(ready, 60, what=f"modes to settle (now {cluster.modes()})")
     cluster.wait_ready(timeout=60)
     modes = cluster.modes()
-    return sorted((str(i) if m != "leader" or i == initial else "*", m)
-                  for i, m in modes.items())
+    leader = cluster.leader()
+    if leader == initial:
+        return sorted(modes.items())
+    # Who leads is a race: only that one peer leads, a voter, and every
+    # other peer follows or observes as its place in the membership says.
+    c = KazooClient(hosts=cluster.host(leader), timeout=10)
+    c.start(timeout=30)
+    try:
+        data, _ = c.get("/zookeeper/config")
+    finally:
+        c.stop()
+    voters = {int(line[len("server."):line.index("=")]) for line in data.decode().splitlines()
+              if line.startswith("server.") and ":observer" not in line}
+    return [("a voter leads", leader in voters)] + sorted(
+        (i, "leads or follows" if m in ("leader", "follower") else m) for i, m in modes.items())
 
 
 def transcript(cluster) -> list:
@@ -456,3 +469,55 @@ def test_grow_from_one_to_three_to_five_and_back_under_load():
         raise
     finally:
         c.close()
+
+
+# --- kazoo's own reconfig cases (kazoo/tests/test_client.py, TestReconfig) ---------------------
+
+def kazoo_cases(cluster) -> list:
+    """What kazoo's TestReconfig does: a reconfig without the super user, an
+    observer that never runs added and removed again (0.0.0.0 addresses), a
+    joiner that does not parse, and fromConfig one ahead of the version."""
+    from zkpy.testing import free_port
+    out = []
+    try:
+        cluster.start()
+        cluster.wait_ready()
+        zk = admin(cluster)
+        plain = client(cluster)
+        try:
+            out.append(attempt(lambda: plain.reconfig(
+                joining="server.999=0.0.0.0:1234:2345:observer;3456", leaving=None,
+                new_members=None)))
+            ports = [free_port() for _ in range(3)]
+            joining = "server.100=0.0.0.0:%d:%d:observer;0.0.0.0:%d" % tuple(ports)
+            data, _ = zk.reconfig(joining=joining, leaving=None, new_members=None)
+            out.append(("added", joining in data.decode()))
+            data, _ = zk.reconfig(joining=None, leaving="100", new_members=None)
+            out.append(("removed", joining not in data.decode()))
+            version = int(data.decode().split("\n")[-1].split("=")[1], 16)
+            out.append(attempt(lambda: plain.reconfig(joining=joining, leaving=None,
+                                                      new_members=None,
+                                                      from_config=version + 1)))
+            out.append(attempt(lambda: zk.reconfig(joining=joining, leaving=None,
+                                                   new_members=None, from_config=version + 1)))
+            out.append(attempt(lambda: zk.reconfig(joining="some thing", leaving=None,
+                                                   new_members=None)))
+        finally:
+            zk.stop()
+            plain.stop()
+        return out
+    except BaseException:
+        print(cluster.dump_logs())
+        raise
+    finally:
+        cluster.close()
+
+
+def test_kazoos_own_reconfig_cases_pass_as_against_zookeeper():
+    require_apache()
+    mine = kazoo_cases(Cluster(3, extra=EXTRA))
+    assert mine == kazoo_cases(ApacheCluster(3, extra=EXTRA))
+    # (fromConfig is checked before the ACL: BadVersion even without auth.)
+    assert mine == [("error", "NoAuthError"), ("added", True), ("removed", True),
+                    ("error", "BadVersionError"), ("error", "BadVersionError"),
+                    ("error", "BadArgumentsError")]
