@@ -357,7 +357,9 @@ class Cluster:
         wait_until(lambda: not p.running or p.four_letter("ruok", 1.0) == "imok", 30,
                    what=f"peer {i} to start")
         if not p.running:
-            raise RuntimeError(f"peer {i} exited with {p.proc.returncode}:\n{p.log_text()[-3000:]}")
+            text = p.log_text() if os.path.exists(p.log_path) else \
+                f"(its log {p.log_path} is gone: was {self.base_dir} removed?)"
+            raise RuntimeError(f"peer {i} exited with {p.proc.returncode}:\n{text[-3000:]}")
 
     def kill(self, i: int, sig: int = signal.SIGKILL):
         p = self.peers[i]
