@@ -15,7 +15,7 @@ import logging
 from ..protocol.errors import MarshallingError
 from ..protocol.jute import INT, Reader, Writer
 from ..protocol.records import ConnectRequest, ConnectResponse
-from . import fourletter
+from . import fourletter, throttled_dispatch
 from .auth import initial_auth_ids
 from .connstats import ConnectionStats
 from .dispatch import RequestDispatch
@@ -49,6 +49,10 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
         self.max_frame = server.config.jute_maxbuffer
         self.last_recv = self.clock.now_ms()
         self.stats = ConnectionStats()      # cons / stat figures
+        self.throttled = False      # not read: too much in process (globalOutstandingLimit)
+        self.write_paused = False   # not read: the client does not read its replies
+        if server.request_throttler.enabled:
+            throttled_dispatch.install(self)
 
     # --- asyncio.Protocol -------------------------------------------------------------
 
@@ -65,17 +69,86 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.state = CLOSED
-        self.queue.clear()
-        self.server.unregister(self)
+        server = self.server
+        if self.queue:
+            server.in_process -= len(self.queue)
+            self.queue.clear()
+            if server.request_throttler.held:
+                throttled_dispatch.pump(server, self.loop)
+        server.unregister(self)
 
     def pause_writing(self):
         # The client is not reading its replies: stop reading its requests.
+        self.write_paused = True
         if self.transport is not None and self.state != CLOSED:
             self.transport.pause_reading()
 
     def resume_writing(self):
-        if self.transport is not None and self.state != CLOSED:
+        self.write_paused = False
+        if self.transport is not None and self.state != CLOSED and not self.throttled:
             self.transport.resume_reading()
+
+    def disable_recv(self) -> bool:
+        """Stop reading this client's requests (ServerCnxn.disableRecv): it
+        added one while the server was over globalOutstandingLimit.  Frames
+        already read wait in buf."""
+        self.throttled = True
+        if self.transport is not None and self.state != CLOSED:
+            self.transport.pause_reading()
+        return True
+
+    def enable_recv(self):
+        """Read again (ServerCnxn.enableRecv).  The frames that waited in buf
+        go first; the socket is read once they are all dispatched, so that a
+        client kept at the limit never has more than one read's worth here."""
+        self.throttled = False
+        if self.transport is None or self.state == CLOSED:
+            return
+        if self.buf:
+            self.loop.call_soon(self._read_buffered)
+        elif not self.write_paused:
+            self.transport.resume_reading()
+
+    def _read_buffered(self):
+        """Dispatch frames that waited in buf, a turn at a time: each turn
+        takes at most a quarter of the room left under the limit, then lets
+        the others have theirs, so that clients held back together share the
+        room (ZooKeeper's selector reads one request per client per pass)
+        rather than the first one resumed taking all of it."""
+        if self.throttled or self.state != ESTABLISHED:
+            return
+        server = self.server
+        turn = max(1, (server.outstanding_limit - server.in_process) // 4)
+        buf = self.buf
+        pos = 0
+        now = self.last_recv = self.clock.now_ms()   # read now, as ZooKeeper would read them
+        paused = False
+        while turn and len(buf) - pos >= 4:
+            n = _unpack_int(buf, pos)[0]
+            if n < 0 or n > self.max_frame:
+                log.warning("Len error %d from %s; closing", n, self.peer[0])
+                self.close()
+                return
+            if len(buf) - pos - 4 < n:
+                break
+            payload = bytes(buf[pos + 4:pos + 4 + n])
+            pos += 4 + n
+            turn -= 1
+            paused = self._handle_request(payload, now)
+            if paused or self.state != ESTABLISHED:
+                break
+        if pos:
+            del buf[:pos]
+        if self.state != ESTABLISHED:
+            return
+        if pos:
+            server.role.touch_session(self.session_id, now)
+        if paused:
+            return
+        if turn == 0:
+            self.loop.call_soon(self._read_buffered)
+        elif not self.write_paused:
+            self.transport.resume_reading()   # nothing whole left: read the socket again
 
     def data_received(self, data):
         if self.state == CLOSED:
@@ -90,7 +163,7 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
                     return  # wait for its 8-byte mask
                 self._four_letter_word(word.decode())
                 return
-        if self.state != CONNECTING:
+        if self.state != CONNECTING and not self.throttled:
             self._process_frames()
 
     # --- frames ------------------------------------------------------------------------
@@ -109,6 +182,7 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
         pos = 0
         end = len(buf)
         touched = False
+        received = self.last_recv
         while end - pos >= 4 and self.state not in (CONNECTING, CLOSED):
             n = _unpack_int(buf, pos)[0]
             if n < 0 or n > self.max_frame:
@@ -123,7 +197,8 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
                 self._handle_connect(payload)
             else:
                 touched = True
-                self._handle_request(payload)
+                if self._handle_request(payload, received):
+                    break   # reading paused (globalOutstandingLimit): the rest waits in buf
         if pos:
             del buf[:pos]
         if touched and self.session_id and self.state == ESTABLISHED:
@@ -168,6 +243,13 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
             req = ConnectRequest.read(Reader(payload))
         except MarshallingError:
             log.warning("Malformed ConnectRequest from %s; closing", self.peer[0])
+            self.close()
+            return
+        # The connection token bucket comes first (processConnectRequest);
+        # a refused client sees its connection closed without a reply.
+        if not server.connection_throttle.admit(req.session_id, role.read_only,
+                                                self.clock.now_ms()):
+            log.warning("Closing connection from %s: connection throttled", self.peer[0])
             self.close()
             return
         self.read_only_byte = req.read_only

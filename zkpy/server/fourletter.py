@@ -134,7 +134,7 @@ def _monotonic_ms_to_date(ms: int) -> str:
 
 
 def _outstanding(server) -> int:
-    return sum(len(c.queue) for c in server.connections)
+    return server.in_process   # ZooKeeper's requestsInProcess
 
 
 def _dir_size(path) -> int:
@@ -465,7 +465,7 @@ def monitor_values(server) -> list:
         ("packets_sent", stats.packets_sent),
         ("packets_received", stats.packets_received),
         ("max_client_response_size", stats.max_response_size),
-        ("connection_drop_probability", 0.0),
+        ("connection_drop_probability", server.connection_throttle.drop),
         ("watch_count", server.watches.watch_count()),
         ("auth_failed_count", stats.auth_failed),
         ("min_latency", lat.min),

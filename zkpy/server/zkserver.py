@@ -37,6 +37,7 @@ from .prep import Prep
 from .request import CONNECTING, NEW, Request
 from .roles.standalone import StandaloneRole
 from .stats import ServerStats
+from .throttle import connection_throttle, request_throttler
 
 log = logging.getLogger("zkpy.server")
 
@@ -83,6 +84,14 @@ class ZooKeeperServer:
         # them (a client may reuse an xid, so one key can stand for several).
         self.waiting: dict = {}
         self.stats = ServerStats()
+        # Requests in the pipeline and not answered yet (ZooKeeper's
+        # requestsInProcess): what globalOutstandingLimit and the
+        # RequestThrottler measure.  A read answered as it arrives is never
+        # counted; one waiting behind its session's writes is.
+        self.in_process = 0
+        self.outstanding_limit = config.global_outstanding_limit
+        self.request_throttler = request_throttler(config)
+        self.connection_throttle = connection_throttle(config, clock.now_ms())
         self.started = clock.wall_ms()
         self.super_digest = config.super_digest
         self.replay_until = replay_until
