@@ -96,11 +96,13 @@ class RequestDispatch:
             record, error = None, e
         # Checked before the request is counted, as ZooKeeper does; the
         # pause comes before the submission, whose reply may come at once.
+        # Pings and the client's other negative xids never pause a connection.
         if op in WRITE_OPS:
             req = Request(self, xid, op, record, received, error, payload)
             req.pending = True
             self.queue.append(req)
-            paused = server.in_process > server.outstanding_limit and self.disable_recv()
+            paused = server.in_process > server.outstanding_limit and xid > 0 and \
+                self.disable_recv()
             server.in_process += 1
             role.submit_write(req)
             return paused
@@ -108,13 +110,15 @@ class RequestDispatch:
             req = Request(self, xid, op, record, received, error)
             req.pending = True
             self.queue.append(req)
-            paused = server.in_process > server.outstanding_limit and self.disable_recv()
+            paused = server.in_process > server.outstanding_limit and xid > 0 and \
+                self.disable_recv()
             server.in_process += 1
             role.submit_sync(req)
             return paused
         if self.queue:
             self.queue.append(Request(self, xid, op, record, received, error))
-            paused = server.in_process > server.outstanding_limit and self.disable_recv()
+            paused = server.in_process > server.outstanding_limit and xid > 0 and \
+                self.disable_recv()
             server.in_process += 1
             return paused
         req = Request(self, xid, op, record, received, error)

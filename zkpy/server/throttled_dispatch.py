@@ -39,10 +39,10 @@ def _handle_request(conn, payload, received) -> bool:
     server = conn.server
     throttler = server.request_throttler
     if len(payload) >= 8 and throttler.holds(server.in_process):
-        op = _unpack_header(payload, 0)[1]
+        xid, op = _unpack_header(payload, 0)
         if op != Op.AUTH and op != Op.SASL and server.sessions.is_valid(conn.session_id):
             # globalOutstandingLimit counts the requests waiting here too.
-            paused = over_outstanding_limit(server) and conn.disable_recv()
+            paused = xid > 0 and over_outstanding_limit(server) and conn.disable_recv()
             throttler.hold(conn, op, payload, received, conn.clock.now_ms())
             if len(throttler.held) == 1:
                 pump(server, conn.loop)
