@@ -261,11 +261,13 @@ class RawClient:
 
     host and port, or one "host:port" string as host.  timeout (seconds) is
     the default wait of every read; read_only_byte False leaves the readOnly
-    byte out of the ConnectRequest.  The constructor only opens the socket:
+    byte out of the ConnectRequest; ssl_context (an ssl.SSLContext) speaks
+    TLS, for a secure client port.  The constructor only opens the socket:
     connect() does the handshake, or open() does both."""
 
     def __init__(self, host: str, port: int | None = None, timeout: float = 10.0,
-                 read_only_byte: bool = True, max_frame: int = 0xFFFFF * 4):
+                 read_only_byte: bool = True, max_frame: int = 0xFFFFF * 4,
+                 ssl_context=None):
         if port is None:
             host, port = _split_hosts(host)
         self.host = host
@@ -275,6 +277,12 @@ class RawClient:
         self.max_frame = max_frame
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is not None:   # a secure client port: TLS first
+            try:
+                self.sock = ssl_context.wrap_socket(self.sock, server_hostname=None)
+            except BaseException:
+                self.sock.close()
+                raise
         self._buf = bytearray()
         self.xid = 0
         self.session_id = 0

@@ -83,9 +83,10 @@ from zkpy.server.prep import Prep
 from zkpy.server.roles import LookingRole, follow_peer
 from zkpy.server.zkserver import ZooKeeperServer
 from zkpy.storage.snapshot import parse_snapshot, snapshot_bytes
+from zkpy.server import digests
 from zkpy.zab.messages import (
-    SNAP, Apply, Deliver, Epochs, InstallSnapshot, Log, RoleChanged, Send, Serving, Sync,
-    Truncate,
+    SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, InstallSnapshot, Log,
+    RoleChanged, Send, Serving, Sync, Truncate,
 )
 from zkpy.zab.peer import LEADING, ZabPeer
 from zkpy.zab.port import ZabPort
@@ -399,6 +400,9 @@ class Simulation:
         # Since when there are no faults: from then on every request must be
         # answered (or its connection close).
         self.calm_since = 0 if not faults else float("inf")
+        # A scenario that corrupts a tree on purpose expects the learner to
+        # notice (a digest mismatch) and sync again; otherwise one fails the run.
+        self.digest_mismatches_expected = False
 
     def config_of(self, nid) -> ServerConfig:
         return ServerConfig(data_dir=Path("/nonexistent"), tick_time=self.tick_ms,
@@ -456,7 +460,9 @@ class Simulation:
         kind = eff.__class__
         if kind is Send:
             msg = eff.msg
-            if msg.__class__ is Sync and msg.kind == SNAP:
+            if msg.__class__ is Commit or msg.__class__ is Inform:
+                digests.stamp(msg, node.server.tree)
+            elif msg.__class__ is Sync and msg.kind == SNAP:
                 # The leader's tree as applied now, as the real snapshot bytes.
                 tree = node.server.tree
                 if tree.last_zxid != msg.zxid:
@@ -508,6 +514,12 @@ class Simulation:
             follow_peer(node.server, node.port, eff)
         elif kind is Deliver:
             node.server.role.on_app(eff.frm, eff.payload)
+        elif kind is CheckDigest:
+            if not digests.check(node.server, node.peer, eff.zxid, eff.digest):
+                if not self.digest_mismatches_expected:
+                    self.fail(f"peer {node.id}: its tree's digest differs from the leader's "
+                              f"after {eff.zxid:x}")
+                self.log(f"peer {node.id}: digest mismatch after {eff.zxid:x}; resync")
         else:
             self.fail(f"peer {node.id}: unknown effect {eff!r}")
 

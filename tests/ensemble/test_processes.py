@@ -22,6 +22,7 @@ the peers' directories (zoo.cfg, data, server.log) for a look afterwards.
 Nothing here asserts on timing: waits are generous and only bound a failure."""
 
 import collections
+import os
 import signal
 import threading
 import time
@@ -554,3 +555,60 @@ def test_a_long_diff_is_made_off_the_event_loop():
         log = new_log(c, leader, mark)
         assert f"syncing peer {f} by DIFF with" in log, log[-3000:]
         assert "by SNAP" not in new_log(c, f, 0)
+
+
+def test_a_follower_whose_tree_diverges_notices_and_syncs_again():
+    """A follower's log is altered while it is down (a znode's data changed in
+    the txn that created it, with a valid checksum): back in the ensemble its
+    tree differs from the leader's.  The leader's digest on the next commit
+    tells it so; it says so, counts it, syncs again by SNAP, and serves the
+    leader's data."""
+    from zkpy.storage.snapshot import list_snapshots
+    from zkpy.storage.txnlog import LogFile, encode_txn, list_logs, read_log
+
+    with running(Cluster(3, tick_time=300, force_sync=True)) as c:
+        leader = c.wait_ready()
+        f = c.followers()[0]
+        client = make_client(c.host(leader))
+        try:
+            client.create("/d", b"right")
+            client.create("/other", b"0")
+            c.wait_caught_up()
+            c.stop(f)
+            log_dir = snap_dir = os.path.join(c.peers[f].data_dir, "version-2")
+            altered = False
+            for _, path in list_logs(log_dir):
+                txns = read_log(path, True)[0]
+                for t in txns:
+                    if t.type == Op.CREATE and t.body[0] == "/d":
+                        t.body = ("/d", b"wrong") + tuple(t.body[2:])
+                        t._packed = None
+                        altered = t.zxid
+                if altered:
+                    os.remove(path)
+                    out = LogFile(path, 64 * 1024)
+                    out.write(b"".join(encode_txn(t) for t in txns))
+                    out.sync()
+                    out.close()
+                    break
+            assert altered, "the create of /d is not in the follower's log"
+            assert all(z < altered for z, _ in list_snapshots(snap_dir)), \
+                "a snapshot already holds /d: the altered txn would not be replayed"
+            mark = len(c.peers[f].log_text())
+            c.restart(f)
+            c.wait_ready()
+            client.set("/other", b"1")      # a commit, with the leader's digest
+            wait_until(lambda: "Digests are not matching" in new_log(c, f, mark), 60,
+                       what="the follower to notice")
+            c.wait_ready()
+            log = new_log(c, f, mark)
+            assert "by SNAP" in log.split("Digests are not matching", 1)[1]
+            assert int(c.peers[f].mntr()["zk_digest_mismatches_count"]) >= 1
+            reader = make_client(c.host(f))
+            try:
+                reader.sync("/d")
+                assert reader.get("/d")[0] == b"right"
+            finally:
+                close_client(reader)
+        finally:
+            close_client(client)

@@ -328,3 +328,26 @@ def test_a_follower_that_crashes_during_sync_loses_no_committed_txn():
                               for n in sim.nodes.values()))
     committed = len(sim.G)
     sim.run_until(lambda: len(sim.G) > committed)      # the next commit shows any loss
+
+
+def test_a_follower_whose_tree_diverges_notices_and_syncs_again_by_snap():
+    """The leader's tree digest travels with every commit; a follower whose
+    tree differs (here: a register's data changed behind the pipeline's back)
+    finds out at the next commit, counts it, and syncs again by SNAP."""
+    sim = Simulation(5, faults=False)
+    sim.run(0)
+    sim.run_until(lambda: all(n.serving for n in sim.nodes.values()) and len(sim.G) >= 5)
+    leader = next(n for n in sim.nodes.values() if n.peer.role == LEADING)
+    victim = next(n for n in sim.nodes.values() if n is not leader)
+    node = victim.server.tree.nodes[REGISTERS[0]]
+    node.data = b"garbage"                   # no txn, no digest update: a diverged tree
+    sim.digest_mismatches_expected = True
+    committed = len(sim.G)
+    sim.run_until(lambda: victim.server.stats.digest_mismatches > 0)
+    assert not victim.serving and victim.peer.want_snap
+    sim.run_until(lambda: victim.serving and len(sim.G) > committed + 5)
+    assert victim.disk.snapshot[1] >= sim.G[committed].zxid     # synced again by SNAP
+    assert not victim.peer.want_snap
+    assert victim.server.tree.nodes[REGISTERS[0]].data != b"garbage"
+    sim.settle()      # every live peer at the same zxid holds the same tree
+    assert victim.server.stats.digest_mismatches == 1

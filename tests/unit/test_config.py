@@ -524,11 +524,16 @@ class TestErrors:
     def test_bad_peer_type(self):
         assert error("peerType=leader").startswith("zoo.cfg: peerType: ")
 
-    def test_unsupported_hierarchical_quorum(self):
-        assert error("group.1=1:2:3").startswith("zoo.cfg: group.1: ")
-        assert error("weight.1=1").startswith("zoo.cfg: weight.1: ")
+    def test_hierarchical_quorum_errors(self):
+        servers = ("server.1=h:1:2", "server.2=h:3:4", "server.3=h:5:6")
+        assert error(*servers, "group.1=1:2").startswith("zoo.cfg: server.3: ")
+        assert error(*servers, "group.1=1:2", "group.2=2:3").startswith(
+            ("zoo.cfg: group.1: ", "zoo.cfg: group.2: "))
+        assert error(*servers, "group.x=1:2:3").startswith("zoo.cfg: group.x: ")
+        assert error(*servers, "group.1=1:2:3", "weight.1=heavy").startswith(
+            "zoo.cfg: weight.1: ")
 
-    def test_unsupported_dynamic_config_file(self):
+    def test_missing_dynamic_config_file(self):
         assert error("dynamicConfigFile=/x").startswith("zoo.cfg: dynamicConfigFile: ")
 
     def test_value_with_newline_still_one_line(self):
@@ -588,7 +593,7 @@ class TestServerSpec:
             (":1:2", "missing host"),
             ("h:1:2;a:b:c", "expected host"),
             ("h:1:2;x", "expected an integer port"),
-            ("h:1:2|g:1:2", "not supported"),
+            ("h:1:2|g:1:2", "multiAddress.enabled"),
             ("[::1:2888:3888", "no matching ']'"),
             ("[::1]", "no port"),
         ],
@@ -765,3 +770,58 @@ class TestLoadConfig:
         assert (c.min_session_timeout, c.max_session_timeout) == (4000, 40000)
         assert c.is_standalone
         assert c.unknown_keys == [] and c.warnings == []
+
+
+# --------------------------------------------------------------------------
+# The membership: hierarchical quorums, several addresses, dynamic files
+# --------------------------------------------------------------------------
+
+
+class TestMembership:
+    SERVERS = ("server.1=h:1:2", "server.2=h:3:4", "server.3=h:5:6",
+               "server.4=h:7:8:observer")
+
+    @staticmethod
+    def member(tmp_path, *lines):
+        (tmp_path / "myid").write_text("1")
+        return cfg(f"dataDir={tmp_path}", "initLimit=10", "syncLimit=5", *lines)
+
+    def test_groups_and_weights(self, tmp_path):
+        c = self.member(tmp_path, *self.SERVERS, "group.1=1:2", "group.2=3", "weight.1=3",
+                        "weight.3=0")
+        assert c.groups == {1: (1, 2), 2: (3,)}
+        assert c.weights == {1: 3, 3: 0}
+
+    def test_observers_need_no_group(self, tmp_path):
+        assert self.member(tmp_path, *self.SERVERS, "group.1=1:2:3").groups == {1: (1, 2, 3)}
+
+    def test_several_addresses_with_multi_address_enabled(self, tmp_path):
+        c = self.member(tmp_path, "server.1=a:1:2|b:3:4;5", "server.2=h:3:4", "server.3=h:5:6",
+                        "multiAddress.enabled=true")
+        s = c.servers[1]
+        assert (s.host, s.quorum_port, s.election_port) == ("a", 1, 2)
+        assert s.quorum_addresses == (("a", 1), ("b", 3))
+        assert c.servers[2].quorum_addresses == (("h", 3),)
+        assert error("server.1=a:1:2|b:3:4", "server.2=h:3:4").startswith(
+            "zoo.cfg: server.1: ")
+        assert "roles" in error("server.1=a:1:2:observer|b:3:4:participant", "server.2=h:3:4",
+                                "multiAddress.enabled=true")
+
+    def test_dynamic_config_file(self, tmp_path):
+        dyn = tmp_path / "zoo.cfg.dynamic.100000000"
+        dyn.write_text("server.1=h:1:2;2181\nserver.2=h:3:4\nserver.3=h:5:6\ngroup.1=1:2:3\n")
+        c = self.member(tmp_path, f"dynamicConfigFile={dyn}")
+        assert sorted(c.servers) == [1, 2, 3] and c.servers[1].client_port == 2181
+        assert c.groups == {1: (1, 2, 3)}
+        assert c.config_version == 0x100000000
+        assert c.dynamic_config_file == dyn
+
+    def test_dynamic_config_file_errors(self, tmp_path):
+        dyn = tmp_path / "zoo.cfg.dynamic.5"
+        dyn.write_text("server.1=h:1:2\nversion=5\n")
+        assert "version" in error(f"dynamicConfigFile={dyn}")
+        dyn.write_text("server.1=h:1:2\ntickTime=5\n")
+        assert "tickTime" in error(f"dynamicConfigFile={dyn}")
+        dyn.write_text("server.1=h:1:2\n")
+        assert error(f"dynamicConfigFile={dyn}", "server.2=h:3:4").startswith(
+            "zoo.cfg: server.2: ")

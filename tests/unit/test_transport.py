@@ -35,7 +35,7 @@ class Pair:
             self.t[i] = PeerTransport(
                 i, addresses, lambda frm, msg, i=i: self.got[i].append((frm, msg)),
                 lambda peer, i=i: self.down[i].append(peer), retry_s=0.02)
-            await self.t[i].start([ports[i]])
+            await self.t[i].start()
         await self.until(lambda: 1 in self.t[2].links and 2 in self.t[1].links)
         return self
 
@@ -188,3 +188,30 @@ def test_every_peer_message_comes_back_as_it_was_sent():
             assert [x.packed() for x in got.txns] == [x.packed() for x in msg.txns]
             got.txns = msg.txns
         assert got == msg, msg
+
+
+async def test_a_peer_with_several_addresses_is_reached_on_the_one_that_answers():
+    """multiAddress.enabled: peer 1 listens on each of its addresses; peer 2
+    knows one more for it that nothing listens on, and dials on to the next."""
+    a, b, c, nobody = free_port(), free_port(), free_port(), free_port()
+    got = []
+    one = PeerTransport(1, {1: [("127.0.0.1", a), ("127.0.0.1", b)], 2: ("127.0.0.1", c)},
+                        lambda frm, msg: got.append(msg), lambda peer: None, retry_s=0.02)
+    two = PeerTransport(2, {1: [("127.0.0.1", nobody), ("127.0.0.1", b)], 2: ("127.0.0.1", c)},
+                        lambda frm, msg: None, lambda peer: None, retry_s=0.02)
+    await one.start()
+    await two.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while 1 not in two.links:
+            assert loop.time() < deadline, "timed out"
+            await asyncio.sleep(0.01)
+        two.send(1, Ping())
+        while not got:
+            assert loop.time() < deadline, "timed out"
+            await asyncio.sleep(0.01)
+        assert got == [Ping()]
+    finally:
+        await one.stop()
+        await two.stop()

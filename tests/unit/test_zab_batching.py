@@ -6,11 +6,11 @@ get every txn (INFORM)."""
 
 from zkpy.datatree.txn import Txn
 from zkpy.protocol.opcodes import Op
-from zkpy.zab.peer import ESTABLISHED, FOLLOWING, LEADING, LOOKING, ZabPeer
 from zkpy.zab.messages import (
-    DIFF, Ack, AckEpoch, Apply, Commit, FollowerInfo, Inform, LeaderInfo, Log, NewLeader,
-    Proposal, Send, Sync, UpToDate, Vote,
+    DIFF, Ack, AckEpoch, Apply, CheckDigest, Commit, FollowerInfo, Inform, LeaderInfo, Log,
+    NewLeader, Proposal, Send, Sync, UpToDate, Vote,
 )
+from zkpy.zab.peer import ESTABLISHED, FOLLOWING, LEADING, LOOKING, ZabPeer
 from zkpy.zab.quorum import QuorumConfig, make_zxid
 
 TICK = 100
@@ -144,3 +144,57 @@ def test_history_stays_bounded_and_keeps_at_least_its_limit():
         assert f.history_zxids == [t.zxid for t in f.history]
         assert f.history_base < f.history_zxids[0]
     assert f.history_zxids[-1] == zs[-1] and f.last_applied == zs[-1]
+
+
+# --- the tree digest travels with commits -------------------------------------------------------
+
+def test_a_leader_applies_a_txn_before_its_commit_goes_out():
+    """So that the driver can stamp the commit with the digest of the tree
+    that holds it (zkpy/server/digests.py)."""
+    p = leader_of(voters=(1, 2, 3), observers=(4,))
+    zs = propose(p, 3)
+    p.take()
+    p.logged(zs[-1])
+    p.receive(1, Ack(zs[-1]))
+    out = p.take()
+    applied = [i for i, e in enumerate(out) if type(e) is Apply]
+    commits = [i for i, e in enumerate(out) if type(e) is Send and type(e.msg) is Commit]
+    assert len(applied) == 3 and commits and max(applied) < min(commits)
+    for i, e in enumerate(out):   # each INFORM after the Apply of its txn
+        if type(e) is Send and type(e.msg) is Inform:
+            assert any(type(a) is Apply and a.txn is e.msg.txn for a in out[:i])
+
+
+def test_a_follower_checks_the_leaders_digest_once_it_has_applied_the_commit():
+    f = follower_of_3()
+    zs = [make_zxid(1, i) for i in range(1, 4)]
+    for z in zs:
+        f.receive(3, Proposal(txn(z)))
+    f.receive(3, Commit(zs[1], 1234))
+    assert not [e for e in f.take() if type(e) in (Apply, CheckDigest)]   # nothing durable yet
+    f.logged(zs[2])
+    out = [e for e in f.take() if type(e) in (Apply, CheckDigest)]
+    assert [(type(e), getattr(e, "zxid", None) or e.txn.zxid) for e in out] == \
+        [(Apply, zs[0]), (Apply, zs[1]), (CheckDigest, zs[1])]
+    assert out[-1].digest == 1234
+    f.receive(3, Commit(zs[2]))        # no digest (the leader's is off): nothing to check
+    assert not [e for e in f.take() if type(e) is CheckDigest]
+
+
+def test_a_resyncing_follower_claims_nothing_and_gets_a_snap():
+    f = follower_of_3()
+    f.receive(3, Proposal(txn(make_zxid(1, 1))))
+    f.logged(make_zxid(1, 1))
+    f.resync()
+    assert f.role == LOOKING and not f.serving
+    f.take()
+    f.receive(2, Vote(1, make_zxid(1, 1), 3, 1, FOLLOWING))
+    f.receive(3, Vote(1, make_zxid(1, 1), 3, 1, LEADING))
+    infos = [e.msg for e in f.take() if type(e) is Send and type(e.msg) is FollowerInfo]
+    assert infos and infos[-1].last_zxid == -1
+    # The leader's side: a learner that claims nothing is synced by SNAP.
+    p = leader_of()
+    p.receive(1, FollowerInfo(p.accepted_epoch, -1, False, 9))
+    p.receive(1, AckEpoch(p.current_epoch, -1))
+    syncs = [m for to, m in sends(p.take(), Sync) if to == 1]
+    assert syncs and syncs[0].kind == "SNAP"

@@ -83,32 +83,38 @@ def ip_matches(spec: str, address: str) -> bool:
     return (int(ip) >> shift) == (int(net_ip) >> shift)
 
 
+_BUILT_IN = frozenset({"world", "auth", "digest", "ip"})
+
 # Fixed-up ACLs of lists without the auth scheme (whose result depends on
 # nobody's ids): clients send the same few lists over and over.
 _FIXED: dict = {}
 _FIXED_MAX = 4096
 
 
-def fixup_acl(acls, auth_ids) -> tuple:
+def fixup_acl(acls, auth_ids, providers=None) -> tuple:
     """Validate and expand an ACL list for create/setACL (InvalidACL on failure).
-    auth_ids: the (scheme, id) pairs the connection holds."""
+    auth_ids: the (scheme, id) pairs the connection holds.  providers: the
+    server's registered schemes (zkpy.server.client_security.ClientSecurity:
+    ``schemes``, ``valid_id(scheme, id)``, its own ``acl_cache``); without
+    it, world, digest and ip are the schemes there are."""
     if not acls:
         raise KeeperError(Err.INVALID_ACL)
+    cache = _FIXED if providers is None else providers.acl_cache
     try:
         key = tuple(acls)
-        fixed = _FIXED.get(key)
+        fixed = cache.get(key)
     except TypeError:  # lists inside: not from the decoder
         key = fixed = None
     if fixed is not None:
         return fixed
-    fixed = _fixup(acls, auth_ids)
-    if key is not None and len(_FIXED) < _FIXED_MAX and \
+    fixed = _fixup(acls, auth_ids, providers)
+    if key is not None and len(cache) < _FIXED_MAX and \
             not any(a[1] == "auth" for a in acls):
-        _FIXED[key] = fixed
+        cache[key] = fixed
     return fixed
 
 
-def _fixup(acls, auth_ids) -> tuple:
+def _fixup(acls, auth_ids, providers) -> tuple:
     out = []
     add = out.append
     # ZooKeeper drops duplicates from the list as given, before expanding the
@@ -131,9 +137,13 @@ def _fixup(acls, auth_ids) -> tuple:
                     granted = True
             if not granted:
                 raise KeeperError(Err.INVALID_ACL)
-        elif scheme == "digest" and id_ is not None and _valid_digest_id(id_):
+        elif scheme == "digest" and id_ is not None and _valid_digest_id(id_) and \
+                (providers is None or "digest" in providers.schemes):
             add(ACL(a.perms, scheme, id_))
         elif scheme == "ip" and id_ is not None and parse_ip_spec(id_) is not None:
+            add(ACL(a.perms, scheme, id_))
+        elif providers is not None and id_ is not None and scheme not in _BUILT_IN and \
+                providers.valid_id(scheme, id_):
             add(ACL(a.perms, scheme, id_))
         else:
             raise KeeperError(Err.INVALID_ACL)
@@ -155,8 +165,10 @@ def _world_perms(acl) -> int:
     return perms
 
 
-def check_acl(acl, perm: int, auth_ids, skip_acl: bool = False) -> bool:
-    """True if a connection holding auth_ids may do perm on a node with acl."""
+def check_acl(acl, perm: int, auth_ids, skip_acl: bool = False, sasl_any=None) -> bool:
+    """True if a connection holding auth_ids may do perm on a node with acl.
+    sasl_any: zookeeper.letAnySaslUserDoX, the sasl ACL id that every
+    SASL-authenticated connection matches."""
     if skip_acl or not acl:
         return True
     world = _WORLD_PERMS.get(acl) if type(acl) is tuple else 0
@@ -179,5 +191,8 @@ def check_acl(acl, perm: int, auth_ids, skip_acl: bool = False) -> bool:
                 if ip_matches(a.id, id_):
                     return True
             elif id_ == a.id:
+                return True
+            elif scheme == "sasl" and (id_ == "super" or a.id == sasl_any):
+                # SASLAuthenticationProvider.matches
                 return True
     return False

@@ -378,10 +378,20 @@ class ServerSpec:
     # only a port (ZooKeeper's meaning: listen on all interfaces).
     client_host: str | None = None
     client_port: int | None = None
+    # Every (host, quorum port, election port) of the line, the first one
+    # included: several with multiAddress.enabled (a1:p1:e1|a2:p2:e2).
+    addresses: tuple = ()
 
     @property
     def is_observer(self) -> bool:
         return self.role == OBSERVER
+
+    @property
+    def quorum_addresses(self) -> tuple:
+        """(host, quorum port) of each address, in the order given."""
+        if not self.addresses:
+            return ((self.host, self.quorum_port),)
+        return tuple((h, q) for h, q, _ in self.addresses)
 
 
 def _java_split(text: str, sep: str) -> list[str]:
@@ -409,48 +419,58 @@ def _host_and_ports(text: str, key: str) -> list[str]:
     return [text[1:close]] + [p.strip() for p in _java_split(rest[1:], ":")]
 
 
-def parse_server_spec(server_id: int, value: str, key: str | None = None) -> ServerSpec:
-    """Parse the value of ``server.<server_id>``; errors name ``key``."""
+def parse_server_spec(server_id: int, value: str, key: str | None = None,
+                      multi_address: bool = False) -> ServerSpec:
+    """Parse the value of ``server.<server_id>``; errors name ``key``.
+    multi_address: multiAddress.enabled (several '|'-separated addresses)."""
     key = key or f"server.{server_id}"
     sections = _java_split(value, ";")
     if len(sections) > 2:
         raise ConfigError(f"{_SERVER_SYNTAX}, got {value!r}", key=key)
-    if "|" in sections[0]:
+    chunks = sections[0].split("|")
+    if len(chunks) > 1 and not multi_address:
         raise ConfigError(
-            "multiple '|'-separated addresses (multiAddress.enabled) are not supported",
-            key=key,
-        )
-    parts = _host_and_ports(sections[0].strip(), key)
-    if not 3 <= len(parts) <= 4:
-        raise ConfigError(f"{_SERVER_SYNTAX}, got {value!r}", key=key)
-    host = parts[0]
-    if not host:
-        raise ConfigError(f"missing host in {value!r}", key=key)
-    quorum_port = _server_port(parts[1], key)
-    election_port = _server_port(parts[2], key)
-    if quorum_port == election_port:
-        raise ConfigError(
-            f"quorum port and election port must be different (both {quorum_port})",
-            key=key,
-        )
-    role = PARTICIPANT
-    if len(parts) == 4:
-        role = parts[3].lower()
-        if role not in (PARTICIPANT, OBSERVER):
+            "several '|'-separated addresses need multiAddress.enabled=true", key=key)
+    addresses = []
+    role = None
+    for chunk in chunks:
+        parts = _host_and_ports(chunk.strip(), key)
+        if not 3 <= len(parts) <= 4:
+            raise ConfigError(f"{_SERVER_SYNTAX}, got {value!r}", key=key)
+        host = parts[0]
+        if not host:
+            raise ConfigError(f"missing host in {value!r}", key=key)
+        quorum_port = _server_port(parts[1], key)
+        election_port = _server_port(parts[2], key)
+        if quorum_port == election_port:
             raise ConfigError(
-                f"unknown role {parts[3]!r} (expected participant or observer)", key=key
+                f"quorum port and election port must be different (both {quorum_port})",
+                key=key,
             )
+        if len(parts) == 4:
+            this_role = parts[3].lower()
+            if this_role not in (PARTICIPANT, OBSERVER):
+                raise ConfigError(
+                    f"unknown role {parts[3]!r} (expected participant or observer)", key=key
+                )
+            if role is not None and this_role != role:
+                raise ConfigError(f"the addresses name different roles: {role} and {this_role}",
+                                  key=key)
+            role = this_role
+        addresses.append((host, quorum_port, election_port))
     client_host, client_port = None, None
     if len(sections) == 2:
         client_host, client_port = _client_address(sections[1].strip(), value, key)
+    host, quorum_port, election_port = addresses[0]
     return ServerSpec(
         id=server_id,
         host=host,
         quorum_port=quorum_port,
         election_port=election_port,
-        role=role,
+        role=role or PARTICIPANT,
         client_host=client_host,
         client_port=client_port,
+        addresses=tuple(addresses) if len(addresses) > 1 else (),
     )
 
 
@@ -614,6 +634,17 @@ class ServerConfig:
     digest_auth_enabled: bool = True  # DigestAuthenticationProvider.enabled
     digest_auth_alg: str = "SHA1"  # DigestAuthenticationProvider.digestAlg, as written
     servers: dict[int, ServerSpec] = field(default_factory=dict)
+    # Hierarchical quorums: group id -> its participants (group.N), and
+    # participant -> weight (weight.N); empty for majority quorums.
+    groups: dict[int, tuple] = field(default_factory=dict)
+    weights: dict[int, int] = field(default_factory=dict)
+    # dynamicConfigFile: where the membership (server.N, group.N, weight.N)
+    # lives, and its version (from the file's name); 0 for a static one.
+    dynamic_config_file: Path | None = None
+    config_version: int = 0
+    multi_address_enabled: bool = False
+    multi_address_reachability_check_enabled: bool = True
+    multi_address_reachability_check_timeout_ms: int = 1000
     my_id: int | None = None  # only read in quorum mode
     extra: dict[str, str] = field(default_factory=dict)  # normalised key -> value
     unknown_keys: list[str] = field(default_factory=list)  # as written, for logging
@@ -656,6 +687,12 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "clientPort": ("client_port", _port),
     "clientPortAddress": ("client_port_address", _bind_host),
     "clientPortListenBacklog": ("client_port_listen_backlog", _int32),
+    "dynamicConfigFile": ("dynamic_config_file", _path),
+    "multiAddress.enabled": ("multi_address_enabled", _strict_bool),
+    "multiAddress.reachabilityCheckEnabled": (
+        "multi_address_reachability_check_enabled", _strict_bool),
+    "multiAddress.reachabilityCheckTimeoutMs": (
+        "multi_address_reachability_check_timeout_ms", _int32),
     "maxClientCnxns": ("max_client_cnxns", _int32),
     "minSessionTimeout": ("min_session_timeout", _session_timeout),
     "maxSessionTimeout": ("max_session_timeout", _session_timeout),
@@ -1139,16 +1176,6 @@ def _is_recognised(normalized: str) -> bool:
     return normalized in _RECOGNISED_KEYS or normalized.startswith(_RECOGNISED_PREFIXES)
 
 
-def _reject_unsupported(key: str, normalized: str) -> None:
-    if normalized.startswith(("group.", "weight.")):
-        raise ConfigError("hierarchical quorums (group.N / weight.N) are not supported", key=key)
-    if normalized == "dynamicConfigFile":
-        raise ConfigError(
-            "a separate dynamic config file is not supported; put the server.N lines in this file",
-            key=key,
-        )
-
-
 # ---------------------------------------------------------------------------
 # parse_config and its steps
 # ---------------------------------------------------------------------------
@@ -1200,18 +1227,16 @@ def _parse_config(text: str, base_dir: str | Path | None) -> ServerConfig:
     written = {norm: key for norm, (key, _) in entries.items()}
 
     settings: dict[str, object] = {}
-    servers: dict[int, ServerSpec] = {}
+    membership: dict[str, tuple[str, str]] = {}   # server.N, group.N, weight.N lines
     extra: dict[str, str] = {}
     unknown: list[str] = []
     for norm, (key, value) in entries.items():
         if norm in _FIELDS:
             name, parse = _FIELDS[norm]
             settings[name] = parse(key, value)
-        elif norm.startswith("server."):
-            sid = _server_id(key, norm)
-            servers[sid] = parse_server_spec(sid, value, key)
+        elif norm.startswith(_MEMBERSHIP_PREFIXES):
+            membership[norm] = (key, value)
         else:
-            _reject_unsupported(key, norm)
             extra[norm] = value
             if not _is_recognised(norm):
                 unknown.append(key)
@@ -1219,7 +1244,8 @@ def _parse_config(text: str, base_dir: str | Path | None) -> ServerConfig:
     if "data_dir" not in settings:
         raise ConfigError("dataDir is not set")
     _resolve_paths(settings, base_dir)
-    config = ServerConfig(servers=servers, extra=extra, unknown_keys=unknown, **settings)
+    config = ServerConfig(extra=extra, unknown_keys=unknown, **settings)
+    _read_membership(config, membership, base_dir)
 
     _check_tick_time(config, written)
     _check_session_timeouts(config, written)
@@ -1390,3 +1416,74 @@ def _adopt_server_client_address(
     config.client_port = spec.client_port
     host = spec.client_host
     config.client_port_address = None if host in _WILDCARD_HOSTS else host
+
+
+# ---------------------------------------------------------------------------
+# The membership: server.N, group.N and weight.N, in zoo.cfg or in the file
+# dynamicConfigFile names (QuorumPeerConfig.parseDynamicConfig).
+# ---------------------------------------------------------------------------
+
+_MEMBERSHIP_PREFIXES = ("server.", "group.", "weight.")
+
+
+def _read_membership(config: ServerConfig, static: dict, base_dir) -> None:
+    lines = static
+    if config.dynamic_config_file is not None:
+        if static:
+            key = next(iter(static.values()))[0]
+            raise ConfigError("must be in the separate dynamic config file "
+                              f"({config.dynamic_config_file})", key=key)
+        lines, version = _load_dynamic_config(config.dynamic_config_file)
+        config.config_version = version
+    servers, groups, weights = {}, {}, {}
+    for norm, (key, value) in lines.items():
+        if norm.startswith("server."):
+            sid = _server_id(key, norm)
+            servers[sid] = parse_server_spec(sid, value, key, config.multi_address_enabled)
+        elif norm.startswith("group."):
+            gid = _parse_int(key, norm[len("group."):], bits=64)
+            members = tuple(_parse_int(key, part.strip(), bits=64)
+                            for part in value.split(":"))
+            for sid in members:
+                for other, ids in groups.items():
+                    if sid in ids:
+                        raise ConfigError(f"server {sid} is in group {other} too", key=key)
+            groups[gid] = members
+        else:
+            sid = _parse_int(key, norm[len("weight."):], bits=64)
+            weights[sid] = _parse_int(key, value.strip(), bits=64)
+    config.servers = dict(sorted(servers.items()))
+    if groups or weights:
+        for sid, spec in config.servers.items():
+            if not spec.is_observer and not any(sid in ids for ids in groups.values()):
+                raise ConfigError(f"server {sid} is a participant in no group.N "
+                                  "(hierarchical quorums need every participant in a group)",
+                                  key=f"server.{sid}")
+        config.groups = groups
+        config.weights = weights
+
+
+def _load_dynamic_config(path: Path) -> tuple[dict, int]:
+    """The membership lines of a dynamic config file, and its version (the
+    hex number after the file name's last '.', as ZooKeeper reads it; 0 if
+    there is none)."""
+    key = "dynamicConfigFile"
+    try:
+        text = _decode(Path(path).read_bytes())
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}", key=key) from None
+    lines = {}
+    for k, value in iter_properties(text):
+        norm = k.strip()
+        if norm == "version":
+            raise ConfigError(f"{path}: a dynamic config file holds no version line "
+                              "(its name gives the version)", key=key)
+        if not norm.startswith(_MEMBERSHIP_PREFIXES):
+            raise ConfigError(f"{path}: unrecognised parameter {k!r}", key=key)
+        lines[norm] = (k, value)
+    suffix = Path(path).name.rpartition(".")[2]
+    try:
+        version = int(suffix, 16) if "." in Path(path).name else 0
+    except ValueError:
+        version = 0
+    return lines, version

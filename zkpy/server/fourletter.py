@@ -33,6 +33,7 @@ import time
 import weakref
 
 from .addresses import java_peer
+from .membership import membership_text
 from .zkserver import VERSION
 
 COMMANDS = frozenset(w.encode() for w in (
@@ -212,8 +213,8 @@ def _stat(server, extra) -> str:
 def _conf(server, extra) -> str:
     c = server.config
     lines = [
-        f"clientPort={c.client_port if c.client_port is not None else 0}",
-        "secureClientPort=-1",
+        f"clientPort={c.client_port if c.client_port is not None else -1}",
+        f"secureClientPort={c.secure_client_port if c.secure_client_port is not None else -1}",
         f"dataDir={_snap_dir(server)}",
         f"dataDirSize={_dir_size(_snap_dir(server))}",
         f"dataLogDir={_log_dir(server)}",
@@ -247,14 +248,7 @@ def _quorum_conf(c, membership: bool = True) -> str:
     if not membership:
         return "\n".join(lines) + "\n"
     lines.append("membership: ")
-    for sid in sorted(c.servers):
-        s = c.servers[sid]
-        host = f"[{s.host}]" if ":" in s.host else s.host
-        line = f"server.{sid}={host}:{s.quorum_port}:{s.election_port}:{s.role}"
-        if s.client_port is not None:
-            line += f";{s.client_host or '0.0.0.0'}:{s.client_port}"
-        lines.append(line)
-    lines.append("version=0")
+    lines.append(membership_text(c))
     return "\n".join(lines)
 
 
@@ -460,7 +454,7 @@ def monitor_values(server) -> list:
         ("outstanding_requests", _outstanding(server)),
         ("znode_count", tree.node_count()),
         ("global_sessions", global_sessions),
-        ("non_mtls_remote_conn_count", 0),
+        ("non_mtls_remote_conn_count", server.security.non_mtls_remote),
         ("last_client_response_size", stats.last_response_size),
         ("packets_sent", stats.packets_sent),
         ("packets_received", stats.packets_received),
@@ -477,7 +471,9 @@ def monitor_values(server) -> list:
         ("max_latency", lat.max),
         ("outstanding_tls_handshake", 0),
         ("min_client_response_size", stats.min_response_size),
-        ("non_mtls_local_conn_count", 0),
+        ("non_mtls_local_conn_count", server.security.non_mtls_local),
+        # One of ZooKeeper's many counters (ServerMetrics), after the above.
+        ("digest_mismatches_count", stats.digest_mismatches),
     ]
     if open_fds is None or max_fds is None:   # ZooKeeper prints these on Unix only
         values = [(k, v) for k, v in values if v is not None]

@@ -6,7 +6,7 @@ import gc
 import logging
 
 from ..storage.database import DurableLog, dirs, restore
-from .connection import ClientConnection
+from .secure_port import client_port_factory, open_secure_port
 from .zkserver import ZooKeeperServer
 
 log = logging.getLogger("zkpy.server")
@@ -17,6 +17,8 @@ class ServerRunner:
         self.config = config
         self.server = server
         self.listener = None
+        self.secure_listener = None
+        self.secure_port = None
         self.tasks = []
         self.port = None
         self.host = None
@@ -39,11 +41,15 @@ class ServerRunner:
         host = c.client_port_address or None
         # ServerSocket.bind: a backlog below 1 means Java's default of 50.
         backlog = c.client_port_listen_backlog if c.client_port_listen_backlog > 0 else 50
-        self.listener = await loop.create_server(
-            lambda: ClientConnection(self.server, loop), host=host, port=c.client_port,
-            reuse_address=True, backlog=backlog)
-        sock = self.listener.sockets[0]
-        self.host, self.port = sock.getsockname()[:2]
+        if c.client_port is not None:   # a server may have a secure port only
+            self.listener = await loop.create_server(
+                client_port_factory(self.server, loop), host=host, port=c.client_port,
+                reuse_address=True, backlog=backlog)
+            sock = self.listener.sockets[0]
+            self.host, self.port = sock.getsockname()[:2]
+        self.secure_listener = await open_secure_port(self.server, loop, backlog)
+        if self.secure_listener is not None:
+            self.secure_port = self.secure_listener.sockets[0].getsockname()[1]
         self.tasks.append(loop.create_task(self._tick()))
         self.tasks.append(loop.create_task(self._reap_containers()))
         if c.autopurge_purge_interval > 0:
@@ -87,6 +93,8 @@ class ServerRunner:
         self.tasks.clear()
         if self.listener is not None:
             self.listener.close()
+        if self.secure_listener is not None:
+            self.secure_listener.close()
         self.server.shutdown()
 
 

@@ -32,7 +32,7 @@ def main(argv=None) -> int:
         log.info("%s is not a known zoo.cfg key; kept as a system property", key)
     for warning in config.warnings:
         log.warning("zoo.cfg: %s", warning)
-    if config.client_port is None:
+    if config.client_port is None and config.secure_client_port is None:
         print("zkpy-server: zoo.cfg: clientPort is not set", file=sys.stderr)
         return 2
     # zookeeper.digest.enabled holds for the whole process, and for every
@@ -46,6 +46,13 @@ def main(argv=None) -> int:
         runner = asyncio.run
     try:
         runner(_serve(config, audit))
+    except ConfigError as e:
+        # Files the keys name (key stores, the JAAS file, keytabs) are
+        # read as the server starts.
+        if audit is not None:
+            audit.server_start_failed()
+        print(f"zkpy-server: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         if audit is not None:
             audit.server_start_failed()

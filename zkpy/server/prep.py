@@ -82,7 +82,12 @@ _MISSING = object()
 
 
 class Prep:
-    def __init__(self, tree, extended_types_enabled=False, skip_acl=False, enforce_quota=False):
+    def __init__(self, tree, extended_types_enabled=False, skip_acl=False, enforce_quota=False,
+                 providers=None):
+        # providers: the ACL schemes the server has (ClientSecurity), None
+        # for world, digest and ip only.
+        self.providers = providers
+        self.sasl_any = providers.sasl_any if providers is not None else None
         self.tree = tree
         self.extended_types_enabled = extended_types_enabled
         self.skip_acl = skip_acl
@@ -105,7 +110,7 @@ class Prep:
         return None if node is None else PendingNode.of(node)
 
     def _check(self, rec, perm, auth_ids):
-        if not check_acl(rec.acl, perm, auth_ids, self.skip_acl):
+        if not check_acl(rec.acl, perm, auth_ids, self.skip_acl, self.sasl_any):
             raise KeeperError(Err.NO_AUTH)
 
     def applied(self, zxid: int) -> None:
@@ -170,7 +175,7 @@ class Prep:
         path = req.path
         if path is None or "/" not in path or "\0" in path:
             raise KeeperError(Err.BAD_ARGUMENTS)
-        acl = fixup_acl(req.acl, auth_ids)
+        acl = fixup_acl(req.acl, auth_ids, self.providers)
         parent_path, _ = split_path(path)
         parent = self._get(parent_path, overlay)
         if parent is None:
@@ -256,7 +261,7 @@ class Prep:
     def _set_acl(self, req, auth_ids, overlay):
         path = req.path
         validate_path(path)
-        acl = fixup_acl(req.acl, auth_ids)
+        acl = fixup_acl(req.acl, auth_ids, self.providers)
         node = self._get(path, overlay)
         if node is None:
             raise KeeperError(Err.NO_NODE)

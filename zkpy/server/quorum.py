@@ -22,13 +22,16 @@ from ..storage.forked import fork_bytes
 from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot_bytes
 from ..storage.txnlog import list_logs, truncate_logs
 from ..zab.messages import (
-    SNAP, Apply, Deliver, Epochs, InstallSnapshot, Log, Proposal, RoleChanged, Send, Serving,
-    Sync, Truncate,
+    SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, InstallSnapshot, Log, Proposal,
+    RoleChanged, Send, Serving, Sync, Truncate,
 )
 from ..zab.peer import ZabPeer
 from ..zab.port import ZabPort
 from ..zab.quorum import QuorumConfig
+from ..security.sasl import QuorumAuthLearner, QuorumAuthServer
+from ..zab.secure_link import LinkSecurity
 from ..zab.transport import PeerTransport, encode
+from . import digests
 from .clock import REAL_CLOCK
 from .listener import ServerRunner
 from .roles import LookingRole, follow_peer
@@ -47,7 +50,8 @@ TICK_S = 0.05
 def quorum_of(config) -> QuorumConfig:
     specs = config.servers
     return QuorumConfig.of([i for i, s in specs.items() if not s.is_observer],
-                           [i for i, s in specs.items() if s.is_observer])
+                           [i for i, s in specs.items() if s.is_observer],
+                           config.groups, config.weights)
 
 
 class QuorumPeer:
@@ -78,6 +82,7 @@ class QuorumPeer:
             Send: self._send, Log: self._log, Apply: self._apply, Epochs: self._epochs,
             Truncate: self._truncate, InstallSnapshot: self._install_snapshot,
             RoleChanged: self._role_changed, Serving: self._serving, Deliver: self._deliver,
+            CheckDigest: self._check_digest,
         }
 
     # --- start and stop ------------------------------------------------------------------
@@ -105,10 +110,18 @@ class QuorumPeer:
                                       clock=self.clock, replay_until=self.core.last_logged)
         self.server.set_role(LookingRole(self.server))
         self.durable = self._durable_log(tree)
-        addresses = {i: (s.host, s.quorum_port) for i, s in c.servers.items()}
+        addresses = {i: s.quorum_addresses for i, s in c.servers.items()}
         me = c.servers[self.my_id]
-        self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down)
-        await self.transport.start([me.quorum_port])
+        if c.quorum_auth_enable_sasl:
+            # The QuorumServer/QuorumLearner sections are checked, but the
+            # links do not carry the exchange yet (docs/security.md).
+            QuorumAuthServer.from_config(c)
+            QuorumAuthLearner.from_config(c)
+            log.warning("quorum.auth.enableSasl: quorum SASL is not implemented; the peer "
+                        "links are not authenticated by SASL (use sslQuorum)")
+        self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down,
+                                       security=LinkSecurity.from_config(c))
+        await self.transport.start()
         self.runner = await ServerRunner(c, self.server).start()
         self.core.start()
         self._process()
@@ -187,7 +200,10 @@ class QuorumPeer:
     def _send(self, eff):
         to, msg = eff.to, eff.msg
         if msg is not self.last_msg:
-            if msg.__class__ is Sync and (msg.kind == SNAP or len(msg.txns) > FORK_SYNC_TXNS):
+            cls = msg.__class__
+            if cls is Commit or cls is Inform:
+                digests.stamp(msg, self.server.tree)
+            elif cls is Sync and (msg.kind == SNAP or len(msg.txns) > FORK_SYNC_TXNS):
                 self._send_sync_forked(to, msg)
                 return
             self.last_msg = msg
@@ -233,6 +249,10 @@ class QuorumPeer:
         follow_peer(self.server, self.port, eff)
         if eff.serving:
             log.info("peer %d: serving as %s", self.my_id, self.server.mode)
+
+    def _check_digest(self, eff):
+        if not digests.check(self.server, self.core, eff.zxid, eff.digest):
+            self._process()
 
     def _deliver(self, eff):
         self.server.role.on_app(eff.frm, eff.payload)

@@ -4,6 +4,8 @@ connection and the decoded request, and returns the reply body (bytes) or
 raises KeeperError.  Watches are registered here, after the checks pass, as
 ZooKeeper does."""
 
+from operator import attrgetter
+
 from ..datatree.acl import check_acl
 from ..protocol.errors import Err, KeeperError
 from ..protocol.opcodes import AddWatchMode, EventType, Op, Perms, WatcherType
@@ -11,13 +13,15 @@ from ..protocol.records import ACL
 from . import replies
 
 _READ = Perms.READ
+_MZXID = attrgetter("mzxid")
+_PZXID = attrgetter("pzxid")
 
 
 def _node_for_read(server, conn, path):
     node = server.tree.nodes.get(path)
     if node is None:
         raise KeeperError(Err.NO_NODE)
-    if not check_acl(node.acl, _READ, conn.auth_ids, server.skip_acl):
+    if not check_acl(node.acl, _READ, conn.auth_ids, server.skip_acl, server.sasl_any):
         raise KeeperError(Err.NO_AUTH)
     return node
 
@@ -34,7 +38,7 @@ def exists(server, conn, req):
     if path is None or "\0" in path:
         raise KeeperError(Err.BAD_ARGUMENTS)
     node = server.tree.nodes.get(path)
-    if node is not None and not check_acl(node.acl, _READ, conn.auth_ids, server.skip_acl):
+    if node is not None and not check_acl(node.acl, _READ, conn.auth_ids, server.skip_acl, server.sasl_any):
         raise KeeperError(Err.NO_AUTH)
     if req.watch:
         # Registered even for a missing node: it then waits for NodeCreated.
@@ -67,9 +71,9 @@ def get_acl(server, conn, req):
     node = server.tree.nodes.get(req.path)
     if node is None:
         raise KeeperError(Err.NO_NODE)
-    ids, skip = conn.auth_ids, server.skip_acl
-    can_admin = check_acl(node.acl, Perms.ADMIN, ids, skip)
-    if not can_admin and not check_acl(node.acl, _READ, ids, skip):
+    ids, skip, any_ = conn.auth_ids, server.skip_acl, server.sasl_any
+    can_admin = check_acl(node.acl, Perms.ADMIN, ids, skip, any_)
+    if not can_admin and not check_acl(node.acl, _READ, ids, skip, any_):
         raise KeeperError(Err.NO_AUTH)
     acl = node.acl
     if not can_admin:
@@ -151,27 +155,26 @@ def set_watches(server, conn, sw):
     watches = server.watches
     rz = sw.relative_zxid
     notify = replies.notification
-    for path in sw.data:
-        node = tree.nodes.get(path)
-        if node is None:
-            conn.send_event(notify(EventType.NODE_DELETED, path))
-        elif node.mzxid > rz:
-            conn.send_event(notify(EventType.NODE_DATA_CHANGED, path))
-        else:
-            watches.add_data_watch(path, conn)
+
+    def rewatch(paths, changed_at, changed, add):
+        # A node gone, or changed since relativeZxid, is told at once;
+        # otherwise the watch is set again.
+        for path in paths:
+            node = tree.nodes.get(path)
+            if node is None:
+                conn.send_event(notify(EventType.NODE_DELETED, path))
+            elif changed_at(node) > rz:
+                conn.send_event(notify(changed, path))
+            else:
+                add(path, conn)
+
+    rewatch(sw.data, _MZXID, EventType.NODE_DATA_CHANGED, watches.add_data_watch)
     for path in sw.exist:
         if tree.nodes.get(path) is None:
             watches.add_data_watch(path, conn)
         else:
             conn.send_event(notify(EventType.NODE_CREATED, path))
-    for path in sw.child:
-        node = tree.nodes.get(path)
-        if node is None:
-            conn.send_event(notify(EventType.NODE_DELETED, path))
-        elif node.pzxid > rz:
-            conn.send_event(notify(EventType.NODE_CHILDREN_CHANGED, path))
-        else:
-            watches.add_child_watch(path, conn)
+    rewatch(sw.child, _PZXID, EventType.NODE_CHILDREN_CHANGED, watches.add_child_watch)
     for path in sw.persistent or ():
         watches.add_persistent(path, conn, False)
     for path in sw.persistent_recursive or ():

@@ -28,7 +28,7 @@ class LatencyStats:
 
 
 class ServerStats:
-    __slots__ = ("packets_received", "packets_sent", "latency", "auth_failed",
+    __slots__ = ("packets_received", "packets_sent", "latency", "auth_failed", "digest_mismatches",
                  "last_response_size", "min_response_size", "max_response_size")
 
     def __init__(self):
@@ -39,6 +39,7 @@ class ServerStats:
         self.packets_sent = 0
         self.latency = LatencyStats()
         self.auth_failed = 0
+        self.digest_mismatches = 0   # learner trees found to differ from the leader's
         self.last_response_size = -1
         self.min_response_size = -1
         self.max_response_size = -1

@@ -1,8 +1,8 @@
 """The RequestThrottler in a connection's request path, for servers with
 request_throttle_max_requests > 0 (zkpy.server.throttle has the rules).
 
-install() gives such a connection two methods of its own in place of
-RequestDispatch's, so that a server without the throttler pays nothing:
+install() gives such a connection two methods of its own in front of its
+class's, so that a server without the throttler pays nothing:
 
     _handle_request   auth and sasl aside (ZooKeeper answers those before its
                       throttler), a request that must wait is handed to the
@@ -15,13 +15,17 @@ time it really arrived); one answered Throttled takes its turn among the
 connection's replies without running; a stale one is dropped and its
 connection closed, after the replies already written.  Requests of one
 connection keep their order: while any request waits, every later one waits
-behind it."""
+behind it.
+
+A request let through goes on through its connection's class: under
+enforce.auth, AuthEnforcedConnection checks it then (ZooKeeper checks before
+its throttler; the refusal is the same, only later)."""
 
 import types
 
 from ..protocol.errors import Err, KeeperError
 from ..protocol.opcodes import Op
-from .dispatch import RequestDispatch, over_outstanding_limit
+from .dispatch import over_outstanding_limit
 from .request import CLOSED, Request
 from .throttle import DROPPED, THROTTLED
 from ..protocol.jute import INT_INT
@@ -47,13 +51,13 @@ def _handle_request(conn, payload, received) -> bool:
             if len(throttler.held) == 1:
                 pump(server, conn.loop)
             return paused
-    return RequestDispatch._handle_request(conn, payload, received)
+    return type(conn)._handle_request(conn, payload, received)
 
 
 def _drain(conn):
     server = conn.server
     before = server.in_process
-    RequestDispatch.drain(conn)
+    type(conn).drain(conn)
     if server.in_process < before and server.request_throttler.held:
         pump(server, conn.loop)
 
@@ -92,7 +96,7 @@ def _stall_over(server, loop):
 def _release(conn, op, payload, received, throttled):
     server = conn.server
     if not throttled:
-        RequestDispatch._handle_request(conn, payload, received)
+        type(conn)._handle_request(conn, payload, received)
         if conn.state == CLOSED and conn.queue:
             # ZooKeeper runs a request whose connection has gone when it does
             # not drop stale ones (a write is applied); nobody waits for the reply.

@@ -32,7 +32,9 @@ from ..protocol.opcodes import CREATE_OPS, Op, Perms
 from ..session.tracker import SessionTracker, session_password
 from . import replies
 from .audit import AuditLog
+from .client_security import ClientSecurity
 from .clock import REAL_CLOCK
+from .membership import membership_text, set_config_node
 from .prep import Prep
 from .request import CONNECTING, NEW, Request
 from .roles.standalone import StandaloneRole
@@ -66,8 +68,10 @@ class ZooKeeperServer:
         self.tree.set_digest_enabled(config.digest_enabled)
         self.watches = WatchManager()
         self.skip_acl = config.skip_acl
+        self.security = ClientSecurity(config)   # SASL, enforce.auth, TLS: read once
+        self.sasl_any = self.security.sasl_any     # for ACL checks
         self.prep = Prep(self.tree, config.extended_types_enabled, config.skip_acl,
-                         config.enforce_quota)
+                         config.enforce_quota, self.security)
         self.audit = AuditLog() if config.audit_enable else None   # audit.enable
         self.sessions = SessionTracker(server_id, config.tick_time, clock.now_ms(),
                                        clock.wall_ms())
@@ -98,6 +102,7 @@ class ZooKeeperServer:
         self.shut_down = False
         self.role = StandaloneRole(self)
         self.role.enter()
+        self._take_membership()
 
     # --- roles --------------------------------------------------------------------------
 
@@ -244,7 +249,7 @@ class ZooKeeperServer:
             frame = replies.notification(event_type, path)
             for conn in watchers:
                 # Only to connections that may read the node (ZOOKEEPER-4026).
-                if check_acl(acl, Perms.READ, conn.auth_ids, self.skip_acl):
+                if check_acl(acl, Perms.READ, conn.auth_ids, self.skip_acl, self.sasl_any):
                     conn.send_event(frame)
 
     def write_reply(self, request, txn, result):
@@ -385,6 +390,15 @@ class ZooKeeperServer:
         self.prep.tree = tree
         self.prep.reset()
         self.track_sessions_of_tree()
+        self._take_membership()
+
+    def _take_membership(self):
+        """An ensemble member's /zookeeper/config holds its membership (a
+        standalone server's stays empty, as ZooKeeper's does)."""
+        c = self.config
+        if not c.is_standalone:
+            set_config_node(self.tree, membership_text(c), c.config_version,
+                            self.clock.wall_ms())
 
     # --- time --------------------------------------------------------------------------
 

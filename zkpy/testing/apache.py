@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .ensemble import Cluster, wait_until
+
 JAVA_DIR = Path("/usr/share/java")
 ZKCLI = Path("/usr/share/zookeeper/bin/zkCli.sh")
 CLI_MT = Path("/usr/lib/zookeeper/bin/cli_mt")
@@ -39,6 +41,10 @@ _SERVER_JARS = (
     "zookeeper.jar",
     "zookeeper-jute.jar",
     "netty-all.jar",
+    # NettyServerCnxnFactory (TLS) needs these, which zookeeper.jar's
+    # manifest leaves out.
+    "netty-codec.jar",
+    "netty-resolver.jar",
     "slf4j-api.jar",
     "metrics-core.jar",
     "commons-io.jar",
@@ -338,3 +344,55 @@ class ApacheZooKeeper:
                     f"was not ready after {self.startup_timeout:.0f} s (last error: {last_error})"
                 )
             time.sleep(0.1)
+
+
+class ApacheCluster(Cluster):
+    """An Apache ZooKeeper ensemble with zkpy.testing.ensemble.Cluster's
+    interface (ports, directories, myid files, roles from srvr/mntr, kill,
+    restart, stop), QuorumPeerMain as the peer process: for comparing an
+    ensemble's behaviour with zkpy's, and for benchmarks."""
+
+    def __init__(self, n=3, *, jvm_args=(), **kw):
+        self.jvm_args = list(jvm_args)
+        super().__init__(n, **kw)
+
+    def _cfg_text(self, me) -> str:
+        lines = [
+            f"tickTime={self.tick_time}",
+            f"initLimit={self.init_limit}",
+            f"syncLimit={self.sync_limit}",
+            f"dataDir={me.data_dir}",
+            f"clientPort={me.client_port}",
+            "clientPortAddress=127.0.0.1",
+            f"forceSync={'yes' if self.force_sync else 'no'}",
+            "4lw.commands.whitelist=*",
+            "admin.enableServer=false",
+        ]
+        lines += [f"{k}={v}" for k, v in self.extra.items()]
+        for p in self.peers.values():
+            role = ":observer" if p.id in self.observer_ids else ""
+            lines.append(f"server.{p.id}=127.0.0.1:{p.quorum_port}:{p.election_port}"
+                         f"{role};127.0.0.1:{p.client_port}")
+        return "\n".join(lines) + "\n"
+
+    def restart(self, i: int):
+        p = self.peers[i]
+        if p.running:
+            raise RuntimeError(f"peer {i} is running")
+        with open(p.log_path, "ab") as log:
+            log.write(f"===== start peer {i} at {time.strftime('%H:%M:%S')} =====\n".encode())
+            log.flush()
+            p.proc = subprocess.Popen(
+                [java_binary(), *self.jvm_args, "-Dzookeeper.jmx.log4j.disable=true",
+                 # Timestamps in the same format as zkpy's log lines.
+                 "-Dorg.slf4j.simpleLogger.showDateTime=true",
+                 "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss,SSS",
+                 "-cp", java_classpath("simple"), MAIN_CLASS, p.cfg_path],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=p.dir,
+                start_new_session=True)
+        p.paused = False
+        wait_until(lambda: not p.running or p.four_letter("ruok", 1.0) == "imok", 60,
+                   what=f"ZooKeeper peer {i} to start")
+        if not p.running:
+            raise RuntimeError(f"ZooKeeper peer {i} exited with {p.proc.returncode}:\n"
+                               f"{p.log_text()[-3000:]}")

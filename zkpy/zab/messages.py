@@ -177,14 +177,19 @@ class Ack:
 
 @message(32)
 class Commit:
-    """Every proposal up to zxid is committed."""
+    """Every proposal up to zxid is committed.  digest: the leader's tree
+    digest once it has applied zxid (stamped as the commit goes out; None
+    where the digest is off), which the learner compares with its own."""
     zxid: int
+    digest: int = None
 
 
 @message(33)
 class Inform:
-    """A committed txn, for an observer (it got no proposal)."""
+    """A committed txn, for an observer (it got no proposal), with the
+    leader's tree digest after it (as Commit's)."""
     txn: object
+    digest: int = None
 
 
 @message(34)
@@ -294,6 +299,13 @@ class InstallSnapshot:
 class Apply:
     """Apply a committed txn to the tree (in zxid order)."""
     txn: object
+
+
+@dataclass(slots=True)
+class CheckDigest:
+    """The txn zxid is applied: compare the tree's digest with the leader's."""
+    zxid: int
+    digest: int
 
 
 @dataclass(slots=True)

@@ -19,7 +19,8 @@ import bisect
 from collections import deque
 
 from .messages import (
-    DIFF, SNAP, TRUNC, Ack, AckEpoch, App, Apply, Commit, Deliver, Epochs, FollowerInfo, Inform,
+    DIFF, SNAP, TRUNC, Ack, AckEpoch, App, Apply, CheckDigest, Commit, Deliver, Epochs,
+    FollowerInfo, Inform,
     InstallSnapshot, LeaderInfo, Log, NewLeader, Ping, Proposal, RoleChanged, Send, Serving, Sync,
     Truncate, UpToDate, Vote,
 )
@@ -86,12 +87,19 @@ class ZabPeer:
         self.out_of_election = {}
         self.early_info = {}        # FOLLOWERINFO that came while we were still LOOKING
         self.decide_at = None
+        # Peers whose link went down and that have not been heard from since:
+        # an election need not wait for their votes.
+        self.silent = set()
         # Follower state.
         self.follow_phase = None
         self.follow_attempt = 0
         self.follow_sent = 0
         self.leader_heard = 0
         self.after_logged = deque()  # (zxid, msg to the leader, epoch) sent once durable
+        self.digest_checks = deque()  # (zxid, leader's digest) to compare once zxid is applied
+        # The tree has diverged from the leader's: the next sync must be a
+        # SNAP, so FOLLOWERINFO and ACKEPOCH claim nothing (last zxid -1).
+        self.want_snap = False
         # Leader state.
         self.phase = None
         self.learners: dict[int, Learner] = {}
@@ -134,6 +142,7 @@ class ZabPeer:
         self.proposals.clear()
         self.after_commit.clear()
         self.after_logged.clear()
+        self.digest_checks.clear()
         self.round += 1
         self.recv = {}
         self.out_of_election = {}
@@ -206,9 +215,16 @@ class ZabPeer:
     def _check_election(self):
         if self.observer or self.vote is None:
             return
-        agree = [p for p, v in self.recv.items() if v == self.vote]
+        vote = self.vote
+        recv = self.recv
+        agree = [p for p, v in recv.items() if v == vote]
         if self.quorum.is_quorum(agree):
-            if self.decide_at is None:
+            if all(recv.get(p) == vote for p in self.quorum.voters if p not in self.silent):
+                # Every voter that can be heard has voted, and for this: no
+                # better vote can come (a voter whose link is down comes back
+                # to an elected leader), so waiting is no use.
+                self._decide()
+            elif self.decide_at is None:
                 # Wait a moment for a better vote, as FastLeaderElection's finalizeWait.
                 self.decide_at = self.now + self.finalize_ms
         else:
@@ -237,8 +253,12 @@ class ZabPeer:
     def _send_follower_info(self):
         # Resent until the leader answers (it may still be deciding to lead and
         # ignoring us); the attempt number tells its answers apart.
-        self._send(self.leader_id, FollowerInfo(self.accepted_epoch, self.last_logged,
+        self._send(self.leader_id, FollowerInfo(self.accepted_epoch, self._claimed_zxid(),
                                                 self.observer, self.follow_attempt))
+
+    def _claimed_zxid(self) -> int:
+        """The last zxid this learner tells its leader it holds."""
+        return -1 if self.want_snap else self.last_logged
 
     def _on_leader_msg(self, msg):
         kind = msg.__class__
@@ -259,7 +279,10 @@ class ZabPeer:
                 self.after_logged.append((txn.zxid, Ack(txn.zxid), None))
                 self._flush_after_logged()
         elif kind is Commit:
-            self.commit_point = max(self.commit_point, msg.zxid)
+            if msg.zxid > self.commit_point:
+                self.commit_point = msg.zxid
+                if msg.digest is not None:
+                    self.digest_checks.append((msg.zxid, msg.digest))
             self._apply_committed()
         elif kind is App:
             self.out.append(Deliver(self.leader_id, msg.payload))
@@ -270,7 +293,10 @@ class ZabPeer:
             if txn.zxid > self.last_logged:
                 self._append_history([txn])
                 self.out.append(Log([txn]))
-            self.commit_point = max(self.commit_point, txn.zxid)
+            if txn.zxid > self.commit_point:
+                self.commit_point = txn.zxid
+                if msg.digest is not None:
+                    self.digest_checks.append((txn.zxid, msg.digest))
             self._apply_committed()
         elif kind is LeaderInfo:
             if self.follow_phase != DISCOVERY or msg.attempt != self.follow_attempt:
@@ -283,7 +309,7 @@ class ZabPeer:
                 self.accepted_epoch = e
                 self.out.append(Epochs(self.accepted_epoch, self.current_epoch))
             self.follow_phase = EPOCH_ACK
-            self._send(self.leader_id, AckEpoch(self.current_epoch, self.last_logged))
+            self._send(self.leader_id, AckEpoch(self.current_epoch, self._claimed_zxid()))
         elif kind is Sync:
             self._on_sync(msg.kind, msg.zxid, msg.txns, msg.settled)
         elif kind is NewLeader:
@@ -312,6 +338,7 @@ class ZabPeer:
 
     def _on_sync(self, kind, zxid, txns, settled):
         if kind == SNAP:
+            self.want_snap = False
             self.out.append(InstallSnapshot(zxid))
             self.history = []
             self.history_zxids = []
@@ -378,14 +405,8 @@ class ZabPeer:
     def _apply_committed(self):
         """Apply, in order, what is both committed and durable here."""
         limit = min(self.commit_point, self.durable)
-        if limit <= self.last_applied:
-            return
-        i = bisect.bisect_right(self.history_zxids, self.last_applied)
-        hz = self.history_zxids
-        while i < len(hz) and hz[i] <= limit:
-            self.out.append(Apply(self.history[i]))
-            self.last_applied = hz[i]
-            i += 1
+        if limit > self.last_applied:
+            self._apply_through(limit)
 
     # --- leader -----------------------------------------------------------------------
 
@@ -539,13 +560,16 @@ class ZabPeer:
 
     def _try_commit(self):
         """Commit, in order, the outstanding proposals a quorum has logged.
+
         Followers get one COMMIT for the last of them (a commit covers every
-        proposal before it), observers an INFORM for each.  An application
-        message held for a commit (a learner's sync) goes to its learner right
-        after the commit of the zxid it waited for, as ZooKeeper's leader
-        sends a SYNC: the learner then answers it having applied exactly that
-        far, before any later txn (a later write of the same session must not
-        be visible to a read queued behind the sync)."""
+        proposal before it), observers an INFORM for each.  The leader applies
+        a txn before the commit or inform that names it goes out, so that the
+        driver can stamp it with the leader's tree digest (Commit.digest).
+        An application message held for a commit (a learner's sync) goes to
+        its learner right after the commit of the zxid it waited for, as
+        ZooKeeper's leader sends a SYNC: the learner then answers it having
+        applied exactly that far, before any later txn (a later write of the
+        same session must not be visible to a read queued behind the sync)."""
         proposals = self.proposals
         first = None
         while proposals:
@@ -558,40 +582,54 @@ class ZabPeer:
                 first = z
         if first is None:
             return
-        held = self._take_held(self.commit_point)
-        commit = Commit(self.commit_point)
-        informs = None
-        for learner in self.learners.values():
-            if learner.phase not in (SYNCING, ESTABLISHED):
-                continue
-            mine = held.pop(learner.id, ())
-            if not learner.observer:
-                sent = None
-                for zxid, payload in mine:
-                    if zxid != sent:
-                        self._send(learner.id, commit if zxid == self.commit_point
-                                   else Commit(zxid))
-                        sent = zxid
-                    self._send(learner.id, App(payload))
-                if sent != self.commit_point:
-                    self._send(learner.id, commit)
-                continue
-            if informs is None:
-                i = bisect.bisect_left(self.history_zxids, first)
-                j = bisect.bisect_right(self.history_zxids, self.commit_point)
-                informs = [Inform(txn) for txn in self.history[i:j]]
-            k = 0
-            for zxid, payload in mine:
-                while k < len(informs) and informs[k].txn.zxid <= zxid:
-                    self._send(learner.id, informs[k])
-                    k += 1
-                self._send(learner.id, App(payload))
-            for inform in informs[k:]:
-                self._send(learner.id, inform)
+        cp = self.commit_point
+        held = self._take_held(cp)
+        learners = [lr for lr in self.learners.values() if lr.phase in (SYNCING, ESTABLISHED)]
+        followers = [lr.id for lr in learners if not lr.observer]
+        observers = [lr.id for lr in learners if lr.observer]
+        # The zxids a follower needs a commit of: its held messages', and cp.
+        cuts = sorted({z for to, msgs in held.items() if to not in observers
+                       for z, _ in msgs if z < cp})
+        for z in cuts + [cp]:
+            self._apply_through(z, observers, held)
+            commit = Commit(z)
+            for f in followers:
+                mine = held.get(f)
+                if z == cp:
+                    self._send(f, commit)
+                elif not (mine and mine[0][0] == z):
+                    continue
+                else:
+                    self._send(f, commit)
+                while mine and mine[0][0] == z:
+                    self._send(f, App(mine.pop(0)[1]))
         for to, rest in held.items():   # a learner that is not synced (any more)
             for _, payload in rest:
                 self._send(to, App(payload))
-        self._apply_committed()
+
+    def _apply_through(self, zxid, observers=(), held=None):
+        """Apply the committed txns up to zxid; a leader informs its observers
+        of each (after applying it) and sends them what was held for it."""
+        hz = self.history_zxids
+        i = bisect.bisect_right(hz, self.last_applied)
+        checks = self.digest_checks
+        while i < len(hz) and hz[i] <= zxid:
+            z = hz[i]
+            txn = self.history[i]
+            self.out.append(Apply(txn))
+            self.last_applied = z
+            i += 1
+            if checks and checks[0][0] <= z:
+                zc, digest = checks.popleft()
+                if zc == z:
+                    self.out.append(CheckDigest(z, digest))
+            if observers:
+                inform = Inform(txn)
+                for o in observers:
+                    self._send(o, inform)
+                    mine = held.get(o)
+                    while mine and mine[0][0] <= z:
+                        self._send(o, App(mine.pop(0)[1]))
 
     def _take_held(self, zxid) -> dict:
         """The held application messages due once zxid is committed, by
@@ -640,6 +678,7 @@ class ZabPeer:
     # --- inputs ------------------------------------------------------------------------
 
     def receive(self, frm, msg):
+        self.silent.discard(frm)
         kind = msg.__class__
         if kind is Vote:
             self._on_vote(frm, msg)
@@ -655,6 +694,13 @@ class ZabPeer:
             # We follow another peer: say so (see _on_vote).
             self._send(frm, self._vote_msg(self.role))
 
+    def resync(self):
+        """This learner's tree has diverged from its leader's (a digest did not
+        match): stop serving and sync again, by SNAP."""
+        if self.role in (FOLLOWING, OBSERVING):
+            self.want_snap = True
+            self._look()
+
     def logged(self, zxid):
         """The driver's log made every txn up to zxid durable."""
         if zxid > self.durable:
@@ -666,7 +712,10 @@ class ZabPeer:
         self._apply_committed()
 
     def link_down(self, peer):
-        if self.role in (FOLLOWING, OBSERVING) and peer == self.leader_id:
+        self.silent.add(peer)
+        if self.role == LOOKING:
+            self._check_election()
+        elif self.role in (FOLLOWING, OBSERVING) and peer == self.leader_id:
             self._look()
         elif self.role == LEADING and peer in self.learners:
             del self.learners[peer]

@@ -1,5 +1,12 @@
-"""Who votes: the participants and observers of an ensemble, and what makes a
-quorum (a strict majority of the participants)."""
+"""Who votes and what makes a quorum: the participants and observers of an
+ensemble, and ZooKeeper's two quorum rules.
+
+  * Majority (QuorumMaj): more than half of the participants.
+  * Hierarchical (QuorumHierarchical, `group.N` and `weight.N` in zoo.cfg):
+    participants fall in groups and carry weights (1 unless given; 0 for a
+    participant that votes but never counts); a set is a quorum when, in
+    more than half of the groups of non-zero weight, its members weigh more
+    than half of the group's weight.  Integer halves, as Java divides."""
 
 from dataclasses import dataclass, field
 
@@ -8,17 +15,51 @@ from dataclasses import dataclass, field
 class QuorumConfig:
     voters: frozenset
     observers: frozenset = field(default_factory=frozenset)
+    # Hierarchical quorums: ((group id, frozenset of its participants), ...)
+    # and ((participant id, weight), ...); empty for a majority.
+    groups: tuple = ()
+    weights: tuple = ()
 
     @classmethod
-    def of(cls, voters, observers=()):
-        return cls(frozenset(voters), frozenset(observers))
+    def of(cls, voters, observers=(), groups=None, weights=None):
+        """groups: {gid: ids} (hierarchical quorums when given); weights: {sid: w}."""
+        if not groups:
+            return cls(frozenset(voters), frozenset(observers))
+        return cls(frozenset(voters), frozenset(observers),
+                   tuple(sorted((gid, frozenset(ids)) for gid, ids in groups.items())),
+                   tuple(sorted((weights or {}).items())))
 
     @property
     def members(self) -> frozenset:
         return self.voters | self.observers
 
+    @property
+    def hierarchical(self) -> bool:
+        return bool(self.groups)
+
     def is_quorum(self, ids) -> bool:
-        return len(self.voters.intersection(ids)) * 2 > len(self.voters)
+        if not self.groups:
+            return len(self.voters.intersection(ids)) * 2 > len(self.voters)
+        return self._hierarchical_quorum(ids)
+
+    def weight(self, sid) -> int:
+        for s, w in self.weights:
+            if s == sid:
+                return w
+        return 1
+
+    def _hierarchical_quorum(self, ids) -> bool:
+        ids = set(ids)
+        counted = 0        # groups of non-zero weight (QuorumHierarchical.numGroups)
+        majorities = 0
+        for _, members in self.groups:
+            total = sum(self.weight(s) for s in members)
+            if total == 0:
+                continue
+            counted += 1
+            if sum(self.weight(s) for s in members if s in ids) > total // 2:
+                majorities += 1
+        return bool(ids) and majorities > counted // 2
 
     def size(self) -> int:
         return len(self.voters)

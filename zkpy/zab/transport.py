@@ -163,10 +163,16 @@ class _PeerProtocol(asyncio.Protocol):
 
 
 class PeerTransport:
-    def __init__(self, my_id, addresses, on_message, on_link_down, retry_s=0.2):
-        """addresses: {peer id: (host, quorum port)} for every member, us included."""
+    def __init__(self, my_id, addresses, on_message, on_link_down, retry_s=0.2, security=None):
+        """addresses: {peer id: (host, quorum port)} for every member, us
+        included, or {peer id: [(host, port), ...]} for members with several
+        addresses (multiAddress.enabled): a peer listens on each of its own
+        and dials another's in turn until one answers.
+        security: zkpy.zab.secure_link.LinkSecurity for sslQuorum, else None."""
+        self.security = security
         self.my_id = my_id
-        self.addresses = addresses
+        self.addresses = {pid: [a] if isinstance(a[0], str) else list(a)
+                          for pid, a in addresses.items()}
         self.on_message = on_message
         self.on_link_down = on_link_down
         self.retry_s = retry_s
@@ -176,11 +182,16 @@ class PeerTransport:
         self.loop = None
         self.stopping = False
 
-    async def start(self, listen_ports):
+    async def start(self):
+        """Listen on each of our addresses, and dial the peers with smaller ids."""
         self.loop = asyncio.get_running_loop()
-        host = self.addresses[self.my_id][0]
-        for port in listen_ports:
-            server = await self.loop.create_server(lambda: _PeerProtocol(self), host=host,
+        factory = lambda: _PeerProtocol(self)  # noqa: E731
+        if self.security is not None:
+            factory = self.security.accepting_factory(self.loop, factory)
+            if self.security.reloading:
+                self.tasks.append(self.loop.create_task(self.security.reload_forever()))
+        for host, port in self.addresses[self.my_id]:
+            server = await self.loop.create_server(factory, host=host,
                                                    port=port, reuse_address=True)
             self.servers.append(server)
         for pid in self.addresses:
@@ -188,13 +199,20 @@ class PeerTransport:
                 self.tasks.append(self.loop.create_task(self._dial(pid)))
 
     async def _dial(self, pid):
-        host, port = self.addresses[pid]
+        addresses = self.addresses[pid]
+        turn = 0
         while not self.stopping:
             if pid not in self.links:
+                host, port = addresses[turn % len(addresses)]
                 try:
-                    await self.loop.create_connection(lambda: _PeerProtocol(self, pid), host, port)
-                except OSError:
-                    pass
+                    if self.security is not None:
+                        await self.security.dial(self.loop, lambda: _PeerProtocol(self, pid),
+                                                 host, port)
+                    else:
+                        await self.loop.create_connection(lambda: _PeerProtocol(self, pid),
+                                                          host, port)
+                except (OSError, asyncio.TimeoutError):
+                    turn += 1      # that address does not answer: the next one next time
             await asyncio.sleep(self.retry_s)
 
     def _attach(self, pid, proto) -> bool:
