@@ -225,3 +225,42 @@ def test_a_limit_below_one_serves_one_request_at_a_time(make_server, limit):
             hdr, _ = c.read_reply(op)
             assert (hdr.xid, hdr.err) == (xid, 0)
         assert other.request(Op.EXISTS, PathWatchRequest("/n199", False))[0].err == 0
+
+
+def test_a_tls_connection_is_paused_and_resumed(tmp_path):
+    # Reading is paused and resumed through the TLS layer: with a limit of
+    # 0 a pipelining client is read one request at a time, and every reply
+    # still comes, in order.
+    import ssl
+
+    from tests.support import pki
+    from zkpy.testing import free_port
+
+    ca = pki.CA()
+    key_store = pki.write_pem_key_store(tmp_path / "server.pem", ca.issue("zk-server"), ca)
+    trust_store = pki.write_pem_trust_store(tmp_path / "trust.pem", ca)
+    client = ca.issue("client")
+    (tmp_path / "client.crt").write_bytes(client.cert_pem())
+    (tmp_path / "client.key").write_bytes(client.key_pem())
+    (tmp_path / "ca.pem").write_bytes(ca.cert_pem())
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(str(tmp_path / "ca.pem"))
+    ctx.load_cert_chain(str(tmp_path / "client.crt"), str(tmp_path / "client.key"))
+    port = free_port()
+    config = {"secureClientPort": port,
+              "serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory",
+              "ssl.keyStore.location": key_store, "ssl.trustStore.location": trust_store,
+              "globalOutstandingLimit": 0}
+    with run_server(config) as srv:
+        with RawClient("127.0.0.1", port, ssl_context=ctx) as c:
+            c.connect()
+            sent = []
+            for i in range(300):
+                sent.append((c.send(Op.CREATE, CreateRequest(f"/t{i}", b"x" * 500, OPEN, 0)),
+                             Op.CREATE))
+                sent.append((c.send(Op.EXISTS, PathWatchRequest(f"/t{i}", False)), Op.EXISTS))
+            for xid, op in sent:
+                hdr, _ = c.read_reply(op)
+                assert (hdr.xid, hdr.err) == (xid, 0)
+        assert outstanding(srv) == 0
