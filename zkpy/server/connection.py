@@ -50,6 +50,7 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
         self.last_recv = self.clock.now_ms()
         self.stats = ConnectionStats()      # cons / stat figures
         self.throttled = False      # not read: too much in process (globalOutstandingLimit)
+        self.waiting_turn = False   # in server.read_turns, to dispatch what it held back
         self.write_paused = False   # not read: the client does not read its replies
         if server.request_throttler.enabled:
             throttled_dispatch.install(self)
@@ -99,56 +100,47 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
 
     def enable_recv(self):
         """Read again (ServerCnxn.enableRecv).  The frames that waited in buf
-        go first; the socket is read once they are all dispatched, so that a
-        client kept at the limit never has more than one read's worth here."""
+        go first, in turns with other clients resumed at the same time; the
+        socket is read once they are all dispatched, so that a client kept
+        at the limit never has more than one read's worth here."""
         self.throttled = False
         if self.transport is None or self.state == CLOSED:
             return
         if self.buf:
-            self.loop.call_soon(self._read_buffered)
+            if not self.waiting_turn:
+                self.waiting_turn = True
+                turns = self.server.read_turns
+                turns.waiting.append(self)
+                if not turns.scheduled:
+                    turns.scheduled = True
+                    self.loop.call_soon(_take_turns, turns, self.loop)
         elif not self.write_paused:
             self.transport.resume_reading()
 
-    def _read_buffered(self):
-        """Dispatch frames that waited in buf, a turn at a time: each turn
-        takes at most a quarter of the room left under the limit, then lets
-        the others have theirs, so that clients held back together share the
-        room (ZooKeeper's selector reads one request per client per pass)
-        rather than the first one resumed taking all of it."""
+    def _read_one_buffered(self) -> bool:
+        """Dispatch the first frame that waited in buf; True if this
+        connection should have another turn."""
         if self.throttled or self.state != ESTABLISHED:
-            return
-        server = self.server
-        turn = max(1, (server.outstanding_limit - server.in_process) // 4)
+            return False
         buf = self.buf
-        pos = 0
-        now = self.last_recv = self.clock.now_ms()   # read now, as ZooKeeper would read them
-        paused = False
-        while turn and len(buf) - pos >= 4:
-            n = _unpack_int(buf, pos)[0]
+        if len(buf) >= 4:
+            n = _unpack_int(buf, 0)[0]
             if n < 0 or n > self.max_frame:
                 log.warning("Len error %d from %s; closing", n, self.peer[0])
                 self.close()
-                return
-            if len(buf) - pos - 4 < n:
-                break
-            payload = bytes(buf[pos + 4:pos + 4 + n])
-            pos += 4 + n
-            turn -= 1
-            paused = self._handle_request(payload, now)
-            if paused or self.state != ESTABLISHED:
-                break
-        if pos:
-            del buf[:pos]
-        if self.state != ESTABLISHED:
-            return
-        if pos:
-            server.role.touch_session(self.session_id, now)
-        if paused:
-            return
-        if turn == 0:
-            self.loop.call_soon(self._read_buffered)
-        elif not self.write_paused:
+                return False
+            if len(buf) - 4 >= n:
+                payload = bytes(buf[4:4 + n])
+                del buf[:4 + n]
+                now = self.last_recv = self.clock.now_ms()   # read now, as ZooKeeper would
+                paused = self._handle_request(payload, now)
+                if self.state != ESTABLISHED:
+                    return False
+                self.server.role.touch_session(self.session_id, now)
+                return not paused
+        if not self.write_paused:
             self.transport.resume_reading()   # nothing whole left: read the socket again
+        return False
 
     def data_received(self, data):
         if self.state == CLOSED:
@@ -329,3 +321,27 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
     def describe(self, brief: bool) -> str:
         """The cons / stat line of this connection."""
         return self.stats.describe(self, brief)
+
+
+# Frames dispatched per call of _take_turns before the event loop's other work.
+_TURNS_PER_CALL = 256
+
+
+def _take_turns(turns, loop):
+    """Connections resumed together dispatch the frames they held back one
+    each in turn, as ZooKeeper's selector reads one request per client per
+    pass: the room under globalOutstandingLimit goes round, rather than to
+    the first one resumed."""
+    waiting = turns.waiting
+    for _ in range(_TURNS_PER_CALL):
+        if not waiting:
+            break
+        conn = waiting.popleft()
+        if conn._read_one_buffered():
+            waiting.append(conn)
+        else:
+            conn.waiting_turn = False
+    if waiting:
+        loop.call_soon(_take_turns, turns, loop)
+    else:
+        turns.scheduled = False

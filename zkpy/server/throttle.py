@@ -125,6 +125,17 @@ class RequestThrottler:
         return self.stale_latency_check and now - received > conn.timeout
 
 
+class ReadTurns:
+    """Connections read again after a pause (globalOutstandingLimit) that
+    still hold frames read before it: they dispatch them one frame each in
+    turn (connection.py drives it)."""
+    __slots__ = ("waiting", "scheduled")
+
+    def __init__(self):
+        self.waiting = collections.deque()
+        self.scheduled = False
+
+
 def request_throttler(config) -> RequestThrottler:
     return RequestThrottler(config.request_throttle_max_requests,
                             config.request_throttle_stall_time,

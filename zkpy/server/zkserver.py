@@ -39,7 +39,7 @@ from .prep import Prep
 from .request import CONNECTING, NEW, Request
 from .roles.standalone import StandaloneRole
 from .stats import ServerStats
-from .throttle import connection_throttle, request_throttler
+from .throttle import ReadTurns, connection_throttle, request_throttler
 
 log = logging.getLogger("zkpy.server")
 
@@ -94,6 +94,7 @@ class ZooKeeperServer:
         # counted; one waiting behind its session's writes is.
         self.in_process = 0
         self.outstanding_limit = config.global_outstanding_limit
+        self.read_turns = ReadTurns()   # connections resumed, to dispatch what they held back
         self.request_throttler = request_throttler(config)
         self.connection_throttle = connection_throttle(config, clock.now_ms())
         self.started = clock.wall_ms()
