@@ -30,21 +30,15 @@ OPEN = list(OPEN_ACL_UNSAFE)
 
 def mntr(srv) -> dict:
     text = srv.four_letter_word("mntr") if hasattr(srv, "four_letter_word") \
-        else srv.four_letter("mntr")
+        else srv.four_letter("mntr")   # Apache ZooKeeper, zkpy
     return dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line)
 
 
 def counters(srv) -> dict:
-    """The throttle counters: ZooKeeper's from mntr, zkpy's from the objects
-    mntr will read them from."""
-    names = ("throttled_ops", "stale_requests_dropped", "connection_rejected",
-             "connection_request_count")
-    if hasattr(srv, "four_letter_word"):
-        m = mntr(srv)
-        return {n: int(m[f"zk_{n}"]) for n in names}
-    server = srv.server
-    objects = (server.request_throttler, server.connection_throttle)
-    return {n: next(getattr(o, n) for o in objects if hasattr(o, n)) for n in names}
+    """The throttle counters mntr prints."""
+    m = mntr(srv)
+    return {n: int(m[f"zk_{n}"]) for n in ("throttled_ops", "stale_requests_dropped",
+                                            "connection_rejected", "connection_request_count")}
 
 
 def pipeline(client, requests):

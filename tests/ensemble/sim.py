@@ -56,6 +56,23 @@ Clients reach every peer (partitions cut only the links between peers).
 Scenario tests script clients with add_session(), attach(), invoke() and
 run_until().
 
+Local sessions (Simulation(seed, clients=4, local_sessions=True), and
+upgrading=False for localSessionsUpgradingEnabled=false): every session is
+local to the peer its client connected to, so a client that moves finds it
+expired and starts a new one.  Clients also create ephemerals now and then
+(a create, or a multi with one) through the real path -- which upgrades the
+session to a global one by a createSession txn, or fails with
+EphemeralOnLocalSession -- and sometimes write and close their session in
+one go.  Checked, on
+top of the above:
+  - an acknowledged ephemeral is committed at its reply's zxid, owned by
+    the session, whose createSession txn committed before it; its failure
+    is one ZooKeeper gives (session expired, or EphemeralOnLocalSession
+    without upgrading);
+  - only an upgrade makes a createSession txn (none without upgrading);
+  - a local session resumes only on the peer that made it;
+  - in every peer's tree each ephemeral's owner is a live global session.
+
 A failure raises SimulationError with the seed, the trace tail (and for
 client runs the history tail), enough to replay it: the message gives the
 exact call, e.g. Simulation(seed).run(steps).settle()."""
@@ -72,11 +89,12 @@ from zkpy.datatree.tree import DataTree
 from zkpy.datatree.txn import Txn
 from zkpy.protocol.errors import Err
 from zkpy.protocol.jute import INT, Reader, Writer
-from zkpy.protocol.opcodes import Op, Xid
+from zkpy.protocol.opcodes import CreateMode, Op, Xid
 from zkpy.protocol.records import (
-    OPEN_ACL_UNSAFE, ConnectRequest, ConnectResponse, CreateRequest, PathRequest,
+    OPEN_ACL_UNSAFE, ConnectRequest, ConnectResponse, CreateRequest, MultiRequest, PathRequest,
     PathWatchRequest, ReplyHeader, SetDataRequest, Stat, encode_request,
 )
+from zkpy.rawclient import decode_multi
 from zkpy.server.config import ServerConfig, ServerSpec
 from zkpy.server.connection import ClientConnection
 from zkpy.server.prep import Prep
@@ -231,7 +249,7 @@ class ClientOp:
     def __init__(self, session, index, kind, path, value, cxid, sid, invoke, t_invoke, peer):
         self.session = session
         self.index = index        # position in the client's order
-        self.kind = kind          # "write", "read" or "sync"
+        self.kind = kind          # "write", "read", "sync", "ephemeral" or "close"
         self.path = path
         self.value = value        # written value, or the value read
         self.cxid = cxid          # the request's xid
@@ -249,7 +267,9 @@ class ClientOp:
     def __repr__(self):
         what = {"write": f"set {self.path}={self.value}",
                 "read": f"get {self.path}" + ("" if self.status != "ok" else f" -> {self.value}"),
-                "sync": f"sync {self.path}"}[self.kind]
+                "sync": f"sync {self.path}",
+                "ephemeral": f"create ephemeral {self.path} ({self.value})",
+                "close": "closeSession"}[self.kind]
         if self.after_sync is not None:
             what += f" (after sync #{self.after_sync.index})"
         end = ("in flight" if self.status is None else
@@ -283,6 +303,8 @@ class Session:
         self.seen = {}            # path -> zxid of the newest write whose value it has seen
         self.moves = 0
         self.sessions = 0         # sessions it has had
+        self.closing = False      # its closeSession is on its way: nothing more to send
+        self.ephemeral_share = 0.0   # of its requests, with local sessions
 
 
 class Wire:
@@ -343,12 +365,14 @@ class WireTransport:
 class Simulation:
     def __init__(self, seed, n=3, observers=0, tick_ms=100, init_limit=10, sync_limit=5,
                  finalize_ms=20, history_limit=50, partial_tail=True, faults=True,
-                 clients=0, client_timeout=3000, client_ops=None):
+                 clients=0, client_timeout=3000, client_ops=None, local_sessions=False,
+                 upgrading=True):
         self.seed = seed
         self.args = dict(n=n, observers=observers, tick_ms=tick_ms, init_limit=init_limit,
                          sync_limit=sync_limit, finalize_ms=finalize_ms,
                          history_limit=history_limit, partial_tail=partial_tail, faults=faults,
-                         clients=clients, client_timeout=client_timeout, client_ops=client_ops)
+                         clients=clients, client_timeout=client_timeout, client_ops=client_ops,
+                         local_sessions=local_sessions, upgrading=upgrading)
         self.calls = []             # how this run was driven, for the replay line
         self.rng = random.Random(seed)
         ids = list(range(1, n + observers + 1))
@@ -396,7 +420,14 @@ class Simulation:
         self.registers = {p: ([0], [0]) for p in REGISTERS}   # committed (zxids, values)
         self.value_zxid = {0: 0}    # value -> zxid of the committed write of it
         self.stats = dict(ok=0, failed=0, unknown=0, refused=0, moves=0, timeouts=0,
-                          expired=0, dropped_reqs=0)
+                          expired=0, dropped_reqs=0, ephemerals=0, closed=0)
+        # localSessionsEnabled and localSessionsUpgradingEnabled on every peer.
+        self.local_sessions = local_sessions
+        self.upgrading = upgrading
+        self.ephemerals = 0         # ephemeral paths made up so far (each used once)
+        self.wants_ephemeral = set()   # sessions that asked for an ephemeral
+        self.session_zxid = {}      # session id -> zxid of its committed createSession
+        self.session_home = {}      # session id -> the peer that granted it
         # Since when there are no faults: from then on every request must be
         # answered (or its connection close).
         self.calm_since = 0 if not faults else float("inf")
@@ -407,7 +438,9 @@ class Simulation:
     def config_of(self, nid) -> ServerConfig:
         return ServerConfig(data_dir=Path("/nonexistent"), tick_time=self.tick_ms,
                             init_limit=self.init_limit, sync_limit=self.sync_limit,
-                            servers=self.servers, my_id=nid, max_client_cnxns=0)
+                            servers=self.servers, my_id=nid, max_client_cnxns=0,
+                            local_sessions_enabled=self.local_sessions,
+                            local_sessions_upgrading_enabled=self.upgrading)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -544,6 +577,8 @@ class Simulation:
             self.fail(f"leader {node.id} commits {txn.zxid:x} not after {last:x}")
         self.G_index[txn.zxid] = len(self.G)
         self.G.append(txn)
+        if txn.type == Op.CREATE_SESSION:
+            self.check_session_txn(txn)
         if txn.type == Op.SET_DATA and txn.body[0] in self.registers:
             zs, vs = self.registers[txn.body[0]]
             v = int(txn.body[1])
@@ -740,6 +775,10 @@ class Simulation:
             if not node.alive:
                 continue
             tree = node.server.tree
+            for sid, paths in tree.ephemerals.items():
+                if paths and sid not in tree.sessions:
+                    self.fail(f"peer {node.id}: ephemerals {sorted(paths)} of session {sid:x}, "
+                              f"which is not a live global session")
             state = ({p: (n.data, n.version, n.mzxid) for p, n in tree.nodes.items()},
                      dict(tree.sessions))
             other = by_zxid.setdefault(node.applied, (node.id, state))
@@ -804,6 +843,10 @@ class Simulation:
                 w = self.rng.choice((0.0, 0.25, 0.5, 0.5))
                 mix = (w, (1 - w) / 2, (1 - w) / 2)
             s = Session(i, self.rng.randint(1, 4), mix)
+            if self.local_sessions:
+                # Some clients never want an ephemeral (their sessions stay
+                # local), the others now and then.
+                s.ephemeral_share = self.rng.choice((0.0, 0.0, 0.005, 0.03))
             self.sessions.append(s)
             self.at(self.now + self.rng.randint(0, 100), "c-connect", s)
             self.at(self.now + self.rng.randint(0, 50), "c-tick", s)
@@ -880,9 +923,14 @@ class Simulation:
         wire.handshaken = True
         if s.sid != resp.session_id:
             s.sessions += 1
+            self.session_home[resp.session_id] = wire.node
         elif s.last_peer is not None:
             s.moves += 1
             self.stats["moves"] += 1
+            home = self.session_home.get(s.sid)
+            if self.local_sessions and home != wire.node and s.sid not in self.session_zxid:
+                self.fail(f"client {s.idx}: local session {s.sid:x} of peer {home} resumed "
+                          f"on peer {wire.node}")
         s.sid, s.passwd = resp.session_id, resp.passwd
         self.log(f"client {s.idx} connected to peer {wire.node} with session {s.sid:x} "
                  f"(last zxid {s.last_zxid:x})")
@@ -911,6 +959,10 @@ class Simulation:
         s.inflight.clear()
         s.wire = None
         s.last_peer = wire.node
+        if s.closing:
+            # Its closeSession went out: whatever became of it, a new session.
+            s.closing = False
+            s.sid, s.passwd = 0, bytes(16)
         if reconnect:
             self.at(self.now + self.rng.randint(*delay), "c-connect", s)
 
@@ -928,11 +980,25 @@ class Simulation:
             self.stats["timeouts"] += 1
             self.client_lost(s, f"no answer for {self.client_timeout} ms")
             return
+        if s.closing:
+            return
         if self.now - s.last_sent >= SESSION_TIMEOUT // 3:
             self.send_request(s, Xid.PING, Op.PING, None)
         if self.quiet or not any(s.mix):
             return
         while len(s.inflight) < s.depth and rng.random() < 0.6:
+            if self.local_sessions:
+                r = rng.random()
+                if r < s.ephemeral_share:
+                    self.invoke_ephemeral(s, rng.random() < 0.5)
+                    continue
+                if r > 0.995:
+                    # A last write, then closeSession right behind it.
+                    self.values += 1
+                    self.invoke(s, "write", rng.choice(REGISTERS), self.values)
+                    self.invoke(s, "close", None)
+                    s.closing = True
+                    return
             path = rng.choice(REGISTERS)
             r = rng.random()
             if r < s.mix[0]:
@@ -960,9 +1026,25 @@ class Simulation:
             self.send_request(s, s.xid, Op.SET_DATA, SetDataRequest(path, b"%d" % value, -1))
         elif kind == "read":
             self.send_request(s, s.xid, Op.GET_DATA, PathWatchRequest(path, False))
-        else:
+        elif kind == "sync":
             self.send_request(s, s.xid, Op.SYNC, PathRequest(path))
+        elif kind == "ephemeral":
+            create = CreateRequest(path, b"", OPEN_ACL_UNSAFE, CreateMode.EPHEMERAL)
+            if value == "multi":
+                self.send_request(s, s.xid, Op.MULTI, MultiRequest([(Op.CREATE, create)]))
+            else:
+                self.send_request(s, s.xid, Op.CREATE, create)
+        else:
+            self.send_request(s, s.xid, Op.CLOSE_SESSION, None)
         return op
+
+    def invoke_ephemeral(self, s, in_multi):
+        """A create of an ephemeral of the client's own (a path never used
+        before), alone or in a multi: a local session needs upgrading."""
+        self.ephemerals += 1
+        self.wants_ephemeral.add(s.sid)
+        return self.invoke(s, "ephemeral", f"/e{s.idx}-{self.ephemerals}",
+                           "multi" if in_multi else "create")
 
     def client_reply(self, wire, hdr, body):
         s = wire.session
@@ -975,6 +1057,18 @@ class Simulation:
         op.complete = self.hseq
         op.t_complete = self.now
         op.zxid = hdr.zxid
+        if op.kind == "ephemeral":
+            self.ephemeral_reply(s, op, hdr, body)
+            return
+        if op.kind == "close":
+            if hdr.err != 0:
+                self.fail(f"client {s.idx}: closeSession answered {hdr.err}", [op])
+            op.status = "ok"
+            self.stats["closed"] += 1
+            self.check_zxid(s, op)
+            # A new session when it connects again.
+            s.sid, s.passwd = 0, bytes(16)
+            return
         if hdr.err != 0:
             # A write the leader turned into an error txn: it did nothing.
             if hdr.err != Err.SESSION_EXPIRED:
@@ -992,6 +1086,53 @@ class Simulation:
             op.txn_zxid = hdr.zxid
         self.stats["ok"] += 1
         self.check_reply(s, op)
+
+    def ephemeral_reply(self, s, op, hdr, body):
+        """An ephemeral create answered: made by a global session, or
+        refused as ZooKeeper refuses it."""
+        self.check_zxid(s, op)
+        err = hdr.err
+        if err == 0 and op.value == "multi":
+            results = decode_multi(body)
+            err = next((r.err for r in results if r.err != 0), 0)
+        allowed = {Err.SESSION_EXPIRED}
+        if not self.upgrading:
+            allowed.add(Err.EPHEMERAL_ON_LOCAL_SESSION)
+        if err != 0:
+            if err not in allowed:
+                self.fail(f"client {s.idx}: ephemeral create failed with {err}", [op])
+            op.status = "failed"
+            self.stats["failed"] += 1
+            return
+        op.status = "ok"
+        op.txn_zxid = hdr.zxid
+        self.stats["ok"] += 1
+        self.stats["ephemerals"] += 1
+        idx = self.G_index.get(hdr.zxid)
+        txn = self.G[idx] if idx is not None else None
+        creates = []
+        if txn is not None and txn.session_id == op.sid:
+            if txn.type == Op.CREATE:
+                creates = [txn.body]
+            elif txn.type == Op.MULTI:
+                creates = [b for t, b in txn.body[0] if t == Op.CREATE]
+        if not any(b[0] == op.path and b[3] == op.sid for b in creates):
+            self.fail(f"client {s.idx}: ephemeral {op.path} acknowledged at {hdr.zxid:x} but "
+                      f"committed history has {txn!r} there", [op])
+        made = self.session_zxid.get(op.sid)
+        if made is None or made >= hdr.zxid:
+            self.fail(f"client {s.idx}: ephemeral {op.path} owned by session {op.sid:x}, "
+                      f"which no committed createSession made global before it", [op])
+
+    def check_session_txn(self, txn):
+        """A createSession committed: with local sessions, only an upgrade
+        (a session that asked for an ephemeral) makes one."""
+        sid = txn.session_id
+        self.session_zxid.setdefault(sid, txn.zxid)
+        if self.local_sessions and (not self.upgrading or sid not in self.wants_ephemeral):
+            self.fail(f"a createSession txn for session {sid:x}, which "
+                      + ("no upgrade may make (upgrading is off)" if not self.upgrading
+                         else "never asked for an ephemeral"))
 
     # --- clients: the server's side (a simulated TCP connection) ------------------------------
 

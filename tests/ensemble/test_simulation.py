@@ -7,7 +7,9 @@ clients, the history tail, and the exact call to replay it, e.g.
 Runs with client sessions (see sim.py) are costlier per seed; they take
 ZKPY_SIM_CLIENT_SEEDS seeds (default ZKPY_SIM_SEEDS // 4) of
 ZKPY_SIM_CLIENT_STEPS steps (default 4000) with three peers, and a third of
-that with five peers and an observer."""
+that with five peers and an observer.  Runs with local sessions take a
+fifth of the client seeds with upgrading, a tenth without, and a fifteenth
+with five peers and an observer."""
 
 import os
 from collections import deque
@@ -17,8 +19,11 @@ import pytest
 from zkpy.protocol.jute import INT_INT
 from zkpy.protocol.opcodes import Op
 from zkpy.protocol.records import ConnectRequest
+from zkpy.server import replies
 from zkpy.server.dispatch import RequestDispatch
-from zkpy.server.roles import FollowerRole, StandaloneRole
+from zkpy.server.roles import FollowerRole, LeaderRole, StandaloneRole
+from zkpy.server.roles.local_sessions import LocalSessions
+from zkpy.zab.messages import Revalidate, Revalidated
 from zkpy.zab.peer import FOLLOWING, LEADING, SYNCING
 
 from .sim import REGISTERS, Simulation, SimulationError
@@ -78,6 +83,47 @@ def test_clients_five_peers_and_an_observer(chunk):
 
 
 @pytest.mark.parametrize("chunk", range(2))
+def test_clients_with_local_sessions(chunk):
+    for seed in range(40_000 + chunk, 40_000 + CLIENT_SEEDS // 5, 2):
+        sim = Simulation(seed, clients=4, local_sessions=True).run(CLIENT_STEPS).settle()
+        assert sim.stats["ok"] > 0, f"seed {seed}: no request was ever answered"
+
+
+def test_clients_with_local_sessions_without_upgrading():
+    for seed in range(41_000, 41_000 + CLIENT_SEEDS // 10):
+        Simulation(seed, clients=4, local_sessions=True, upgrading=False) \
+            .run(CLIENT_STEPS).settle()
+
+
+def test_clients_with_local_sessions_five_peers_and_an_observer():
+    for seed in range(42_000, 42_000 + CLIENT_SEEDS // 15):
+        Simulation(seed, n=5, observers=1, clients=4, local_sessions=True) \
+            .run(CLIENT_STEPS).settle()
+
+
+def test_local_sessions_make_no_txn_and_ephemerals_upgrade_them():
+    sim = Simulation(13, faults=False, clients=4, local_sessions=True).run(CLIENT_STEPS).settle()
+    created = [t for t in sim.G if t.type == Op.CREATE_SESSION]
+    # Every createSession is an upgrade, and only sessions that asked for an
+    # ephemeral (of the clients that do) were upgraded.
+    assert created and {t.session_id for t in created} <= sim.wants_ephemeral
+    assert sim.stats["ephemerals"] > 0 and sim.stats["closed"] > 0, sim.stats
+    assert sim.stats["unknown"] == 0 and sim.stats["timeouts"] == 0, sim.stats
+    local_only = {s.idx for s in sim.sessions if s.ephemeral_share == 0}
+    assert local_only, "the seed gave every client ephemerals; pick another"
+    assert not {op.sid for op in sim.history if op.session in local_only} & \
+        {t.session_id for t in created}
+
+
+def test_without_upgrading_no_ephemeral_is_ever_made():
+    sim = Simulation(13, faults=False, clients=4, local_sessions=True, upgrading=False) \
+        .run(CLIENT_STEPS).settle()
+    assert not [t for t in sim.G if t.type == Op.CREATE_SESSION]
+    tried = [op for op in sim.history if op.kind == "ephemeral"]
+    assert tried and {op.status for op in tried} == {"failed"}
+
+
+@pytest.mark.parametrize("chunk", range(2))
 def test_clients_under_throttling(chunk, monkeypatch):
     # A connection is read one request at a time (globalOutstandingLimit 1)
     # and the RequestThrottler holds requests while two are in process:
@@ -92,7 +138,7 @@ def test_clients_under_throttling(chunk, monkeypatch):
         c.request_throttle_stall_time = 50
         return c
     monkeypatch.setattr(Simulation, "config_of", config_of)
-    for seed in range(40_000 + chunk, 40_000 + CLIENT_SEEDS // 2, 2 * 5):
+    for seed in range(45_000 + chunk, 45_000 + CLIENT_SEEDS // 2, 2 * 5):
         sim = Simulation(seed, clients=4).run(CLIENT_STEPS).settle()
         assert sim.stats["ok"] > 0, f"seed {seed}: no request was ever answered"
 
@@ -351,3 +397,54 @@ def test_a_follower_whose_tree_diverges_notices_and_syncs_again_by_snap():
     assert victim.server.tree.nodes[REGISTERS[0]].data != b"garbage"
     sim.settle()      # every live peer at the same zxid holds the same tree
     assert victim.server.stats.digest_mismatches == 1
+
+
+# --- the local-session checks find what they are meant to find -------------------------------
+
+def client_run_with_local_sessions(seeds=range(40), upgrading=True):
+    return first_failure(lambda seed: Simulation(seed, clients=4, local_sessions=True,
+                                                 upgrading=upgrading), seeds)
+
+
+def test_check_catches_a_leader_that_lets_its_local_session_move(monkeypatch):
+    # Planted in the real leader: a learner's revalidation of one of the
+    # leader's local sessions succeeds (it is not global).
+    real = LeaderRole.on_app
+
+    def on_app(self, frm, msg):
+        if msg.__class__ is Revalidate:
+            ok = self.server.sessions.touch(msg.session_id, self.server.clock.now_ms(),
+                                            msg.timeout)
+            self.port.send_app(frm, Revalidated(msg.token, ok))
+            return
+        real(self, frm, msg)
+    monkeypatch.setattr(LeaderRole, "on_app", on_app)
+    err = client_run_with_local_sessions()
+    assert err is not None and "resumed on peer" in err, err
+
+
+def test_check_catches_an_ephemeral_of_a_local_session(monkeypatch):
+    # Planted in the real leader's prep: no global session needed for an ephemeral.
+    monkeypatch.setattr(LeaderRole, "check_global_session", lambda self, sid, op: None)
+    err = client_run_with_local_sessions(upgrading=False)
+    assert err is not None and ("made global" in err or "not a live global session" in err), err
+
+
+def test_check_catches_a_local_session_made_by_a_txn(monkeypatch):
+    # Planted: the leader's clients get sessions by createSession txns.
+    monkeypatch.setattr(LeaderRole, "create_local_session",
+                        lambda self, conn, timeout: self.server.new_session(conn, timeout))
+    err = client_run_with_local_sessions()
+    assert err is not None and "never asked for an ephemeral" in err, err
+
+
+def test_check_catches_a_local_close_answered_out_of_its_turn(monkeypatch):
+    # Planted: a local closeSession answered with the zxid of its arrival,
+    # not in its turn after the session's write ahead of it.
+    def close(self, request):
+        request.reply = replies.header_only(request.xid, self.server.tree.last_zxid, 0)
+        request.pending = False
+        request.conn.drain()
+    monkeypatch.setattr(LocalSessions, "close_local_session", close)
+    err = client_run_with_local_sessions()
+    assert err is not None and "zxid went back" in err, err

@@ -56,7 +56,7 @@ def test_unknown_sessions_are_left_to_the_validity_check():
 
 # --- prep's order of checks ---------------------------------------------------------------
 
-def moved():
+def moved(ephemeral=False):
     raise KeeperError(Err.SESSION_MOVED)
 
 

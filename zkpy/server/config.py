@@ -284,6 +284,10 @@ def _session_timeout(key: str, value: str) -> int | None:
     return number
 
 
+DEFAULT_METRICS_PROVIDER = "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
+PROMETHEUS_METRICS_PROVIDER = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+
+
 def _strict_bool(key: str, value: str) -> bool:
     # QuorumPeerConfig's own boolean keys reject anything but true/false.
     lowered = value.lower()
@@ -531,6 +535,26 @@ class ServerConfig:
     four_letter_whitelist: frozenset[str] = frozenset({"srvr"})
     admin_enable_server: bool = True
     admin_server_port: int = 8080
+    # --- operations (issue 11): the AdminServer and the metrics provider;
+    # see the "Operations keys" section below.
+    admin_server_address: str = "0.0.0.0"
+    admin_command_url: str = "/commands"
+    admin_idle_timeout_ms: int = 30000
+    admin_force_https: bool = False
+    admin_port_unification: bool = False
+    admin_http_version: int = 11
+    admin_snapshot_enabled: bool = True
+    admin_restore_enabled: bool = True
+    admin_rate_limiter_interval_ms: int = 300000
+    serialize_last_processed_zxid_enabled: bool = True
+    metrics_provider_class_name: str = DEFAULT_METRICS_PROVIDER
+    metrics_provider_http_host: str = "0.0.0.0"
+    metrics_provider_http_port: int = 7000
+    metrics_provider_export_jvm_info: bool = True
+    metrics_provider_num_worker_threads: int = 1
+    metrics_provider_max_queue_size: int = 1000000
+    metrics_provider_worker_shutdown_timeout_ms: int = 1000
+    source_text: str = ""  # zoo.cfg as written (the initial_configuration command)
     global_outstanding_limit: int = 1000
     standalone_enabled: bool = True
     reconfig_enabled: bool = False
@@ -546,6 +570,10 @@ class ServerConfig:
     digest_enabled: bool = True  # the data-tree digest (zookeeper.digest.enabled)
     audit_enable: bool = False  # audit log lines to the "zkpy.audit" logger
     readonly_mode_enabled: bool = False
+    # Sessions local to the peer that made them (no txn) until an ephemeral
+    # needs a global one; only an ensemble member has them.
+    local_sessions_enabled: bool = False
+    local_sessions_upgrading_enabled: bool = False
     jute_maxbuffer: int = 0xFFFFF
     container_check_interval_ms: int = 60000
     container_max_per_minute: int = 10000
@@ -703,6 +731,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "electionAlg": ("election_alg", _election_alg),
     "syncEnabled": ("sync_enabled", _strict_bool),
     "peerType": ("peer_type", _learner_type),
+    "localSessionsEnabled": ("local_sessions_enabled", _strict_bool),
+    "localSessionsUpgradingEnabled": ("local_sessions_upgrading_enabled", _strict_bool),
     # System properties (zookeeper.<key>): Integer.getInteger decodes hex,
     # booleans follow whatever test the Java code applies.
     "snapCount": ("snap_count", _int32_decoded),
@@ -731,10 +761,71 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "maxCnxns": ("max_cnxns", _int32_decoded),
 }
 
+# ---------------------------------------------------------------------------
+# Operations keys (issue 11): the AdminServer (admin.*, JettyAdminServer's
+# system properties; 3.9's snapshot and restore switches) and the metrics
+# provider (metricsProvider.*, zoo.cfg keys handed to the provider).
+# ---------------------------------------------------------------------------
+
+def _metrics_provider(key: str, value: str) -> str:
+    # ZooKeeper loads the class by name and stops if there is none.
+    if value not in (DEFAULT_METRICS_PROVIDER, PROMETHEUS_METRICS_PROVIDER):
+        raise ConfigError(
+            f"unknown metrics provider {value!r} (expected {PROMETHEUS_METRICS_PROVIDER} "
+            f"or {DEFAULT_METRICS_PROVIDER})", key=key)
+    return value
+
+
+def _unsupported_true(what: str):
+    def parse(key: str, value: str) -> bool:
+        # Boolean.getBoolean: only "true" (any case) switches it on.
+        if value.lower() == "true":
+            raise ConfigError(f"{what} is not supported", key=key)
+        return False
+    return parse
+
+
+def _http_version(key: str, value: str) -> int:
+    # JettyAdminServer: HttpVersion.fromVersion(Integer.getInteger(...)).
+    number = _parse_int(key, value, decode=True)
+    if number != 11:
+        raise ConfigError(f"only HTTP/1.1 (11) is supported, got {number}", key=key)
+    return number
+
+
+def _command_url(key: str, value: str) -> str:
+    if not value.startswith("/"):
+        raise ConfigError(f"must start with '/', got {value!r}", key=key)
+    return value
+
+
+_OPERATIONS_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "admin.serverAddress": ("admin_server_address", _bind_host),
+    "admin.commandURL": ("admin_command_url", _command_url),
+    "admin.idleTimeout": ("admin_idle_timeout_ms", _int32_decoded),
+    "admin.forceHttps": ("admin_force_https", _java_bool),
+    "admin.portUnification": (
+        "admin_port_unification", _unsupported_true("HTTP and HTTPS on one admin port")),
+    "admin.httpVersion": ("admin_http_version", _http_version),
+    "admin.snapshot.enabled": ("admin_snapshot_enabled", _java_bool),
+    "admin.restore.enabled": ("admin_restore_enabled", _java_bool),
+    "admin.rateLimiterIntervalInMS": ("admin_rate_limiter_interval_ms", _int32),
+    "serializeLastProcessedZxid.enabled": ("serialize_last_processed_zxid_enabled", _java_bool),
+    "metricsProvider.className": ("metrics_provider_class_name", _metrics_provider),
+    "metricsProvider.httpHost": ("metrics_provider_http_host", _bind_host),
+    "metricsProvider.httpPort": ("metrics_provider_http_port", _port),
+    "metricsProvider.exportJvmInfo": ("metrics_provider_export_jvm_info", _java_bool),
+    "metricsProvider.numWorkerThreads": ("metrics_provider_num_worker_threads", _int32),
+    "metricsProvider.maxQueueSize": ("metrics_provider_max_queue_size", _int32),
+    "metricsProvider.workerShutdownTimeoutMs": (
+        "metrics_provider_worker_shutdown_timeout_ms", _int64),
+}
+_FIELDS.update(_OPERATIONS_FIELDS)
+
+
 # ZooKeeper keys zkpy has no typed field for: kept in `extra` but not
 # reported as unknown (that list is meant to catch typos).
 _RECOGNISED_KEYS = frozenset({
-    "localSessionsEnabled", "localSessionsUpgradingEnabled",
     "observerMasterPort",
     "connectToLearnerMasterLimit", "quorumListenOnAllIPs",
     "quorum.cnxn.threads.size",
@@ -749,7 +840,7 @@ _RECOGNISED_KEYS = frozenset({
     "fips-mode", "requireKerberosConfig", "superUser",
 })
 _RECOGNISED_PREFIXES = (
-    "quorum.auth.", "jvm.pause.", "metricsProvider.", "multiAddress.", "admin.",
+    "quorum.auth.", "jvm.pause.", "multiAddress.",
     "authProvider.", "ssl.", "enforce.auth.", "learner.",
     "leader.", "kerberos.", "netty.", "audit.", "superUser.",
 )
@@ -1244,7 +1335,7 @@ def _parse_config(text: str, base_dir: str | Path | None) -> ServerConfig:
     if "data_dir" not in settings:
         raise ConfigError("dataDir is not set")
     _resolve_paths(settings, base_dir)
-    config = ServerConfig(extra=extra, unknown_keys=unknown, **settings)
+    config = ServerConfig(extra=extra, unknown_keys=unknown, source_text=text, **settings)
     _read_membership(config, membership, base_dir)
 
     _check_tick_time(config, written)

@@ -146,6 +146,7 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
         if self.state == CLOSED:
             return
         self.buf += data
+        self.server.stats.bytes_received += len(data)
         self.last_recv = self.clock.now_ms()
         if self.state == NEW and len(self.buf) >= 4:
             word = bytes(self.buf[:4])

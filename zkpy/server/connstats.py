@@ -3,6 +3,7 @@ each way, the last operation and its cxid/zxid, and reply latencies."""
 
 from ..protocol.opcodes import LAST_OP_CODES
 from .addresses import java_ip
+from .request import CLOSED
 from .stats import LatencyStats
 
 _U64 = 0xFFFFFFFFFFFFFFFF
@@ -54,6 +55,41 @@ class ConnectionStats:
         avg = lat.total // lat.count if lat.count else 0
         s += f",llat={self.last_latency},minlat={lat.min},avglat={avg},maxlat={lat.max})"
         return s
+
+
+    def info(self, conn, brief: bool) -> dict:
+        """ServerCnxn.getConnectionInfo: the connections / stats commands' entry
+        for conn (brief: without the session's figures)."""
+        ip, port = conn.peer
+        info = {
+            "remote_socket_address": f"{java_ip(ip)}:{port}",
+            "interest_ops": 0 if conn.state == CLOSED else 1,   # OP_READ while open
+            "outstanding_requests": len(conn.queue),
+            "packets_received": self.packets_received,
+            "packets_sent": self.packets_sent,
+        }
+        if not brief:
+            lat = self.latency
+            info.update({
+                "session_id": _signed(conn.session_id),
+                "last_operation": _op_name(self.last_op),
+                "established": self.established,
+                "session_timeout": conn.timeout,
+                "last_cxid": -1 if self.last_cxid is None else self.last_cxid,
+                "last_zxid": self.last_zxid,
+                "last_response_time": self.last_response,
+                "last_latency": self.last_latency,
+                "min_latency": lat.min,
+                "avg_latency": lat.total // lat.count if lat.count else 0,
+                "max_latency": lat.max,
+            })
+        return info
+
+
+def _signed(n: int) -> int:
+    """A 64-bit id as Java's long prints it."""
+    n &= _U64
+    return n - (1 << 64) if n >= 1 << 63 else n
 
 
 def _op_name(op):

@@ -202,7 +202,9 @@ class RequestDispatch:
         now = self.clock.now_ms()
         lat = now - req.received
         self.stats.replied(req.op, req.xid, server.tree.last_zxid, now, lat)
-        server.stats.replied(lat, len(frame) - 4)   # ZooKeeper counts it without its length
+        # ZooKeeper counts the reply without its length; a txn's latency is
+        # updatelatency, any other request's readlatency.
+        server.stats.replied(lat, len(frame) - 4, req.op in WRITE_OPS)
         self.send(frame)
         if self.close_after_flush:
             self.close()

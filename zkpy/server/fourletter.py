@@ -21,18 +21,16 @@ Deliberate differences from Apache ZooKeeper (for docs/compatibility.md):
 """
 
 import datetime
-import getpass
 import math
 import os
-import platform
-import socket
 import struct
-import sys
-import tempfile
 import time
 import weakref
 
+from . import figures
 from .addresses import java_peer
+from .figures import dir_size as _dir_size, environment, log_dir as _log_dir, \
+    outstanding as _outstanding, server_conf, snap_dir as _snap_dir
 from .membership import membership_text
 from .zkserver import VERSION
 
@@ -114,11 +112,6 @@ def _java_double(x: float) -> str:
     return f"{'-' if sign else ''}{ds[0]}.{ds[1:] or '0'}E{exponent}"
 
 
-def _avg_latency(latency) -> float:
-    """ServerStats' average: Math.round(avg * 10000) / 10000.0."""
-    return math.floor(latency.avg * 10000 + 0.5) / 10000
-
-
 def _java_date(epoch_ms: float) -> str:
     """java.util.Date.toString() in the local zone: 'Wed Nov 25 12:36:32 UTC 2026'."""
     t = time.localtime(epoch_ms / 1000)
@@ -134,42 +127,6 @@ def _monotonic_ms_to_date(ms: int) -> str:
     return _java_date(time.time() * 1000 - time.monotonic() * 1000 + ms)
 
 
-def _outstanding(server) -> int:
-    return server.in_process   # ZooKeeper's requestsInProcess
-
-
-def _dir_size(path) -> int:
-    """Bytes in the files under path (File.length summed recursively); 0 if absent."""
-    total = 0
-    try:
-        entries = list(os.scandir(path))
-    except OSError:
-        return 0
-    for e in entries:
-        try:
-            if e.is_dir(follow_symlinks=False):
-                total += _dir_size(e.path)
-            else:
-                total += e.stat().st_size
-        except OSError:
-            pass
-    return total
-
-
-def _snap_dir(server) -> str:
-    return os.path.join(os.path.abspath(str(server.config.data_dir)), "version-2")
-
-
-def _log_dir(server) -> str:
-    c = server.config
-    return os.path.join(os.path.abspath(str(c.data_log_dir or c.data_dir)), "version-2")
-
-
-def _server_id(server) -> int:
-    c = server.config
-    return 0 if c.is_standalone or c.my_id is None else c.my_id
-
-
 # --- srvr / stat ------------------------------------------------------------------------
 
 def _version_lines(server) -> list:
@@ -181,7 +138,7 @@ def _stats_lines(server) -> list:
     stats = server.stats
     lat = stats.latency
     return [
-        f"Latency min/avg/max: {lat.min}/{_java_double(_avg_latency(lat))}/{lat.max}",
+        f"Latency min/avg/max: {lat.min}/{_java_double(figures.average_latency(lat))}/{lat.max}",
         f"Received: {stats.packets_received}",
         f"Sent: {stats.packets_sent}",
         f"Connections: {len(server.connections)}",
@@ -212,19 +169,20 @@ def _stat(server, extra) -> str:
 
 def _conf(server, extra) -> str:
     c = server.config
+    conf = server_conf(server)
     lines = [
-        f"clientPort={c.client_port if c.client_port is not None else -1}",
+        f"clientPort={conf['client_port']}",
         f"secureClientPort={c.secure_client_port if c.secure_client_port is not None else -1}",
-        f"dataDir={_snap_dir(server)}",
-        f"dataDirSize={_dir_size(_snap_dir(server))}",
-        f"dataLogDir={_log_dir(server)}",
-        f"dataLogSize={_dir_size(_log_dir(server))}",
-        f"tickTime={c.tick_time}",
-        f"maxClientCnxns={c.max_client_cnxns}",
-        f"minSessionTimeout={c.min_session_timeout}",
-        f"maxSessionTimeout={c.max_session_timeout}",
-        f"clientPortListenBacklog={c.client_port_listen_backlog}",
-        f"serverId={_server_id(server)}",
+        f"dataDir={conf['data_dir']}",
+        f"dataDirSize={_dir_size(conf['data_dir'])}",
+        f"dataLogDir={conf['data_log_dir']}",
+        f"dataLogSize={_dir_size(conf['data_log_dir'])}",
+        f"tickTime={conf['tick_time']}",
+        f"maxClientCnxns={conf['max_client_cnxns']}",
+        f"minSessionTimeout={conf['min_session_timeout']}",
+        f"maxSessionTimeout={conf['max_session_timeout']}",
+        f"clientPortListenBacklog={conf['client_port_listen_backlog']}",
+        f"serverId={conf['server_id']}",
     ]
     text = "\n".join(lines) + "\n"
     if not c.is_standalone:
@@ -327,65 +285,8 @@ def _session_buckets(lines, tracker):
 
 # --- envi --------------------------------------------------------------------------------
 
-def _memory_mb() -> tuple:
-    """(free, max, total) in MB, the Python analogue of Runtime's figures:
-    total = this process's resident size, max = physical memory (or the
-    address-space limit if lower), free = memory available on the host."""
-    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-    total = free = maximum = None
-    try:
-        with open("/proc/self/statm") as f:
-            total = int(f.read().split()[1]) * page
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        with open("/proc/meminfo") as f:
-            info = {k: v for k, _, v in (line.partition(":") for line in f)}
-        free = int(info["MemAvailable"].split()[0]) * 1024
-        maximum = int(info["MemTotal"].split()[0]) * 1024
-    except (OSError, ValueError, KeyError, IndexError):
-        pass
-    try:
-        import resource
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-        if soft != resource.RLIM_INFINITY and (maximum is None or soft < maximum):
-            maximum = soft
-    except (ImportError, OSError, ValueError):
-        pass
-    return tuple(None if v is None else f"{v // _MB}MB" for v in (free, maximum, total))
-
-
 def _envi(server, extra) -> str:
-    def get(fn):
-        try:
-            v = fn()
-        except Exception:
-            return "<NA>"
-        return "<NA>" if v is None or v == "" else str(v)
-
-    arch = platform.machine()
-    arch = {"x86_64": "amd64", "AMD64": "amd64", "i686": "x86", "i386": "x86"}.get(arch, arch)
-    free, maximum, total = _memory_mb()
-    entries = [
-        ("zookeeper.version", FULL_VERSION),
-        ("host.name", get(socket.gethostname)),
-        ("java.version", platform.python_version()),
-        ("java.vendor", platform.python_implementation()),
-        ("java.home", sys.prefix),
-        ("java.class.path", os.pathsep.join(p for p in sys.path if p)),
-        ("java.library.path", get(lambda: os.environ.get("LD_LIBRARY_PATH"))),
-        ("java.io.tmpdir", get(tempfile.gettempdir)),
-        ("java.compiler", "<NA>"),
-        ("os.name", get(platform.system)),
-        ("os.arch", arch or "<NA>"),
-        ("os.version", get(platform.release)),
-        ("user.name", get(getpass.getuser)),
-        ("user.home", get(lambda: os.path.expanduser("~"))),
-        ("user.dir", get(os.getcwd)),
-        ("os.memory.free", free or "<NA>"),
-        ("os.memory.max", maximum or "<NA>"),
-        ("os.memory.total", total or "<NA>"),
-    ]
+    entries = environment(FULL_VERSION)
     return "Environment:\n" + "".join(f"{k}={v}\n" for k, v in entries)
 
 
@@ -423,64 +324,9 @@ def _wchp(server, extra) -> str:
 
 # --- mntr ------------------------------------------------------------------------------------
 
-def _fd_counts():
-    """(open, max) file descriptors of this process, or None where unknown."""
-    try:
-        open_fds = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        open_fds = None
-    try:
-        import resource
-        max_fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, OSError, ValueError):
-        max_fds = None
-    return open_fds, max_fds
-
-
 def monitor_values(server) -> list:
-    """mntr's (key, value) pairs, in the order ZooKeeper 3.8 prints its
-    always-present ones.  ints print as integers, floats as Java doubles."""
-    stats = server.stats
-    lat = stats.latency
-    tree = server.tree
-    open_fds, max_fds = _fd_counts()
-    global_sessions, local_sessions = server.role.session_counts()
-    values = [
-        ("version", FULL_VERSION),
-        ("server_state", server.mode),
-        ("ephemerals_count", tree.ephemeral_count()),
-        ("num_alive_connections", len(server.connections)),
-        ("avg_latency", _avg_latency(lat)),
-        ("outstanding_requests", _outstanding(server)),
-        ("znode_count", tree.node_count()),
-        ("global_sessions", global_sessions),
-        ("non_mtls_remote_conn_count", server.security.non_mtls_remote),
-        ("last_client_response_size", stats.last_response_size),
-        ("packets_sent", stats.packets_sent),
-        ("packets_received", stats.packets_received),
-        ("max_client_response_size", stats.max_response_size),
-        ("connection_drop_probability", server.connection_throttle.drop),
-        ("watch_count", server.watches.watch_count()),
-        ("auth_failed_count", stats.auth_failed),
-        ("min_latency", lat.min),
-        ("max_file_descriptor_count", max_fds),
-        ("approximate_data_size", tree.approximate_data_size()),
-        ("open_file_descriptor_count", open_fds),
-        ("local_sessions", local_sessions),
-        ("uptime", server.clock.wall_ms() - server.started),
-        ("max_latency", lat.max),
-        ("outstanding_tls_handshake", 0),
-        ("min_client_response_size", stats.min_response_size),
-        ("non_mtls_local_conn_count", server.security.non_mtls_local),
-        # One of ZooKeeper's many counters (ServerMetrics), after the above.
-        ("digest_mismatches_count", stats.digest_mismatches),
-    ]
-    if open_fds is None or max_fds is None:   # ZooKeeper prints these on Unix only
-        values = [(k, v) for k, v in values if v is not None]
-    # QuorumZooKeeperServer's keys (zk_peer_state, zk_quorum_size), a leader's
-    # learner counts; a standalone or read-only server has none.
-    values.extend(server.role.monitor_values())
-    return values
+    """mntr's (key, value) pairs (zkpy.server.figures)."""
+    return figures.monitor_values(server, FULL_VERSION)
 
 
 def _mntr(server, extra) -> str:
@@ -508,15 +354,24 @@ def _isro(server, extra) -> str:
     return "ro" if server.role.read_only else "rw"
 
 
+def trace_mask(server) -> int:
+    """ZooTrace's text trace mask (gtmk, get_trace_mask)."""
+    return _trace_masks.get(server, DEFAULT_TRACE_MASK)
+
+
+def set_trace_mask(server, mask: int) -> None:
+    _trace_masks[server] = mask
+
+
 def _gtmk(server, extra) -> str:
-    return str(_trace_masks.get(server, DEFAULT_TRACE_MASK))
+    return str(trace_mask(server))
 
 
 def _stmk(server, extra) -> str:
     if len(extra) < 8:
         return ""   # ZooKeeper fails the read and closes without a reply
     mask = _I64.unpack_from(extra)[0]
-    _trace_masks[server] = mask
+    set_trace_mask(server, mask)
     return str(mask)
 
 

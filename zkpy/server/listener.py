@@ -4,8 +4,10 @@ expires sessions and idle connections, and the container/TTL reaper."""
 import asyncio
 import gc
 import logging
+import time
 
 from ..storage.database import DurableLog, dirs, restore
+from .endpoints import Endpoints, startup_figures
 from .secure_port import client_port_factory, open_secure_port
 from .zkserver import ZooKeeperServer
 
@@ -13,15 +15,19 @@ log = logging.getLogger("zkpy.server")
 
 
 class ServerRunner:
-    def __init__(self, config, server: ZooKeeperServer | None = None):
+    def __init__(self, config, server: ZooKeeperServer | None = None, peer=None):
+        """peer: the QuorumPeer of an ensemble member (its AdminServer
+        reports on it)."""
         self.config = config
         self.server = server
+        self.peer = peer
         self.listener = None
         self.secure_listener = None
         self.secure_port = None
         self.tasks = []
         self.port = None
         self.host = None
+        self.endpoints = None     # the AdminServer and the Prometheus exporter
 
     async def start(self):
         loop = asyncio.get_running_loop()
@@ -32,12 +38,20 @@ class ServerRunner:
             # cycles: with the collector on, thousands of collections would
             # scan them again and again.
             gc.disable()
+            timings = {}
+            start = time.monotonic()
             try:
-                tree = await loop.run_in_executor(None, restore, snap_dir, log_dir)
+                tree = await loop.run_in_executor(None, restore, snap_dir, log_dir, True,
+                                                  timings)
             finally:
                 gc.enable()
             gc.freeze()  # the restored tree: long-lived, nothing to scan
-            self.server = ZooKeeperServer(c, DurableLog(c, loop, tree), tree)
+            durable = DurableLog(c, loop, tree)
+            self.server = ZooKeeperServer(c, durable, tree)
+            durable.observe(self.server.metrics, self.server.stats)
+            startup_figures(self.server.metrics, (time.monotonic() - start) * 1000, timings)
+        # The AdminServer and /metrics first, as ZooKeeper starts them.
+        self.endpoints = await Endpoints(c, lambda: self.server, self.peer).start()
         host = c.client_port_address or None
         # ServerSocket.bind: a backlog below 1 means Java's default of 50.
         backlog = c.client_port_listen_backlog if c.client_port_listen_backlog > 0 else 50
@@ -96,6 +110,8 @@ class ServerRunner:
         if self.secure_listener is not None:
             self.secure_listener.close()
         self.server.shutdown()
+        if self.endpoints is not None:
+            await self.endpoints.stop()
 
 
 async def serve_forever(config, stop_event: asyncio.Event, on_ready=None):

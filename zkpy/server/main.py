@@ -56,8 +56,15 @@ def main(argv=None) -> int:
     except OSError as e:
         if audit is not None:
             audit.server_start_failed()
-        print(f"zkpy-server: cannot listen on port {config.client_port}: {e}", file=sys.stderr)
+        if (e.strerror or "").startswith("AdminServer"):   # endpoints.py names it
+            print(f"zkpy-server: cannot start the {e.strerror}", file=sys.stderr)
+        else:
+            print(f"zkpy-server: cannot listen on port {config.client_port}: {e}",
+                  file=sys.stderr)
         return 1
+    except ConfigError as e:
+        print(f"zkpy-server: {e}", file=sys.stderr)
+        return 2
     except DataDirError as e:
         if audit is not None:
             audit.server_start_failed()

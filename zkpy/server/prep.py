@@ -140,8 +140,9 @@ class Prep:
         """Validate one write op; returns its txn body and records the change in
         overlay.  Raises KeeperError.  check_session, if given, is called
         where ZooKeeper checks the session's owner (it raises SessionMoved):
-        first for most ops, after the mode and ttl checks for a create, never
-        for deleteContainer (the server's own request)."""
+        first for most ops, after the mode and ttl checks for a create (with
+        True for an ephemeral one, which needs a global session), never for
+        deleteContainer (the server's own request)."""
         if op in CREATE_OPS:
             return self._create(op, req, session_id, auth_ids, overlay, check_session)
         if op == Op.DELETE_CONTAINER:
@@ -171,7 +172,7 @@ class Prep:
         elif ttl >= 0:
             raise KeeperError(Err.BAD_ARGUMENTS, "ttl given for a non-TTL mode")
         if check_session is not None:
-            check_session()
+            check_session(flags in CreateMode.EPHEMERAL_MODES)
         path = req.path
         if path is None or "/" not in path or "\0" in path:
             raise KeeperError(Err.BAD_ARGUMENTS)

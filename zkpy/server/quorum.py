@@ -34,6 +34,7 @@ from ..zab.transport import PeerTransport, encode
 from . import digests
 from .clock import REAL_CLOCK
 from .listener import ServerRunner
+from .peerfigures import PeerFigures
 from .roles import LookingRole, follow_peer
 from .zkserver import ZooKeeperServer
 
@@ -78,6 +79,7 @@ class QuorumPeer:
         # message object (a proposal, a commit, a ping) to every follower.
         self.last_msg = None
         self.last_frame = b""
+        self.figures = None        # PeerFigures: election, sync and proposal times
         self._handlers = {
             Send: self._send, Log: self._log, Apply: self._apply, Epochs: self._epochs,
             Truncate: self._truncate, InstallSnapshot: self._install_snapshot,
@@ -109,6 +111,7 @@ class QuorumPeer:
         self.server = ZooKeeperServer(c, txn_log=self, tree=tree, server_id=self.my_id,
                                       clock=self.clock, replay_until=self.core.last_logged)
         self.server.set_role(LookingRole(self.server))
+        self.figures = PeerFigures(self.server.metrics, self.clock)
         self.durable = self._durable_log(tree)
         addresses = {i: s.quorum_addresses for i, s in c.servers.items()}
         me = c.servers[self.my_id]
@@ -122,7 +125,7 @@ class QuorumPeer:
         self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down,
                                        security=LinkSecurity.from_config(c))
         await self.transport.start()
-        self.runner = await ServerRunner(c, self.server).start()
+        self.runner = await ServerRunner(c, self.server, peer=self).start()
         self.core.start()
         self._process()
         self.tasks.append(loop.create_task(self._ticker()))
@@ -153,7 +156,10 @@ class QuorumPeer:
     # --- inputs to the state machine -------------------------------------------------------
 
     def _on_message(self, frm, msg):
-        if msg.__class__ is Sync and msg.snapshot is not None:
+        kind = msg.__class__
+        if kind is Proposal or kind is Commit:
+            self.figures.received(kind is Proposal)
+        if kind is Sync and msg.snapshot is not None:
             # The snapshot's bytes wait here for InstallSnapshot.
             self.stash[msg.zxid] = msg.snapshot
             msg.snapshot = None
@@ -167,8 +173,10 @@ class QuorumPeer:
     def _durable_log(self, tree):
         """A log that reports each group commit once, with its last zxid."""
         gen = self.log_generation
-        return DurableLog(self.config, self.loop, tree,
-                          on_batch=lambda zxid: self._on_logged(gen, zxid))
+        durable = DurableLog(self.config, self.loop, tree,
+                             on_batch=lambda zxid: self._on_logged(gen, zxid))
+        durable.observe(self.server.metrics, self.server.stats)
+        return durable
 
     def _on_logged(self, generation, zxid):
         if generation == self.log_generation:
@@ -178,6 +186,7 @@ class QuorumPeer:
     # --- the server's log: the leader's writes become proposals -----------------------------
 
     def append(self, txn, on_logged):
+        self.figures.proposed(txn.zxid)
         self.core.propose(txn)
         self._process()
 
@@ -203,7 +212,9 @@ class QuorumPeer:
             cls = msg.__class__
             if cls is Commit or cls is Inform:
                 digests.stamp(msg, self.server.tree)
-            elif cls is Sync and (msg.kind == SNAP or len(msg.txns) > FORK_SYNC_TXNS):
+            elif cls is Sync:
+                self.figures.synced_learner(msg.kind)
+            if cls is Sync and (msg.kind == SNAP or len(msg.txns) > FORK_SYNC_TXNS):
                 self._send_sync_forked(to, msg)
                 return
             self.last_msg = msg
@@ -218,6 +229,7 @@ class QuorumPeer:
             append(txn)
 
     def _apply(self, eff):
+        self.figures.committed(eff.txn.zxid)
         self.server.apply(eff.txn)
 
     def _epochs(self, eff):
@@ -242,10 +254,12 @@ class QuorumPeer:
         self.server.install_tree(tree)
 
     def _role_changed(self, eff):
+        self.figures.role_changed(eff.role)
         log.info("peer %d: %s (leader %s, epoch %s)", self.my_id, eff.role, eff.leader, eff.epoch)
         follow_peer(self.server, self.port, eff)
 
     def _serving(self, eff):
+        self.figures.serving(eff.serving, self.core.role)
         follow_peer(self.server, self.port, eff)
         if eff.serving:
             log.info("peer %d: serving as %s", self.my_id, self.server.mode)

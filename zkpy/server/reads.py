@@ -96,6 +96,16 @@ def sync(server, conn, req):
     return replies.encode_string(req.path)
 
 
+def close_local_session(server, conn, req):
+    """closeSession of a local session, which no txn closes: a role leaves
+    it to be answered here in its turn (after the session's earlier
+    requests, with the zxid applied by then), as FinalRequestProcessor
+    does; the session ends and the connection closes after the reply."""
+    server.sessions.remove(conn.session_id)
+    conn.close_after_flush = True
+    return b""
+
+
 def who_am_i(server, conn, req):
     parts = [replies.INT.pack(len(conn.auth_ids))]
     for scheme, id_ in conn.auth_ids:
@@ -191,6 +201,7 @@ READ_HANDLERS = {
     Op.GET_ACL: get_acl,
     Op.GET_EPHEMERALS: get_ephemerals,
     Op.SYNC: sync,
+    Op.CLOSE_SESSION: close_local_session,
     Op.WHO_AM_I: who_am_i,
     Op.ADD_WATCH: add_watch,
     Op.CHECK_WATCHES: check_watches,

@@ -1,6 +1,8 @@
 """Request counters and latency figures, server-wide and per connection, as the
 four-letter words (srvr, stat, cons, mntr) report them."""
 
+from .metrics import ServerMetrics
+
 
 class LatencyStats:
     __slots__ = ("count", "total", "min", "max")
@@ -27,27 +29,64 @@ class LatencyStats:
         return self.total / self.count if self.count else 0.0
 
 
-class ServerStats:
-    __slots__ = ("packets_received", "packets_sent", "latency", "auth_failed", "digest_mismatches",
-                 "last_response_size", "min_response_size", "max_response_size")
+class CombinedLatency:
+    """ServerStats' request latency: reads and writes together, read from
+    the readlatency and updatelatency summaries (each reply updates one)."""
+    __slots__ = ("count", "total", "min", "max")
 
-    def __init__(self):
+    def __init__(self, *parts):
+        parts = [p for p in parts if p.count]
+        self.count = sum(p.count for p in parts)
+        self.total = sum(p.total for p in parts)
+        self.min = min((p.min for p in parts), default=0)
+        self.max = max((p.max for p in parts), default=0)
+
+    @property
+    def avg(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+
+class ServerStats:
+    __slots__ = ("packets_received", "packets_sent", "auth_failed", "digest_mismatches",
+                 "last_response_size", "min_response_size", "max_response_size",
+                 "metrics", "read_latency", "update_latency", "response_bytes",
+                 "bytes_received", "fsync_threshold_exceeded")
+
+    def __init__(self, metrics: ServerMetrics | None = None):
+        # ServerMetrics' figures that the pipeline updates inline live
+        # here, next to ServerStats' own; the metrics read them from here.
+        self.metrics = metrics if metrics is not None else ServerMetrics()
+        self.read_latency = self.metrics.summary("readlatency")
+        self.update_latency = self.metrics.summary("updatelatency")
+        self.metrics.sources["response_bytes"] = lambda: self.response_bytes
+        self.metrics.sources["bytes_received_count"] = lambda: self.bytes_received
+        self.metrics.sources["digest_mismatches_count"] = lambda: self.digest_mismatches
         self.reset()
 
     def reset(self):
         self.packets_received = 0
         self.packets_sent = 0
-        self.latency = LatencyStats()
         self.auth_failed = 0
         self.digest_mismatches = 0   # learner trees found to differ from the leader's
         self.last_response_size = -1
         self.min_response_size = -1
         self.max_response_size = -1
+        self.response_bytes = 0
+        self.bytes_received = 0
+        self.fsync_threshold_exceeded = 0
+        self.metrics.reset()   # ServerStats.reset resets ServerMetrics too
 
-    def replied(self, latency: int, size: int) -> None:
-        """A reply of size bytes went out, latency ms after its request came in."""
-        self.latency.add(latency)
+    @property
+    def latency(self) -> CombinedLatency:
+        """Request latency, min/avg/max (srvr, mntr's avg_latency ...)."""
+        return CombinedLatency(self.read_latency, self.update_latency)
+
+    def replied(self, latency: int, size: int, write: bool) -> None:
+        """A reply of size bytes went out, latency ms after its request came
+        in; write: the request was a txn (updatelatency, else readlatency)."""
+        (self.update_latency if write else self.read_latency).add(latency)
         self.packets_sent += 1
+        self.response_bytes += size
         self.last_response_size = size
         if self.max_response_size < size:
             self.max_response_size = size

@@ -19,7 +19,10 @@ globalOutstandingLimit needs no object: a connection that sends a request
 while more than that many are in process stops being read until its own
 requests are answered (ServerCnxn.disableRecv/enableRecv; see dispatch.py).
 
-The counters are ZooKeeper's metrics, under their mntr names (without zk_)."""
+The counters are ZooKeeper's metrics, under their mntr names (without zk_):
+each throttle counts in a mapping of name -> int, the server's ServerMetrics
+counters (so that mntr prints them and srst resets them) or its own, and
+adds to summaries it is given (anything with add())."""
 
 import collections
 import math
@@ -46,8 +49,12 @@ class RequestThrottler:
     a request leaves the pipeline (and every stall_time ms while the head
     waits), acting on each verdict until next() returns None."""
 
+    COUNTERS = ("request_throttle_wait_count", "throttled_ops", "stale_requests",
+                "stale_requests_dropped")
+
     def __init__(self, max_requests=0, stall_time=100, drop_stale=True, throttled_op_wait_time=0,
-                 stale_connection_check=True, stale_latency_check=False):
+                 stale_connection_check=True, stale_latency_check=False, counters=None,
+                 queue_time=None):
         self.max_requests = max_requests      # 0: requests never wait
         self.stall_time = stall_time          # ms between checks of a waiting head
         self.drop_stale = drop_stale
@@ -61,18 +68,29 @@ class RequestThrottler:
         self.invalid = set()
         self.timer = None                     # the driver's stall timer, while one is set
         self.pumping = False                  # the driver is acting on verdicts
-        # mntr: zk_request_throttle_wait_count, zk_throttled_ops,
-        # zk_stale_requests, zk_stale_requests_dropped,
-        # zk_*_request_throttle_queue_time_ms
-        self.request_throttle_wait_count = 0
-        self.throttled_ops = 0
-        self.stale_requests = 0
-        self.stale_requests_dropped = 0
-        self.queue_time = LatencyStats()
+        self.counters = counters if counters is not None else dict.fromkeys(self.COUNTERS, 0)
+        # mntr: zk_*_request_throttle_queue_time_ms
+        self.queue_time = queue_time if queue_time is not None else LatencyStats()
 
     @property
     def enabled(self) -> bool:
         return self.max_requests > 0
+
+    @property
+    def request_throttle_wait_count(self) -> int:
+        return self.counters["request_throttle_wait_count"]
+
+    @property
+    def throttled_ops(self) -> int:
+        return self.counters["throttled_ops"]
+
+    @property
+    def stale_requests(self) -> int:
+        return self.counters["stale_requests"]
+
+    @property
+    def stale_requests_dropped(self) -> int:
+        return self.counters["stale_requests_dropped"]
 
     def holds(self, in_process) -> bool:
         """Must a request that arrives now wait?  Yes while others wait (the
@@ -97,18 +115,18 @@ class RequestThrottler:
             if stale and self.drop_stale:
                 held.popleft()
                 self.invalid.add(conn)
-                self.stale_requests_dropped += 1
+                self.counters["stale_requests_dropped"] += 1
                 return DROPPED, entry
             if in_process >= self.max_requests:
-                self.request_throttle_wait_count += 1
+                self.counters["request_throttle_wait_count"] += 1
                 return None
             held.popleft()
             if stale:
-                self.stale_requests += 1
+                self.counters["stale_requests"] += 1
             waited = now - since
             self.queue_time.add(waited)
             if 0 < self.throttled_op_wait_time < waited and op not in _NOT_THROTTLABLE:
-                self.throttled_ops += 1
+                self.counters["throttled_ops"] += 1
                 return THROTTLED, entry
             return SUBMIT, entry
         self.invalid.clear()   # their requests are all gone
@@ -136,13 +154,18 @@ class ReadTurns:
         self.scheduled = False
 
 
-def request_throttler(config) -> RequestThrottler:
+def request_throttler(config, metrics=None) -> RequestThrottler:
+    """The RequestThrottler zoo.cfg asks for, counting in metrics (a
+    ServerMetrics) if given."""
     return RequestThrottler(config.request_throttle_max_requests,
                             config.request_throttle_stall_time,
                             config.request_throttle_drop_stale,
                             config.throttled_op_wait_time,
                             config.request_stale_connection_check,
-                            config.request_stale_latency_check)
+                            config.request_stale_latency_check,
+                            None if metrics is None else metrics.counters,
+                            None if metrics is None else
+                            metrics.summary("request_throttle_queue_time_ms"))
 
 
 class ConnectionThrottle:
@@ -154,10 +177,12 @@ class ConnectionThrottle:
     and shrinks by drop_decrease while no more than decrease_ratio of the
     bucket is used.  max_tokens 0: every connection passes."""
 
+    COUNTERS = ("connection_rejected", "connection_request_count")
+
     def __init__(self, max_tokens=0, fill_time=1, fill_count=1, freeze_time=-1,
                  drop_increase=0.02, drop_decrease=0.002, decrease_ratio=0.0,
                  weight_enabled=False, global_weight=3, local_weight=1, renew_weight=2,
-                 now=0, rng=None):
+                 now=0, rng=None, counters=None, token_deficit=None):
         self.weight_enabled = weight_enabled
         self.global_weight = global_weight
         self.local_weight = local_weight
@@ -177,11 +202,17 @@ class ConnectionThrottle:
         self.decrease_point = decrease_ratio
         self.drop = 0.0          # mntr: zk_connection_drop_probability
         self.rng = rng if rng is not None else random.Random()
-        # mntr: zk_connection_rejected, zk_connection_request_count,
-        # zk_*_connection_token_deficit
-        self.connection_rejected = 0
-        self.connection_request_count = 0
-        self.token_deficit = LatencyStats()
+        self.counters = counters if counters is not None else dict.fromkeys(self.COUNTERS, 0)
+        # mntr: zk_*_connection_token_deficit
+        self.token_deficit = token_deficit if token_deficit is not None else LatencyStats()
+
+    @property
+    def connection_rejected(self) -> int:
+        return self.counters["connection_rejected"]
+
+    @property
+    def connection_request_count(self) -> int:
+        return self.counters["connection_request_count"]
 
     @property
     def deficit(self) -> int:
@@ -199,10 +230,10 @@ class ConnectionThrottle:
     def admit(self, session_id, local_session, now) -> bool:
         """May this ConnectRequest go on (counted either way)?"""
         if not self.check_limit(self.tokens_needed(session_id, local_session), now):
-            self.connection_rejected += 1
+            self.counters["connection_rejected"] += 1
             return False
         self.token_deficit.add(self.deficit)
-        self.connection_request_count += 1
+        self.counters["connection_request_count"] += 1
         return True
 
     def check_limit(self, need, now) -> bool:
@@ -239,7 +270,9 @@ def _java_round(x: float) -> int:
     return math.floor(x + 0.5)
 
 
-def connection_throttle(config, now, rng=None) -> ConnectionThrottle:
+def connection_throttle(config, now, metrics=None, rng=None) -> ConnectionThrottle:
+    """The connection token bucket zoo.cfg asks for, counting in metrics (a
+    ServerMetrics) if given."""
     return ConnectionThrottle(
         config.connection_throttle_tokens, config.connection_throttle_fill_time,
         config.connection_throttle_fill_count, config.connection_throttle_freeze_time,
@@ -247,4 +280,6 @@ def connection_throttle(config, now, rng=None) -> ConnectionThrottle:
         config.connection_throttle_decrease_ratio, config.connection_throttle_weight_enabled,
         config.connection_throttle_global_session_weight,
         config.connection_throttle_local_session_weight,
-        config.connection_throttle_renew_session_weight, now, rng)
+        config.connection_throttle_renew_session_weight, now, rng,
+        None if metrics is None else metrics.counters,
+        None if metrics is None else metrics.summary("connection_token_deficit"))

@@ -28,7 +28,7 @@ from ..datatree.tree import DataTree, ErrorResult
 from ..datatree.txn import Txn, ttl_of
 from ..datatree.watches import WatchManager
 from ..protocol.errors import Err, KeeperError
-from ..protocol.opcodes import CREATE_OPS, Op, Perms
+from ..protocol.opcodes import CREATE_OPS, EventType, Op, Perms
 from ..session.tracker import SessionTracker, session_password
 from . import replies
 from .audit import AuditLog
@@ -38,6 +38,7 @@ from .membership import membership_text, set_config_node
 from .prep import Prep
 from .request import CONNECTING, NEW, Request
 from .roles.standalone import StandaloneRole
+from .metrics import ServerMetrics
 from .stats import ServerStats
 from .throttle import ReadTurns, connection_throttle, request_throttler
 
@@ -87,7 +88,11 @@ class ZooKeeperServer:
         # (session id, cxid) -> the Request awaiting that txn, or a FIFO of
         # them (a client may reuse an xid, so one key can stand for several).
         self.waiting: dict = {}
-        self.stats = ServerStats()
+        self.metrics = ServerMetrics()
+        self.stats = ServerStats(self.metrics)
+        # Watchers triggered per event, by event type (WatchManager's figures).
+        self._watch_summaries = {t: self.metrics.summary(name)
+                                 for t, name in _WATCH_SUMMARIES.items()}
         # Requests in the pipeline and not answered yet (ZooKeeper's
         # requestsInProcess): what globalOutstandingLimit and the
         # RequestThrottler measure.  A read answered as it arrives is never
@@ -95,12 +100,15 @@ class ZooKeeperServer:
         self.in_process = 0
         self.outstanding_limit = config.global_outstanding_limit
         self.read_turns = ReadTurns()   # connections resumed, to dispatch what they held back
-        self.request_throttler = request_throttler(config)
-        self.connection_throttle = connection_throttle(config, clock.now_ms())
+        self.request_throttler = request_throttler(config, self.metrics)
+        self.connection_throttle = connection_throttle(config, clock.now_ms(), self.metrics)
         self.started = clock.wall_ms()
         self.super_digest = config.super_digest
         self.replay_until = replay_until
         self.shut_down = False
+        # Writes that wait while the tree is being replaced (a restore):
+        # (function, args) to run in order once it is done; None: no hold.
+        self.held = None
         self.role = StandaloneRole(self)
         self.role.enter()
         self._take_membership()
@@ -129,6 +137,9 @@ class ZooKeeperServer:
         container's deletion) into a txn and hand it to the log.  build()
         returns (txn type, body, prep overlay) or raises KeeperError, which
         becomes an error txn (it consumes a zxid, as in ZooKeeper)."""
+        if self.held is not None:
+            self.held.append((self.submit, (session_id, cxid, op, build, waiter)))
+            return None
         try:
             txn_type, body, overlay = build()
         except KeeperError as e:
@@ -179,6 +190,9 @@ class ZooKeeperServer:
         client).  owner: on an ensemble's leader, the server the request came
         through -- a session that has moved to another server gets
         SessionMoved."""
+        if self.held is not None:
+            self.held.append((self.prep_and_log, (request, reply, owner)))
+            return
         sid = request.conn.session_id
         overlay = None
         try:
@@ -192,14 +206,17 @@ class ZooKeeperServer:
         op = request.op
         check = None
         if owner is not None:
-            def check():
+            def check(ephemeral=False):
+                if ephemeral:
+                    # Only a global session may own an ephemeral.
+                    self.role.check_global_session(sid, op)
                 if not self.sessions.check_owner(sid, owner):
                     raise KeeperError(Err.SESSION_MOVED)
         if request.decode_error is not None:
             if check is not None and op in _OWNER_CHECKED_BEFORE_DECODING:
                 check()
             raise request.decode_error
-        if not self.sessions.is_valid(sid):
+        if not self.sessions.is_valid(sid) and not self.role.local_session_elsewhere(sid):
             raise KeeperError(Err.SESSION_EXPIRED)
         rec = request.record
         auth_ids = request.conn.auth_ids
@@ -247,6 +264,9 @@ class ZooKeeperServer:
             watchers = watches.trigger(path, event_type)
             if not watchers:
                 continue
+            summary = self._watch_summaries.get(event_type)
+            if summary is not None:
+                summary.add(len(watchers))
             frame = replies.notification(event_type, path)
             for conn in watchers:
                 # Only to connections that may read the node (ZOOKEEPER-4026).
@@ -263,7 +283,7 @@ class ZooKeeperServer:
         if t == Op.ERROR:
             if txn.body[0] == Err.SESSION_MOVED:
                 return replies.CLOSE
-            return replies.header_only(xid, zxid, txn.body[0])
+            return replies.header_only(xid, zxid, self.role.reply_error(request, txn.body[0]))
         if t == Op.MULTI:
             if _moved_in_multi(txn):
                 return replies.CLOSE
@@ -334,6 +354,7 @@ class ZooKeeperServer:
         """Close, through closeSession txns, every session whose time is up."""
         for sid in self.sessions.expired(now_ms):
             log.info("Expiring session 0x%x", sid & 0xFFFFFFFFFFFFFFFF)
+            self.metrics.count("stale_sessions_expired")
             self.close_session(sid)
             conn = self.conn_by_session.get(sid)
             if conn is not None:
@@ -347,8 +368,7 @@ class ZooKeeperServer:
     def track_sessions_of_tree(self):
         """Rebuild the session tracker from the tree: the sessions that live,
         each with a full timeout from now."""
-        self.sessions.sessions.clear()
-        self.sessions.buckets.clear()
+        self.sessions.clear()
         now = self.clock.now_ms()
         for sid, timeout in self.tree.sessions.items():
             self.sessions.add(sid, timeout, now)
@@ -383,7 +403,18 @@ class ZooKeeperServer:
         body = self.prep.prep_op(Op.DELETE_CONTAINER, _PathOnly(path), 0, (), overlay)
         return Op.DELETE_CONTAINER, body, overlay
 
-    # --- a new tree (a follower synced by SNAP) -----------------------------------------
+    # --- a new tree (a follower synced by SNAP, a restore) --------------------------------
+
+    def hold_writes(self):
+        """Prep no write until release_writes(): the tree is being replaced,
+        and a write must be prepped against the tree it will apply to."""
+        if self.held is None:
+            self.held = []
+
+    def release_writes(self):
+        held, self.held = self.held, None
+        for fn, args in held or ():
+            fn(*args)
 
     def install_tree(self, tree):
         tree.set_digest_enabled(self.config.digest_enabled)
@@ -408,33 +439,45 @@ class ZooKeeperServer:
         connections (NIOServerCnxn's timeouts)."""
         self.role.expire_sessions(now_ms)
         sessionless = self.config.sessionless_cnxn_timeout_ms
+        interval = max(1, sessionless)
         for conn in list(self.connections):
-            idle = now_ms - conn.last_recv
             if conn.state in (NEW, CONNECTING):
-                if idle > sessionless:
+                if now_ms - conn.last_recv > sessionless:
+                    self.metrics.count("sessionless_connections_expired")
                     conn.close()
-            elif conn.timeout and idle > conn.timeout:
+            elif conn.timeout and \
+                    now_ms >= ((conn.last_recv + conn.timeout) // interval + 1) * interval:
+                # Due as NIOServerCnxnFactory's expiry queue has it (and dump
+                # shows it): at the first multiple of the sessionless timeout
+                # after its last read plus its session timeout.  A silent
+                # client's session, expired at a tick, usually goes first and
+                # takes the connection with it.
                 conn.close()
 
     # --- connections ----------------------------------------------------------------------
 
     def register(self, conn):
+        # (connection_request_count counts ConnectRequests, as ZooKeeper's
+        # processConnectRequest does: the connection throttle counts them.)
         self.connections[conn] = None
 
     def admit(self, conn) -> bool:
         """maxClientCnxns per client IP (0: unlimited), maxCnxns in all."""
         c = self.config
         if c.max_cnxns and len(self.connections) > c.max_cnxns:
+            self.metrics.count("connection_rejected")
             return False
         if c.max_client_cnxns:
             ip = conn.peer[0]
             same = sum(1 for other in self.connections if other.peer[0] == ip)
             if same > c.max_client_cnxns:
+                self.metrics.count("connection_rejected")
                 return False
         return True
 
     def unregister(self, conn):
-        self.connections.pop(conn, None)
+        if self.connections.pop(conn, False) is None:
+            self.metrics.count("connection_drop_count")
         self.watches.remove_watcher(conn)
         if conn.session_id and self.conn_by_session.get(conn.session_id) is conn:
             del self.conn_by_session[conn.session_id]
@@ -448,6 +491,14 @@ class ZooKeeperServer:
         self.close_connections()
         self.log.close()
 
+
+# Event type -> the summary of how many watchers each such event triggers.
+_WATCH_SUMMARIES = {
+    EventType.NODE_CREATED: "node_created_watch_count",
+    EventType.NODE_DELETED: "node_deleted_watch_count",
+    EventType.NODE_DATA_CHANGED: "node_changed_watch_count",
+    EventType.NODE_CHILDREN_CHANGED: "node_children_watch_count",
+}
 
 # ZooKeeper's prep checks the session's owner before it decodes these (a
 # create, a multi: after).

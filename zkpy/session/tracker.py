@@ -3,7 +3,16 @@
 Sans-I/O: every method that depends on time takes `now` in milliseconds from a
 monotonic clock.  Expiry is bucketed by tickTime, as in ZooKeeper: a session
 expires at the first tick boundary after now + timeout, so a silent session
-dies between timeout and timeout + tickTime after its last packet."""
+dies between timeout and timeout + tickTime after its last packet.
+
+An ensemble member with localSessionsEnabled also tracks local sessions
+(ZooKeeper's LocalSessionTracker beside the global tracker): sessions of
+this server alone, made without a txn.  They live in the same table, so
+that a request's session check costs the same for both kinds, but expire
+from buckets of their own (`local`): a server expires its local sessions
+itself, while only the leader expires global ones.  A local session is
+upgraded to a global one (its createSession txn on its way) when it needs
+to own an ephemeral."""
 
 CONTAINER_MARKER = 0x8000000000000000
 
@@ -32,9 +41,9 @@ def session_password(session_id: int) -> bytes:
 
 
 class Session:
-    __slots__ = ("id", "timeout", "expire_at", "closing", "owner")
+    __slots__ = ("id", "timeout", "expire_at", "closing", "owner", "local")
 
-    def __init__(self, sid, timeout):
+    def __init__(self, sid, timeout, local=False):
         self.id = sid
         self.timeout = timeout
         self.expire_at = 0
@@ -42,6 +51,16 @@ class Session:
         # Which server the session's client talks through, as an ensemble's
         # leader sees it (None: not known yet; a standalone server never sets it).
         self.owner = None
+        self.local = local     # a local session of this server (no txn made it)
+
+
+class ExpiryBuckets:
+    """The expiry buckets of one kind of session (ZooKeeper's ExpiryQueue):
+    expiry tick -> session ids."""
+    __slots__ = ("buckets",)
+
+    def __init__(self):
+        self.buckets: dict[int, set] = {}
 
 
 class SessionTracker:
@@ -49,7 +68,8 @@ class SessionTracker:
         self.tick_time = tick_time
         self.next_id = initial_session_id(server_id, wall_ms)
         self.sessions: dict[int, Session] = {}
-        self.buckets: dict[int, set] = {}    # expiry tick -> session ids
+        self.buckets: dict[int, set] = {}    # expiry tick -> global session ids
+        self.local = ExpiryBuckets()         # the local sessions' buckets
         self.next_expiration = self._round_up(now_ms)
 
     def _round_up(self, t: int) -> int:
@@ -63,26 +83,62 @@ class SessionTracker:
             self.next_id += 1
         return sid
 
-    def add(self, sid: int, timeout: int, now: int) -> Session:
+    def add(self, sid: int, timeout: int, now: int, local: bool = False) -> Session:
+        """Track sid (a global session unless `local`).  A session committed
+        by its createSession txn is global from then on, whatever it was."""
         s = self.sessions.get(sid)
         if s is None:
-            s = self.sessions[sid] = Session(sid, timeout)
+            s = self.sessions[sid] = Session(sid, timeout, local)
+        elif s.local != local:
+            self._unschedule(s)
+            s.local = local
         s.timeout = timeout
         self._reschedule(s, now)
         return s
+
+    def upgrade(self, sid: int, now: int) -> int | None:
+        """A local session becomes global (UpgradeableSessionTracker.upgradeSession):
+        its timeout, for the createSession txn the caller makes; None if sid
+        is not a local session (already upgraded, or gone)."""
+        s = self.sessions.get(sid)
+        if s is None or not s.local or s.closing:
+            return None
+        self._unschedule(s)
+        s.local = False
+        self._reschedule(s, now)
+        return s.timeout
+
+    def is_local(self, sid: int) -> bool:
+        s = self.sessions.get(sid)
+        return s is not None and s.local
+
+    def local_count(self) -> int:
+        """mntr's zk_local_sessions: local sessions not yet removed."""
+        return sum(1 for s in self.sessions.values() if s.local)
+
+    def _unschedule(self, s: Session) -> None:
+        if s.expire_at:
+            buckets = self.local.buckets if s.local else self.buckets
+            b = buckets.get(s.expire_at)
+            if b is not None:
+                b.discard(s.id)
+                if not b:
+                    del buckets[s.expire_at]
+            s.expire_at = 0
 
     def _reschedule(self, s: Session, now: int) -> None:
         expire_at = self._round_up(now + s.timeout)
         if expire_at == s.expire_at:
             return
+        buckets = self.local.buckets if s.local else self.buckets
         if s.expire_at:
-            b = self.buckets.get(s.expire_at)
+            b = buckets.get(s.expire_at)
             if b is not None:
                 b.discard(s.id)
                 if not b:
-                    del self.buckets[s.expire_at]
+                    del buckets[s.expire_at]
         s.expire_at = expire_at
-        self.buckets.setdefault(expire_at, set()).add(s.id)
+        buckets.setdefault(expire_at, set()).add(s.id)
 
     def touch(self, sid: int, now: int, timeout: int | None = None) -> bool:
         s = self.sessions.get(sid)
@@ -123,18 +179,27 @@ class SessionTracker:
 
     def remove(self, sid: int) -> None:
         s = self.sessions.pop(sid, None)
-        if s is not None and s.expire_at:
-            b = self.buckets.get(s.expire_at)
-            if b is not None:
-                b.discard(sid)
-                if not b:
-                    del self.buckets[s.expire_at]
+        if s is not None:
+            self._unschedule(s)
+
+    def clear(self) -> None:
+        """Forget every session, local and global."""
+        self.sessions.clear()
+        self.buckets.clear()
+        self.local.buckets.clear()
 
     def expired(self, now: int) -> list:
-        """Sessions whose bucket has passed; they are marked closing."""
+        """Global sessions whose bucket has passed; they are marked closing."""
+        return self._expired(self.buckets, now)
+
+    def expired_local(self, now: int) -> list:
+        """Local sessions whose bucket has passed; they are marked closing."""
+        return self._expired(self.local.buckets, now)
+
+    def _expired(self, buckets: dict, now: int) -> list:
         out = []
-        for at in sorted(t for t in self.buckets if t <= now):
-            for sid in self.buckets.pop(at):
+        for at in sorted(t for t in buckets if t <= now):
+            for sid in buckets.pop(at):
                 s = self.sessions.get(sid)
                 if s is not None and not s.closing:
                     s.closing = True

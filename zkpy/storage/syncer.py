@@ -50,6 +50,10 @@ class TxnLogSyncer:
         self.stopping = False
         self.failed = None
         self.fsync_count = 0
+        # Figures for ServerMetrics, set by the server: on_fsync(ms) after
+        # each fsync, on_flush(txns) after each batch is logged.
+        self.on_fsync = None
+        self.on_flush = None
         self.thread = None
         self.helper = None
         self.flush_scheduled = False
@@ -94,6 +98,8 @@ class TxnLogSyncer:
             self.roll_requested = True
 
     def _logged(self, batch):
+        if self.on_flush is not None:
+            self.on_flush(len(batch))
         for _, txn, on_logged in batch:
             if on_logged is not None:
                 on_logged(txn)
@@ -162,6 +168,8 @@ class TxnLogSyncer:
 
     def _warn_if_slow(self, start):
         took = (time.monotonic() - start) * 1000
+        if self.on_fsync is not None:
+            self.on_fsync(took)
         if took > self.warn_ms:
             log.warning("fsync-ing the write ahead log took %dms which will adversely "
                         "effect operation latency. File size is %d bytes. "

@@ -56,8 +56,10 @@ class ZkpyServer:
 
     def __init__(self, config: dict | None = None, subprocess: bool = False,
                  port: int | None = None, data_dir: str | None = None):
-        # forceSync=no: tests want speed, not survival of power loss.
-        self.config = {"tickTime": "2000", "4lw.commands.whitelist": "*", "forceSync": "no"}
+        # forceSync=no: tests want speed, not survival of power loss.  No
+        # AdminServer unless asked for: many servers share this host (port 8080).
+        self.config = {"tickTime": "2000", "4lw.commands.whitelist": "*", "forceSync": "no",
+                       "admin.enableServer": "false"}
         self.config.update({k: str(v) for k, v in (config or {}).items()})
         self.use_subprocess = subprocess
         self.host = "127.0.0.1"
@@ -73,6 +75,12 @@ class ZkpyServer:
     @property
     def hosts(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def admin_port(self):
+        """The AdminServer's port (in-process servers with admin.enableServer=true)."""
+        admin = self.runner.endpoints.admin if self.runner and self.runner.endpoints else None
+        return admin.port if admin else None
 
     @property
     def server(self):

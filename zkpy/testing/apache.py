@@ -50,6 +50,24 @@ _SERVER_JARS = (
     "commons-io.jar",
     "snappy-java.jar",
 )
+# The AdminServer's (ApacheZooKeeper(admin=True)): Jetty 9, Jackson and the
+# servlet API from Debian's libjetty9-java, libjackson2-databind-java and
+# libservlet-api-java.
+_ADMIN_JARS = (
+    "jetty9-server.jar", "jetty9-servlet.jar", "jetty9-util.jar", "jetty9-http.jar",
+    "jetty9-io.jar", "jetty9-security.jar", "jetty9-util-ajax.jar",
+    "jackson-databind.jar", "jackson-core.jar", "jackson-annotations.jar", "servlet-api.jar",
+)
+ADMIN_DEBIAN_PACKAGES = "libjetty9-java libjackson2-databind-java libservlet-api-java"
+
+
+def admin_available() -> tuple[bool, str]:
+    """Whether the AdminServer's jars are here: (True, "") or (False, why)."""
+    missing = [str(JAVA_DIR / j) for j in _ADMIN_JARS if not (JAVA_DIR / j).exists()]
+    if missing:
+        return False, (f"Apache ZooKeeper's AdminServer needs {', '.join(missing)} "
+                       f"(apt-get install -y {ADMIN_DEBIAN_PACKAGES})")
+    return True, ""
 # slf4j bindings: "simple" logs to stderr (which we send to a file, so a failed
 # start can show why), "nop" discards everything.
 _LOGGER_JARS = {"simple": "slf4j-simple.jar", "nop": "slf4j-nop.jar"}
@@ -67,7 +85,7 @@ def java_binary() -> str | None:
     return shutil.which("java")
 
 
-def java_classpath(logger: str = "simple") -> str:
+def java_classpath(logger: str = "simple", admin: bool = False) -> str:
     """Classpath for running the ZooKeeper server (or any client class).
 
     ``logger`` picks the slf4j binding: "simple" (log to stderr) or "nop".
@@ -78,7 +96,7 @@ def java_classpath(logger: str = "simple") -> str:
     entries = []
     if CONF_DIR.is_dir():
         entries.append(str(CONF_DIR))
-    for name in (*_SERVER_JARS, _LOGGER_JARS[logger]):
+    for name in (*_SERVER_JARS, _LOGGER_JARS[logger], *(_ADMIN_JARS if admin else ())):
         jar = JAVA_DIR / name
         if not jar.exists():
             raise FileNotFoundError(f"{jar} is missing")
@@ -211,7 +229,9 @@ class ApacheZooKeeper:
         jvm_args: list[str] | None = None,
         startup_timeout: float = STARTUP_TIMEOUT,
         keep_dir: bool = False,
+        admin: bool = False,
     ) -> None:
+        """admin: run its AdminServer (on 127.0.0.1 and a free port, admin_port)."""
         self.extra_cfg = dict(extra_cfg or {})
         self.force_sync = force_sync
         self.jvm_args = list(jvm_args or [])
@@ -225,6 +245,8 @@ class ApacheZooKeeper:
         self.log_path: Path | None = None
         self.proc: subprocess.Popen | None = None
         self._log_file = None
+        self.admin = admin
+        self.admin_port: int | None = None
 
     # -- public ------------------------------------------------------------
 
@@ -251,6 +273,8 @@ class ApacheZooKeeper:
         self.cfg_path = self.base_dir / "zoo.cfg"
         self.log_path = self.base_dir / "zookeeper.log"
         self.port = free_port(self.host)
+        if self.admin:
+            self.admin_port = free_port(self.host)
         self.cfg_path.write_text(self._render_cfg())
 
         cmd = [
@@ -258,7 +282,7 @@ class ApacheZooKeeper:
             *self.jvm_args,
             "-Dzookeeper.jmx.log4j.disable=true",
             "-cp",
-            java_classpath("simple"),
+            java_classpath("simple", admin=self.admin),
             MAIN_CLASS,
             str(self.cfg_path),
         ]
@@ -314,6 +338,10 @@ class ApacheZooKeeper:
             "admin.enableServer": "false",
             "forceSync": "yes" if self.force_sync else "no",
         }
+        if self.admin:
+            del cfg["admin.enableServer"]
+            cfg["admin.serverAddress"] = self.host
+            cfg["admin.serverPort"] = self.admin_port
         cfg.update(self.extra_cfg)
         return "".join(f"{k}={v}\n" for k, v in cfg.items())
 

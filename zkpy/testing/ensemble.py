@@ -257,8 +257,11 @@ class Cluster:
     def __init__(self, n: int = 3, *, tick_time: int = 300, init_limit: int = 10,
                  sync_limit: int = 5, force_sync: bool = False, snap_count: int | None = None,
                  proxy: bool = False, extra: dict | None = None, keep_dir: bool = False,
-                 log_level: str = "INFO", observers: int = 0):
+                 log_level: str = "INFO", observers: int = 0,
+                 per_peer: dict | None = None):
+        """extra: zoo.cfg keys for every peer; per_peer: {peer id: keys} for one."""
         self.n = n
+        self.per_peer = {i: dict(v) for i, v in (per_peer or {}).items()}
         # The last `observers` peers observe (server.N=...:observer).
         self.observer_ids = set(range(n - observers + 1, n + 1)) if observers else set()
         self.log_level = log_level
@@ -299,7 +302,9 @@ class Cluster:
         ]
         if self.snap_count is not None:
             lines.append(f"snapCount={self.snap_count}")
-        lines += [f"{k}={v}" for k, v in self.extra.items()]
+        # No AdminServer unless asked for: the peers share this host.
+        keys = {"admin.enableServer": "false", **self.extra, **self.per_peer.get(me.id, {})}
+        lines += [f"{k}={v}" for k, v in keys.items()]
         for p in self.peers.values():
             port = p.quorum_port
             if (me.id, p.id) in self.proxies:      # our link to p goes through the proxy
@@ -447,8 +452,9 @@ class Cluster:
                 return None
             leader = leaders[0]
             m = self.peers[leader].mntr()
-            synced = int(m.get("zk_synced_followers", "-1")) + \
-                int(m.get("zk_synced_observers", "0"))
+            # float(): with the Prometheus provider mntr prints "2.0", as ZooKeeper does.
+            synced = int(float(m.get("zk_synced_followers", "-1"))) + \
+                int(float(m.get("zk_synced_observers", "0")))
             return leader if synced >= len(want) - 1 else None
 
         return wait_until(ready, timeout, 0.1, what=f"a leader and peers {sorted(want)} synced "

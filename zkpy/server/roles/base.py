@@ -77,6 +77,21 @@ class Role:
     def applied(self, txn):
         """The server applied txn (after its reply and watch events)."""
 
+    def local_session_elsewhere(self, sid) -> bool:
+        """Prep of a write whose session this server does not track: may it
+        go on as the local session of another server?  (Only a leader with
+        local sessions says yes.)"""
+        return False
+
+    def check_global_session(self, sid, op):
+        """Prep of an ephemeral create: raise KeeperError unless sid is a
+        global session (with local sessions off, every valid one is)."""
+
+    def reply_error(self, request, code) -> int:
+        """The error code to answer request with, its txn having failed with
+        code (a learner may know better why, as ZooKeeper's request exception)."""
+        return code
+
     # --- the server's own work -------------------------------------------------------------
 
     def expire_sessions(self, now_ms):

@@ -1,12 +1,15 @@
-"""What the serving roles of an ensemble member share: sessions are global
-(created and closed by txns through the leader), so a member starting to
-serve rebuilds its session tracker from its synced tree; and mntr reports
-the member's peer state and the quorum's size."""
+"""What the serving roles of an ensemble member share: global sessions are
+created and closed by txns through the leader, so a member starting to
+serve rebuilds its session tracker from its synced tree (the local sessions
+of an earlier term are gone with their connections); local sessions, with
+localSessionsEnabled (local_sessions.py); and mntr reports the member's
+peer state and the quorum's size."""
 
 from .base import Role
+from .local_sessions import LocalSessions
 
 
-class EnsembleRole(Role):
+class EnsembleRole(LocalSessions, Role):
     serving = True
     peer_state = ""          # mntr's zk_peer_state, e.g. "leading - broadcast"
 
@@ -14,6 +17,7 @@ class EnsembleRole(Role):
         super().__init__(server)
         self.port = port
         self.pending_syncs = []     # (zxid, request): answered once zxid is applied here
+        self.init_local_sessions(server.config)
 
     def enter(self):
         # The synced tree says which sessions live: a session marked closing
@@ -44,6 +48,9 @@ class EnsembleRole(Role):
                 ("quorum_size", len(self.server.config.participants))]
 
     def dump_sessions(self, lines, dump_tracker, dump_global):
-        # A LearnerSessionTracker tracks no expiry: the global sessions with
-        # their timeouts.
+        # A LearnerSessionTracker tracks no expiry of global sessions: their
+        # timeouts, after its local sessions' buckets.
+        if self.local_sessions:
+            lines.append("Local Session ")
+            dump_tracker(lines, self.server.sessions.local)
         dump_global(lines)

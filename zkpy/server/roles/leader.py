@@ -7,11 +7,15 @@ clients and by its learners' touches, expired by this server's tracker.
 The leader also knows which server each session's client talks through (its
 owner, set when the session is created or resumed there): a request that
 comes through another server finds the session moved, and its connection is
-closed (ZooKeeperServer.write_reply)."""
+closed (ZooKeeperServer.write_reply).
+
+With localSessionsEnabled its own clients' sessions are local, and it lets
+through the writes of sessions it does not know that may be other servers'
+local sessions (local_sessions.py)."""
 
 import logging
 
-from ...protocol.errors import MarshallingError
+from ...protocol.errors import Err, KeeperError, MarshallingError
 from ...protocol.jute import Reader
 from ...protocol.opcodes import Op
 from ...protocol.records import REQUEST_DECODERS
@@ -20,6 +24,7 @@ from ...zab.messages import (
 )
 from ..request import Request
 from .ensemble import EnsembleRole
+from .local_sessions import UPGRADING_OPS, needs_global_session
 
 log = logging.getLogger("zkpy.server")
 
@@ -55,6 +60,9 @@ class LeaderRole(EnsembleRole):
     # --- clients ---------------------------------------------------------------------------
 
     def create_session(self, conn, timeout):
+        if self.local_sessions:
+            self.create_local_session(conn, timeout)
+            return
         sid = self.server.new_session(conn, timeout)
         self.server.sessions.set_owner(sid, self.my_id)
 
@@ -67,7 +75,43 @@ class LeaderRole(EnsembleRole):
         return not self.server.sessions.check_owner(conn.session_id, self.my_id)
 
     def submit_write(self, request):
+        if self.local_sessions and self.server.sessions.is_local(request.conn.session_id):
+            if request.op == Op.CLOSE_SESSION:
+                self.close_local_session(request)
+                return
+            if self.upgrading and needs_global_session(request):
+                self._upgrade(request.conn.session_id)
         self.server.prep_and_log(request, True, self.my_id)
+
+    def _upgrade(self, sid):
+        """One of our local sessions becomes global: its createSession txn
+        goes ahead of the request that needs it (LeaderRequestProcessor)."""
+        timeout = self.upgrade_session(sid)
+        if timeout is not None:
+            self.server.sessions.set_owner(sid, self.my_id)
+            self.server.submit(sid, 0, Op.CREATE_SESSION,
+                               lambda: (Op.CREATE_SESSION, (timeout,), None))
+
+    # --- prep's session checks (LeaderSessionTracker) ---------------------------------------
+
+    def local_session_elsewhere(self, sid) -> bool:
+        # checkSession: a session that is neither ours nor global may be
+        # another server's local session, unless our id is in its top byte.
+        return (self.local_sessions and sid not in self.server.sessions.sessions
+                and (sid >> 56) != self.my_id)
+
+    def check_global_session(self, sid, op):
+        if not self.local_sessions:
+            return
+        s = self.server.sessions.sessions.get(sid)
+        if s is None or s.local:
+            # Our own local session, not upgraded (upgrading is off): the
+            # request carries the upgrade's refusal.  Otherwise, as
+            # checkGlobalSession, a session the leader does not know as
+            # global has expired.
+            if s is not None and op in UPGRADING_OPS:
+                raise KeeperError(Err.EPHEMERAL_ON_LOCAL_SESSION)
+            raise KeeperError(Err.SESSION_EXPIRED)
 
     def submit_sync(self, request):
         # Answer once everything proposed so far is applied here.
@@ -75,6 +119,8 @@ class LeaderRole(EnsembleRole):
 
     def expire_sessions(self, now_ms):
         self.server.expire_sessions_now(now_ms)
+        if self.local_sessions:
+            self.expire_local_sessions(now_ms)
 
     def reap_containers(self, now_wall_ms) -> int:
         return self.server.reap_containers_now(now_wall_ms)
@@ -97,7 +143,9 @@ class LeaderRole(EnsembleRole):
             server.submit(sid, 0, Op.CREATE_SESSION,
                           lambda: (Op.CREATE_SESSION, (timeout,), None))
         elif kind is Revalidate:
-            ok = server.sessions.touch(msg.session_id, server.clock.now_ms(), msg.timeout)
+            # checkIfValidGlobalSession: a local session of ours stays here.
+            ok = not (self.local_sessions and server.sessions.is_local(msg.session_id)) and \
+                server.sessions.touch(msg.session_id, server.clock.now_ms(), msg.timeout)
             if ok:
                 server.sessions.set_owner(msg.session_id, frm)   # the session moves there
             self.port.send_app(frm, Revalidated(msg.token, ok))
@@ -145,6 +193,12 @@ class LeaderRole(EnsembleRole):
         ]
 
     def dump_sessions(self, lines, dump_tracker, dump_global):
-        # SessionTrackerImpl: every session in its expiry bucket.
-        lines.append("Session ")
+        # SessionTrackerImpl: every session in its expiry bucket; with local
+        # sessions, LeaderSessionTracker's local tracker first.
+        if self.local_sessions:
+            lines.append("Local Session ")
+            dump_tracker(lines, self.server.sessions.local)
+            lines.append("Global Session ")
+        else:
+            lines.append("Session ")
         dump_tracker(lines, self.server.sessions)

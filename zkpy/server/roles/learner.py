@@ -8,14 +8,21 @@ A learner cannot tell from its own tree whether a session lives (it may not
 have applied its createSession yet, or the leader may have expired it): it
 asks the leader before letting a client resume one, as ZooKeeper's Learner
 revalidates.  The sessions of its clients are kept alive at the leader by a
-Touch every half tick."""
+Touch every half tick.
 
+With localSessionsEnabled its clients' sessions are local to it, made,
+kept, resumed, closed and expired here; one is upgraded to a global session
+(a CreateSession to the leader ahead of the write) when it creates an
+ephemeral (local_sessions.py)."""
+
+from ...protocol.errors import Err
 from ...protocol.opcodes import Op
 from ...zab.messages import (
     CreateSession, ForwardRequest, Revalidate, Revalidated, SyncRequest, Synced, Touch,
 )
 from ..request import Request
 from .ensemble import EnsembleRole
+from .local_sessions import needs_global_session
 
 
 class FollowerRole(EnsembleRole):
@@ -28,10 +35,16 @@ class FollowerRole(EnsembleRole):
         self.last_touch = 0
         self.revalidating = {}      # token -> (connection, session id, timeout)
         self.revalidations = 0
+        # Writes whose local session could not be upgraded (upgrading is
+        # off): their error txn is answered EphemeralOnLocalSession.
+        self.refused_upgrades = set()
 
     # --- clients ---------------------------------------------------------------------------
 
     def create_session(self, conn, timeout):
+        if self.local_sessions:
+            self.create_local_session(conn, timeout)
+            return
         server = self.server
         sid = server.sessions.new_session_id()
         # Answered when the leader's createSession txn is applied here.
@@ -40,6 +53,9 @@ class FollowerRole(EnsembleRole):
         self.port.to_leader(CreateSession(sid, timeout))
 
     def resume_session(self, conn, sid, timeout):
+        if self.local_sessions and self.server.sessions.is_local(sid):
+            self.server.resume_session_here(conn, sid, timeout)
+            return
         self.revalidations += 1
         token = self.revalidations
         self.revalidating[token] = (conn, sid, timeout)
@@ -55,9 +71,41 @@ class FollowerRole(EnsembleRole):
         # The leader preps it; we answer when its commit arrives.
         conn = request.conn
         sid = conn.session_id
+        if self.local_sessions and self.server.sessions.is_local(sid):
+            if request.op == Op.CLOSE_SESSION:
+                self.close_local_session(request)
+                return
+            if needs_global_session(request):
+                self._upgrade(request)
         self.server.expect_reply((sid, request.xid), request)
         self.port.to_leader(ForwardRequest(sid, request.xid, request.op, request.payload,
                                            list(conn.auth_ids)))
+
+    def _upgrade(self, request):
+        """Our local session creates an ephemeral: with upgrading on, it
+        becomes global (its CreateSession goes to the leader ahead of the
+        request); with it off, the request goes on anyway -- the leader
+        fails it, the session being unknown there -- and is answered
+        EphemeralOnLocalSession (FollowerRequestProcessor)."""
+        sid = request.conn.session_id
+        if not self.upgrading:
+            if request.op != Op.MULTI:     # a multi answers with the leader's results
+                self.refused_upgrades.add(request)
+            return
+        timeout = self.upgrade_session(sid)
+        if timeout is not None:
+            self.touched.add(sid)
+            self.port.to_leader(CreateSession(sid, timeout))
+
+    def reply_error(self, request, code) -> int:
+        if self.refused_upgrades and request in self.refused_upgrades:
+            self.refused_upgrades.discard(request)
+            return Err.EPHEMERAL_ON_LOCAL_SESSION
+        return code
+
+    def expire_sessions(self, now_ms):
+        if self.local_sessions:
+            self.expire_local_sessions(now_ms)
 
     def submit_sync(self, request):
         sid = request.conn.session_id
@@ -95,7 +143,14 @@ class FollowerRole(EnsembleRole):
         if now_ms - self.last_touch >= self.server.config.tick_time // 2:
             self.last_touch = now_ms
             if self.touched:
-                self.port.to_leader(Touch(sorted(self.touched)))
+                touched = self.touched
+                if self.local_sessions:
+                    # Local sessions live here alone; the leader keeps
+                    # only global ones alive.
+                    is_local = self.server.sessions.is_local
+                    touched = [sid for sid in touched if not is_local(sid)]
+                if touched:
+                    self.port.to_leader(Touch(sorted(touched)))
                 self.touched.clear()
 
 
