@@ -239,9 +239,10 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
             self.close()
             return
         # The connection token bucket comes first (processConnectRequest);
-        # a refused client sees its connection closed without a reply.
-        if not server.connection_throttle.admit(req.session_id, role.read_only,
-                                                self.clock.now_ms()):
+        # a refused client sees its connection closed without a reply.  A
+        # new session is priced as a local one where sessions start local.
+        local = role.read_only or getattr(role, "local_sessions", False)
+        if not server.connection_throttle.admit(req.session_id, local, self.clock.now_ms()):
             log.warning("Closing connection from %s: connection throttled", self.peer[0])
             self.close()
             return
