@@ -24,11 +24,11 @@ its throttler; the refusal is the same, only later)."""
 import types
 
 from ..protocol.errors import Err, KeeperError
+from ..protocol.jute import INT_INT
 from ..protocol.opcodes import Op
 from .dispatch import over_outstanding_limit
 from .request import CLOSED, Request
 from .throttle import DROPPED, THROTTLED
-from ..protocol.jute import INT_INT
 
 _unpack_header = INT_INT.unpack_from
 _THROTTLED = KeeperError(Err.THROTTLED)
