@@ -101,26 +101,28 @@ class RequestDispatch:
             req = Request(self, xid, op, record, received, error, payload)
             req.pending = True
             self.queue.append(req)
-            paused = server.in_process > server.outstanding_limit and xid > 0 and \
+            n = server.in_process
+            server.in_process = n + 1
+            if n > server.outstanding_limit and xid > 0:
                 self.disable_recv()
-            server.in_process += 1
+                role.submit_write(req)
+                return True
             role.submit_write(req)
-            return paused
+            return False
         if op == Op.SYNC:
             req = Request(self, xid, op, record, received, error)
             req.pending = True
             self.queue.append(req)
-            paused = server.in_process > server.outstanding_limit and xid > 0 and \
-                self.disable_recv()
-            server.in_process += 1
+            n = server.in_process
+            server.in_process = n + 1
+            paused = n > server.outstanding_limit and xid > 0 and self.disable_recv()
             role.submit_sync(req)
             return paused
         if self.queue:
             self.queue.append(Request(self, xid, op, record, received, error))
-            paused = server.in_process > server.outstanding_limit and xid > 0 and \
-                self.disable_recv()
-            server.in_process += 1
-            return paused
+            n = server.in_process
+            server.in_process = n + 1
+            return n > server.outstanding_limit and xid > 0 and self.disable_recv()
         req = Request(self, xid, op, record, received, error)
         self._send_reply(req, self._evaluate(req))
         return False
@@ -177,7 +179,7 @@ class RequestDispatch:
         """Send every reply at the head of the queue that is ready, answering
         waiting reads as their turn comes."""
         q = self.queue
-        waiting = len(q)
+        answered = 0
         while q and self.state != CLOSED:
             head = q[0]
             reply = head.reply
@@ -186,11 +188,11 @@ class RequestDispatch:
                     break  # still on its way through the pipeline
                 reply = self._evaluate(head)
             q.popleft()
+            answered += 1
             if reply is _CLOSE:
                 self.close()
                 break
             self._send_reply(head, reply)
-        answered = waiting - len(q)
         if answered:
             server = self.server
             server.in_process -= answered
