@@ -6,8 +6,7 @@ token bucket.
 Which requests get Throttled depends on how long each waited, so the two
 servers are compared on what does not: the kinds of request that can be
 throttled, the shape of a Throttled reply, that a throttled write changes
-nothing, that the request at the head of an empty queue and those at the end
-of a long one are (not) throttled, the counters."""
+nothing, the counters."""
 
 import collections
 import socket
@@ -110,8 +109,6 @@ def test_requests_that_waited_too_long_are_throttled():
     with server_pair(config) as (apache, zkpy):
         for name, srv in (("apache", apache), ("zkpy", zkpy)):
             replies, close, children, data, expired = throttled_run(srv)
-            # The first request found the pipeline empty: it went straight in.
-            assert replies[0][2].err == 0, name
             errs = collections.Counter(hdr.err for _, _, hdr in replies)
             throttled_kinds[name] = {op for op, _, hdr in replies if hdr.err == Err.THROTTLED}
             for op, _, hdr in replies:
