@@ -153,13 +153,17 @@ class SimClock:
 
 
 class SimLoop:
-    """What a ClientConnection asks of its event loop: call_soon, as an event now."""
+    """What a ClientConnection asks of its event loop: call_soon, as an event
+    now, and call_later (the RequestThrottler's stall timer)."""
 
     def __init__(self, sim):
         self.sim = sim
 
     def call_soon(self, fn, *args):
         self.sim.at(self.sim.now, "call", fn, args)
+
+    def call_later(self, delay, fn, *args):
+        self.sim.at(self.sim.now + max(1, round(delay * 1000)), "call", fn, args)
 
 
 class Disk:
@@ -872,6 +876,7 @@ class Simulation:
         while self.events and self.now < end:
             self.step()
         self.check_trees()
+        self.check_in_process()
         if self.clients:
             for sess in self.sessions:
                 for op in sess.inflight:
@@ -906,6 +911,17 @@ class Simulation:
             if other[1] != state:
                 self.fail(f"peers {other[0]} and {node.id} applied up to "
                           f"{node.applied:x} but their trees differ")
+
+    def check_in_process(self):
+        """A server's count of requests in process (what globalOutstandingLimit
+        measures) is the number of requests its connections wait to answer."""
+        for node in self.nodes.values():
+            if node.alive:
+                server = node.server
+                queued = sum(len(c.queue) for c in server.connections)
+                if server.in_process != queued:
+                    self.fail(f"peer {node.id} counts {server.in_process} requests in "
+                              f"process, its connections hold {queued}")
 
     # --- scenarios: scripted clients ----------------------------------------------------------
 

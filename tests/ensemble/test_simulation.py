@@ -170,6 +170,26 @@ def test_without_upgrading_no_ephemeral_is_ever_made():
     assert tried and {op.status for op in tried} == {"failed"}
 
 
+@pytest.mark.parametrize("chunk", range(2))
+def test_clients_under_throttling(chunk, monkeypatch):
+    # A connection is read one request at a time (globalOutstandingLimit 1)
+    # and the RequestThrottler holds requests while two are in process:
+    # histories stay linearizable, requests made in the calm are answered,
+    # and the count of requests in process stays right through every fault.
+    real = Simulation.config_of
+
+    def config_of(sim, nid):
+        c = real(sim, nid)
+        c.global_outstanding_limit = 1
+        c.request_throttle_max_requests = 2
+        c.request_throttle_stall_time = 50
+        return c
+    monkeypatch.setattr(Simulation, "config_of", config_of)
+    for seed in range(45_000 + chunk, 45_000 + CLIENT_SEEDS // 2, 2 * 5):
+        sim = Simulation(seed, clients=4).run(CLIENT_STEPS).settle()
+        assert sim.stats["ok"] > 0, f"seed {seed}: no request was ever answered"
+
+
 def test_clients_without_faults_see_everything_answered():
     sim = Simulation(11, faults=False, clients=4).run(CLIENT_STEPS).settle()
     assert sim.stats["unknown"] == 0 and sim.stats["timeouts"] == 0, sim.stats
@@ -279,14 +299,14 @@ def test_check_catches_a_follower_that_reads_ahead_of_the_sessions_writes(monkey
     # answered at once, from the tree as it is.
     real = RequestDispatch._handle_request
 
-    def handle_request(conn, payload):
+    def handle_request(conn, payload, received):
         if conn.queue and conn.server.mode == "follower" and \
                 INT_INT.unpack_from(payload, 0)[1] == Op.GET_DATA:
             queue, conn.queue = conn.queue, deque()
-            real(conn, payload)
+            real(conn, payload, received)
             conn.queue = queue
-            return
-        real(conn, payload)
+            return False
+        return real(conn, payload, received)
     monkeypatch.setattr(RequestDispatch, "_handle_request", handle_request)
     err = first_failure(lambda seed: Simulation(seed, clients=4), range(10))
     assert err is not None and ("FIFO broken" in err or "zxid went back" in err

@@ -580,6 +580,24 @@ class ServerConfig:
     container_max_never_used_interval_ms: int = 0
     sessionless_cnxn_timeout_ms: int = 10000
     max_cnxns: int = 0  # server-wide; 0 = unlimited
+    # --- throttling: see the "Throttling keys" section below and zkpy.server.throttle
+    request_throttle_max_requests: int = 0  # 0: the RequestThrottler never holds a request
+    request_throttle_stall_time: int = 100  # ms
+    request_throttle_drop_stale: bool = True
+    request_stale_connection_check: bool = True
+    request_stale_latency_check: bool = False
+    throttled_op_wait_time: int = 0  # ms; 0: never answer Throttled
+    connection_throttle_tokens: int = 0  # 0: connections are not throttled
+    connection_throttle_fill_time: int = 1  # ms
+    connection_throttle_fill_count: int = 1
+    connection_throttle_freeze_time: int = -1  # ms; -1: no random drop
+    connection_throttle_drop_increase: float = 0.02
+    connection_throttle_drop_decrease: float = 0.002
+    connection_throttle_decrease_ratio: float = 0.0
+    connection_throttle_weight_enabled: bool = False
+    connection_throttle_global_session_weight: int = 3
+    connection_throttle_local_session_weight: int = 1
+    connection_throttle_renew_session_weight: int = 2
     # --- security (issue 10): TLS, x509, SASL, enforce.auth; see the
     # "Security keys" section below for each key's parsing.
     secure_client_port: int | None = None
@@ -815,18 +833,17 @@ _RECOGNISED_KEYS = frozenset({
     "oraclePath", "version", "maxResponseCacheSize",
     "maxGetChildrenResponseCacheSize", "snapSizeLimitInKb", "txnLogSizeLimitInKb",
     "commitLogCount", "flushDelay", "maxWriteQueuePollTime", "maxBatchSize",
-    "requestThrottleLimit", "requestThrottleStallTime", "requestThrottleDropStale",
     "closeSessionTxn.enabled", "enableEagerACLCheck",
     "largeRequestMaxBytes", "largeRequestThreshold", "intBufferStartingSizeBytes",
-    "throttled_op_wait_time", "nio.numSelectorThreads", "nio.numWorkerThreads",
+    "request_throttler.shutdownTimeout", "nio.numSelectorThreads", "nio.numWorkerThreads",
     "nio.directBufferBytes", "nio.shutdownTimeout", "watchManagerName",
     "jute.maxbuffer.extrasize",
     "fips-mode", "requireKerberosConfig", "superUser",
 })
 _RECOGNISED_PREFIXES = (
     "quorum.auth.", "jvm.pause.", "multiAddress.",
-    "authProvider.", "ssl.", "enforce.auth.", "connection_throttle_", "learner.",
-    "leader.", "kerberos.", "netty.", "audit.", "request_throttle", "superUser.",
+    "authProvider.", "ssl.", "enforce.auth.", "learner.",
+    "leader.", "kerberos.", "netty.", "audit.", "superUser.",
 )
 
 
@@ -1131,6 +1148,116 @@ def _check_enforce_auth(config: "ServerConfig", written: dict[str, str]) -> None
             )
 
 
+# ---------------------------------------------------------------------------
+# Throttling keys: the RequestThrottler, the connection token bucket
+# (BlueThrottle).  ZooKeeper reads them as system properties, so in its
+# zoo.cfg they work under their property names (request_throttle_max_requests,
+# connection_throttle_tokens, ...); the administrator's guide calls them
+# requestThrottleLimit, connectionMaxTokens and so on, names ZooKeeper itself
+# never reads.  zkpy takes both (docs/compatibility.md).  Integers are read as
+# Integer.getInteger reads them; a value that is not a number, or one that
+# would break the throttle (a negative stall time, a fill time below 1 ms), is
+# refused.
+# ---------------------------------------------------------------------------
+
+_JAVA_DOUBLE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[fFdD]?")
+
+
+def _java_double(key: str, value: str) -> float:
+    # Double.parseDouble, finite values only (it also trims the value).
+    text = value.strip()
+    if not _JAVA_DOUBLE.fullmatch(text):
+        raise ConfigError(f"expected a number, got {value!r}", key=key)
+    return float(text.rstrip("fFdD"))
+
+
+_THROTTLE_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {}
+for _names, _field, _parse in (
+    (("request_throttle_max_requests", "requestThrottleLimit"),
+     "request_throttle_max_requests", _int32_decoded),
+    (("request_throttle_stall_time", "requestThrottleStallTime"),
+     "request_throttle_stall_time", _int32_decoded),
+    (("request_throttle_drop_stale", "requestThrottleDropStale"),
+     "request_throttle_drop_stale", _strict_bool),
+    (("request_stale_connection_check", "requestStaleConnectionCheck"),
+     "request_stale_connection_check", _strict_bool),
+    (("request_stale_latency_check", "requestStaleLatencyCheck"),
+     "request_stale_latency_check", _strict_bool),
+    (("throttled_op_wait_time", "throttledOpWaitTime"),
+     "throttled_op_wait_time", _int32_decoded),
+    (("connection_throttle_tokens", "connectionMaxTokens"),
+     "connection_throttle_tokens", _int32_decoded),
+    (("connection_throttle_fill_time", "connectionTokenFillTime"),
+     "connection_throttle_fill_time", _int32_decoded),
+    (("connection_throttle_fill_count", "connectionTokenFillCount"),
+     "connection_throttle_fill_count", _int32_decoded),
+    (("connection_throttle_freeze_time", "connectionFreezeTime"),
+     "connection_throttle_freeze_time", _int32_decoded),
+    (("connection_throttle_drop_increase", "connectionDropIncrease"),
+     "connection_throttle_drop_increase", _java_double),
+    (("connection_throttle_drop_decrease", "connectionDropDecrease"),
+     "connection_throttle_drop_decrease", _java_double),
+    (("connection_throttle_decrease_ratio", "connectionDecreaseRatio"),
+     "connection_throttle_decrease_ratio", _java_double),
+    (("connection_throttle_weight_enabled",), "connection_throttle_weight_enabled", _strict_bool),
+    (("connection_throttle_global_session_weight",),
+     "connection_throttle_global_session_weight", _int32_decoded),
+    (("connection_throttle_local_session_weight",),
+     "connection_throttle_local_session_weight", _int32_decoded),
+    (("connection_throttle_renew_session_weight",),
+     "connection_throttle_renew_session_weight", _int32_decoded),
+):
+    for _name in _names:
+        _THROTTLE_FIELDS[_name] = (_field, _parse)
+del _names, _field, _parse, _name
+_FIELDS.update(_THROTTLE_FIELDS)
+
+
+def _check_throttling(config: "ServerConfig", written: dict[str, str]) -> None:
+    def key(*names):
+        for name in names:
+            if name in written:
+                return written[name]
+        return names[0]
+
+    if config.request_throttle_stall_time < 0:
+        raise ConfigError(f"must be >= 0, got {config.request_throttle_stall_time}",
+                          key=key("request_throttle_stall_time", "requestThrottleStallTime"))
+    if config.connection_throttle_tokens < 0:
+        raise ConfigError(f"must be >= 0 (0: no connection throttling), got "
+                          f"{config.connection_throttle_tokens}",
+                          key=key("connection_throttle_tokens", "connectionMaxTokens"))
+    if config.connection_throttle_tokens > 0:
+        if config.connection_throttle_fill_time < 1:
+            raise ConfigError(f"must be at least 1 (ms), got "
+                              f"{config.connection_throttle_fill_time}",
+                              key=key("connection_throttle_fill_time", "connectionTokenFillTime"))
+        if config.connection_throttle_fill_count < 0:
+            raise ConfigError(f"must be >= 0, got {config.connection_throttle_fill_count}",
+                              key=key("connection_throttle_fill_count",
+                                      "connectionTokenFillCount"))
+    _adjust_session_weights(config, written)
+
+
+def _adjust_session_weights(config: "ServerConfig", written: dict[str, str]) -> None:
+    # BlueThrottle replaces a weight that is not positive, or out of order
+    # (global and renew below local), with a warning.
+    g = config.connection_throttle_global_session_weight
+    local = config.connection_throttle_local_session_weight
+    r = config.connection_throttle_renew_session_weight
+    names = ("connection_throttle_global_session_weight",
+             "connection_throttle_local_session_weight",
+             "connection_throttle_renew_session_weight")
+    fixed_g = 3 if g <= 0 else (local if g < local else g)
+    fixed_l = 1 if local <= 0 else local
+    fixed_r = 2 if r <= 0 else (local if r < local else r)
+    for name, was, now in zip(names, (g, local, r), (fixed_g, fixed_l, fixed_r)):
+        if was != now:
+            config.warnings.append(f"{_key(written, name)}={was} is not a valid weight "
+                                   f"(positive; global and renew at least local); using {now}")
+            setattr(config, name, now)
+
+
 def normalize_key(key: str) -> str:
     """Drop one leading ``zookeeper.``: zoo.cfg keys double as system properties."""
     prefix = "zookeeper."
@@ -1220,6 +1347,7 @@ def _parse_config(text: str, base_dir: str | Path | None) -> ServerConfig:
     _apply_minimums(config, written)
     config.four_letter_whitelist = _complete_whitelist(config)
     _check_security(config, written)
+    _check_throttling(config, written)
     _check_server_list(config, written)
     if not config.is_standalone:
         _setup_quorum_member(config, written)

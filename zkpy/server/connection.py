@@ -15,7 +15,7 @@ import logging
 from ..protocol.errors import MarshallingError
 from ..protocol.jute import INT, Reader, Writer
 from ..protocol.records import ConnectRequest, ConnectResponse
-from . import fourletter
+from . import fourletter, throttled_dispatch
 from .auth import initial_auth_ids
 from .connstats import ConnectionStats
 from .dispatch import RequestDispatch
@@ -49,6 +49,11 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
         self.max_frame = server.config.jute_maxbuffer
         self.last_recv = self.clock.now_ms()
         self.stats = ConnectionStats()      # cons / stat figures
+        self.throttled = False      # not read: too much in process (globalOutstandingLimit)
+        self.waiting_turn = False   # in server.read_turns, to dispatch what it held back
+        self.write_paused = False   # not read: the client does not read its replies
+        if server.request_throttler.enabled:
+            throttled_dispatch.install(self)
 
     # --- asyncio.Protocol -------------------------------------------------------------
 
@@ -65,17 +70,77 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.state = CLOSED
-        self.queue.clear()
-        self.server.unregister(self)
+        server = self.server
+        if self.queue:
+            server.in_process -= len(self.queue)
+            self.queue.clear()
+            if server.request_throttler.held:
+                throttled_dispatch.pump(server, self.loop)
+        server.unregister(self)
 
     def pause_writing(self):
         # The client is not reading its replies: stop reading its requests.
+        self.write_paused = True
         if self.transport is not None and self.state != CLOSED:
             self.transport.pause_reading()
 
     def resume_writing(self):
-        if self.transport is not None and self.state != CLOSED:
+        self.write_paused = False
+        if self.transport is not None and self.state != CLOSED and not self.throttled:
             self.transport.resume_reading()
+
+    def disable_recv(self) -> bool:
+        """Stop reading this client's requests (ServerCnxn.disableRecv): it
+        added one while the server was over globalOutstandingLimit.  Frames
+        already read wait in buf."""
+        self.throttled = True
+        if self.transport is not None and self.state != CLOSED:
+            self.transport.pause_reading()
+        return True
+
+    def enable_recv(self):
+        """Read again (ServerCnxn.enableRecv).  The frames that waited in buf
+        go first, in turns with other clients resumed at the same time; the
+        socket is read once they are all dispatched, so that a client kept
+        at the limit never has more than one read's worth here."""
+        self.throttled = False
+        if self.transport is None or self.state == CLOSED:
+            return
+        if self.buf:
+            if not self.waiting_turn:
+                self.waiting_turn = True
+                turns = self.server.read_turns
+                turns.waiting.append(self)
+                if not turns.scheduled:
+                    turns.scheduled = True
+                    self.loop.call_soon(_take_turns, turns, self.loop)
+        elif not self.write_paused:
+            self.transport.resume_reading()
+
+    def _read_one_buffered(self) -> bool:
+        """Dispatch the first frame that waited in buf; True if this
+        connection should have another turn."""
+        if self.throttled or self.state != ESTABLISHED:
+            return False
+        buf = self.buf
+        if len(buf) >= 4:
+            n = _unpack_int(buf, 0)[0]
+            if n < 0 or n > self.max_frame:
+                log.warning("Len error %d from %s; closing", n, self.peer[0])
+                self.close()
+                return False
+            if len(buf) - 4 >= n:
+                payload = bytes(buf[4:4 + n])
+                del buf[:4 + n]
+                now = self.last_recv = self.clock.now_ms()   # read now, as ZooKeeper would
+                paused = self._handle_request(payload, now)
+                if self.state != ESTABLISHED:
+                    return False
+                self.server.role.touch_session(self.session_id, now)
+                return not paused
+        if not self.write_paused:
+            self.transport.resume_reading()   # nothing whole left: read the socket again
+        return False
 
     def data_received(self, data):
         if self.state == CLOSED:
@@ -91,7 +156,7 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
                     return  # wait for its 8-byte mask
                 self._four_letter_word(word.decode())
                 return
-        if self.state != CONNECTING:
+        if self.state != CONNECTING and not self.throttled:
             self._process_frames()
 
     # --- frames ------------------------------------------------------------------------
@@ -110,6 +175,7 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
         pos = 0
         end = len(buf)
         touched = False
+        received = self.last_recv
         while end - pos >= 4 and self.state not in (CONNECTING, CLOSED):
             n = _unpack_int(buf, pos)[0]
             if n < 0 or n > self.max_frame:
@@ -124,7 +190,8 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
                 self._handle_connect(payload)
             else:
                 touched = True
-                self._handle_request(payload)
+                if self._handle_request(payload, received):
+                    break   # reading paused (globalOutstandingLimit): the rest waits in buf
         if pos:
             del buf[:pos]
         if touched and self.session_id and self.state == ESTABLISHED:
@@ -169,6 +236,14 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
             req = ConnectRequest.read(Reader(payload))
         except MarshallingError:
             log.warning("Malformed ConnectRequest from %s; closing", self.peer[0])
+            self.close()
+            return
+        # The connection token bucket comes first (processConnectRequest);
+        # a refused client sees its connection closed without a reply.  A
+        # new session is priced as a local one where sessions start local.
+        local = role.read_only or getattr(role, "local_sessions", False)
+        if not server.connection_throttle.admit(req.session_id, local, self.clock.now_ms()):
+            log.warning("Closing connection from %s: connection throttled", self.peer[0])
             self.close()
             return
         self.read_only_byte = req.read_only
@@ -248,3 +323,27 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
     def describe(self, brief: bool) -> str:
         """The cons / stat line of this connection."""
         return self.stats.describe(self, brief)
+
+
+# Frames dispatched per call of _take_turns before the event loop's other work.
+_TURNS_PER_CALL = 256
+
+
+def _take_turns(turns, loop):
+    """Connections resumed together dispatch the frames they held back one
+    each in turn, as ZooKeeper's selector reads one request per client per
+    pass: the room under globalOutstandingLimit goes round, rather than to
+    the first one resumed."""
+    waiting = turns.waiting
+    for _ in range(_TURNS_PER_CALL):
+        if not waiting:
+            break
+        conn = waiting.popleft()
+        if conn._read_one_buffered():
+            waiting.append(conn)
+        else:
+            conn.waiting_turn = False
+    if waiting:
+        loop.call_soon(_take_turns, turns, loop)
+    else:
+        turns.scheduled = False

@@ -16,7 +16,15 @@ Ordering: requests are answered strictly in arrival order.  A request whose
 reply depends on the pipeline is `pending`; one behind it waits in `queue`
 and is answered (against the tree as it is then) when its turn comes.  Watch
 events are written the moment the change is applied, so they always precede
-the reply that reflects it."""
+the reply that reflects it.
+
+Every request in a queue is counted in the server's in_process until it is
+answered.  A connection that adds one while more than globalOutstandingLimit
+are in process stops being read (disable_recv) until its own requests are
+answered or the server is back under the limit (ServerCnxn's
+incrOutstandingAndCheckThrottle / decrOutstandingAndCheckThrottle).  With
+request_throttle_max_requests, requests first pass the RequestThrottler
+(throttled_dispatch.py)."""
 
 import logging
 
@@ -41,7 +49,9 @@ class RequestDispatch:
     """Needs of its host: server, loop, queue, session_id, auth_ids, peer,
     max_frame, last_recv, stats, close_after_flush, state, send(), close()."""
 
-    def _handle_request(self, payload):
+    def _handle_request(self, payload, received) -> bool:
+        """Dispatch one request frame (received: when, in monotonic ms).
+        True if reading from this connection has been paused."""
         server = self.server
         self.stats.packets_received += 1
         server.stats.packets_received += 1
@@ -56,23 +66,24 @@ class RequestDispatch:
             # still on its way through the log.
             if not any(r.op == Op.CLOSE_SESSION for r in self.queue):
                 self.close()
-            return
+            return False
         role = server.role
         decoder = REQUEST_DECODERS.get(op)
         if decoder is None:
-            self._unknown_request(xid, op)
-            return
+            self._unknown_request(xid, op, received)
+            return False
         if op not in WRITE_OPS and op != Op.AUTH and op != Op.SASL and role.refuses_read(self):
             # The session has moved to another server: this connection is
             # closed, without a reply, once the replies before this request
             # are out.  Requests that came in the same batch still go through
             # the pipeline first (a write among them uses up a zxid), as in
             # ZooKeeper, where the close happens at the end of the pipeline.
-            req = Request(self, xid, op, None, self.last_recv)
+            req = Request(self, xid, op, None, received)
             req.reply = _CLOSE
             self.queue.append(req)
+            server.in_process += 1
             self.loop.call_soon(self.drain)
-            return
+            return False
         error = None
         try:
             record = decoder(Reader(payload, 8, self.max_frame * 2))
@@ -81,30 +92,48 @@ class RequestDispatch:
                 # ZooKeeper decodes these in the I/O layer; a bad one drops
                 # the connection without a reply.
                 self.close()
-                return
+                return False
             record, error = None, e
+        # Checked before the request is counted, as ZooKeeper does; the
+        # pause comes before the submission, whose reply may come at once.
+        # Pings and the client's other negative xids never pause a connection.
         if op in WRITE_OPS:
-            req = Request(self, xid, op, record, self.last_recv, error, payload)
+            req = Request(self, xid, op, record, received, error, payload)
             req.pending = True
             self.queue.append(req)
+            n = server.in_process
+            server.in_process = n + 1
+            if n > server.outstanding_limit and xid > 0:
+                self.disable_recv()
+                role.submit_write(req)
+                return True
             role.submit_write(req)
-        elif op == Op.SYNC:
-            req = Request(self, xid, op, record, self.last_recv, error)
+            return False
+        if op == Op.SYNC:
+            req = Request(self, xid, op, record, received, error)
             req.pending = True
             self.queue.append(req)
+            n = server.in_process
+            server.in_process = n + 1
+            paused = n > server.outstanding_limit and xid > 0 and self.disable_recv()
             role.submit_sync(req)
-        elif self.queue:
-            self.queue.append(Request(self, xid, op, record, self.last_recv, error))
-        else:
-            req = Request(self, xid, op, record, self.last_recv, error)
-            self._send_reply(req, self._evaluate(req))
+            return paused
+        if self.queue:
+            self.queue.append(Request(self, xid, op, record, received, error))
+            n = server.in_process
+            server.in_process = n + 1
+            return n > server.outstanding_limit and xid > 0 and self.disable_recv()
+        req = Request(self, xid, op, record, received, error)
+        self._send_reply(req, self._evaluate(req))
+        return False
 
-    def _unknown_request(self, xid, op):
+    def _unknown_request(self, xid, op, received):
         """An opcode with no request record of its own (check outside a multi,
         createSession after the handshake, anything unknown)."""
-        req = Request(self, xid, op, None, self.last_recv)
+        req = Request(self, xid, op, None, received)
         req.pending = True
         self.queue.append(req)
+        self.server.in_process += 1
         if not self.server.role.submit_unknown(req):
             # ZooKeeper's UnimplementedRequestProcessor answers with the zxid
             # of a request that never got one: -1.
@@ -120,7 +149,8 @@ class RequestDispatch:
         xid = req.xid
         zxid = server.tree.last_zxid
         if req.decode_error is not None:
-            return _header_only(xid, zxid, Err.MARSHALLING_ERROR)
+            # MarshallingError, or Throttled for a request the RequestThrottler held too long
+            return _header_only(xid, zxid, req.decode_error.code)
         if op == Op.PING:
             return _header_only(Xid.PING, zxid, 0)
         handler = READ_HANDLERS.get(op)
@@ -149,18 +179,25 @@ class RequestDispatch:
         """Send every reply at the head of the queue that is ready, answering
         waiting reads as their turn comes."""
         q = self.queue
+        answered = 0
         while q and self.state != CLOSED:
             head = q[0]
             reply = head.reply
             if reply is None:
                 if head.pending:
-                    return  # still on its way through the pipeline
+                    break  # still on its way through the pipeline
                 reply = self._evaluate(head)
             q.popleft()
+            answered += 1
             if reply is _CLOSE:
                 self.close()
-                return
+                break
             self._send_reply(head, reply)
+        if answered:
+            server = self.server
+            server.in_process -= answered
+            if self.throttled and (not q or not over_outstanding_limit(server)):
+                self.enable_recv()
 
     def _send_reply(self, req, frame):
         server = self.server
@@ -173,3 +210,10 @@ class RequestDispatch:
         self.send(frame)
         if self.close_after_flush:
             self.close()
+
+
+def over_outstanding_limit(server) -> bool:
+    """ZooKeeperServer.shouldThrottle's server half: more requests in
+    process, or waiting in the RequestThrottler, than globalOutstandingLimit."""
+    limit = server.outstanding_limit
+    return server.in_process > limit or len(server.request_throttler.held) > limit

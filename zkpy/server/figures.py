@@ -19,8 +19,8 @@ _MB = 1024 * 1024
 
 
 def outstanding(server) -> int:
-    """Requests received and not yet answered, over all connections."""
-    return sum(len(c.queue) for c in server.connections)
+    """Requests received and not yet answered (ZooKeeper's requestsInProcess)."""
+    return server.in_process
 
 
 def dir_size(path) -> int:
@@ -222,7 +222,7 @@ def gauge_values(server, full_version: str) -> list:
         ("packets_sent", stats.packets_sent),
         ("packets_received", stats.packets_received),
         ("max_client_response_size", stats.max_response_size),
-        ("connection_drop_probability", 0.0),
+        ("connection_drop_probability", server.connection_throttle.drop),
         ("watch_count", server.watches.watch_count()),
         ("auth_failed_count", stats.auth_failed),
         ("min_latency", lat.min),

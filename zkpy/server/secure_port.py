@@ -54,7 +54,7 @@ class AuthEnforcedConnection(ClientConnection):
     and the connection closed (the session lives on until it expires).
     A separate class, so that servers without enforce.auth pay nothing."""
 
-    def _handle_request(self, payload):
+    def _handle_request(self, payload, received):
         if len(payload) >= 8 and not self.server.security.enforcer.allows(self.auth_ids):
             xid, op = _unpack_header(payload, 0)
             if op != Op.AUTH and op != Op.SASL:
@@ -66,8 +66,8 @@ class AuthEnforcedConnection(ClientConnection):
                 self.server.stats.packets_received += 1
                 self.send(replies.header_only(xid, 0, Err.SESSION_CLOSED_REQUIRE_SASL_AUTH))
                 self.close()
-                return
-        super()._handle_request(payload)
+                return False
+        return super()._handle_request(payload, received)
 
 
 class _CountedMixin:

@@ -40,6 +40,7 @@ from .request import CONNECTING, NEW, Request
 from .roles.standalone import StandaloneRole
 from .metrics import ServerMetrics
 from .stats import ServerStats
+from .throttle import ReadTurns, connection_throttle, request_throttler
 
 log = logging.getLogger("zkpy.server")
 
@@ -92,6 +93,15 @@ class ZooKeeperServer:
         # Watchers triggered per event, by event type (WatchManager's figures).
         self._watch_summaries = {t: self.metrics.summary(name)
                                  for t, name in _WATCH_SUMMARIES.items()}
+        # Requests in the pipeline and not answered yet (ZooKeeper's
+        # requestsInProcess): what globalOutstandingLimit and the
+        # RequestThrottler measure.  A read answered as it arrives is never
+        # counted; one waiting behind its session's writes is.
+        self.in_process = 0
+        self.outstanding_limit = config.global_outstanding_limit
+        self.read_turns = ReadTurns()   # connections resumed, to dispatch what they held back
+        self.request_throttler = request_throttler(config, self.metrics)
+        self.connection_throttle = connection_throttle(config, clock.now_ms(), self.metrics)
         self.started = clock.wall_ms()
         self.super_digest = config.super_digest
         self.replay_until = replay_until
@@ -456,8 +466,9 @@ class ZooKeeperServer:
     # --- connections ----------------------------------------------------------------------
 
     def register(self, conn):
+        # (connection_request_count counts ConnectRequests, as ZooKeeper's
+        # processConnectRequest does: the connection throttle counts them.)
         self.connections[conn] = None
-        self.metrics.count("connection_request_count")
 
     def admit(self, conn) -> bool:
         """maxClientCnxns per client IP (0: unlimited), maxCnxns in all."""
