@@ -36,11 +36,12 @@ Quorum SASL (SaslQuorumAuthServer / SaslQuorumAuthLearner): DIGEST-MD5 with
 protocol "zookeeper-quorum" and server name "zk-quorum-sasl-md5", sections
 QuorumServer / QuorumLearner; see :class:`QuorumAuthServer` and
 :class:`QuorumAuthLearner`.  The statuses are ZooKeeper's (0 in progress,
-1 success, -1 error); how they travel is the peer transport's business.
+1 success, -1 error); zkpy.zab.quorum_auth carries them on the peer links.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -49,6 +50,7 @@ from ..protocol.jute import Writer
 from ..server.config import ConfigError
 from .jaas import JAAS_KEY, JaasConfig, load_jaas
 from .kerberos_name import default_realm, parse_rules, sasl_authorized_id
+from .providers import registered_schemes
 from .sasl_digest import (
     CLIENT_PROTOCOL,
     CLIENT_SERVER_NAME,
@@ -188,7 +190,9 @@ class SaslServerFactory:
         jaas = load_jaas(config.jaas_config)
         section = config.sasl_server_login_context
         if not jaas.has(section):
-            if warnings is not None:
+            # Worth a word unless the file is there for quorum SASL alone.
+            if warnings is not None and (not config.quorum_auth_enable_sasl
+                                         or "sasl" in registered_schemes(config)):
                 warnings.append(
                     f"{config.jaas_config} has no '{section}' section: client SASL is off")
             return None
@@ -261,11 +265,14 @@ def _acceptor(krb, key: str):
 
 
 class QuorumAuthServer:
-    """The leader/listener side of quorum SASL for one learner connection."""
+    """The server side of quorum SASL: checks a learner that authenticates
+    against the QuorumServer section (quorum.auth.server.saslLoginContext)."""
 
-    def __init__(self, credentials: dict[str, str], require: bool):
+    def __init__(self, credentials: dict[str, str], require: bool,
+                 authz_hosts: frozenset[str] = frozenset()):
         self._credentials = credentials
         self.require = require
+        self._authz_hosts = frozenset(authz_hosts)
 
     @classmethod
     def from_config(cls, config) -> "QuorumAuthServer | None":
@@ -281,12 +288,28 @@ class QuorumAuthServer:
         entries = jaas.section(config.quorum_auth_server_login_context, key=key)
         if JaasConfig.kerberos_login(entries, key=key) is not None:
             raise ConfigError("Kerberos quorum authentication is not supported yet", key=key)
-        creds = JaasConfig.digest_credentials(entries, digest_modules_only=True)
-        return cls(creds, config.quorum_auth_server_require_sasl)
+        # SaslQuorumServerCallbackHandler takes user_NAME options from every
+        # entry of the section.
+        creds = JaasConfig.digest_credentials(entries)
+        # QuorumPeer.initialize: the hosts of the ensemble's server.N lines.
+        hosts = frozenset(s.host for s in config.servers.values())
+        return cls(creds, config.quorum_auth_server_require_sasl, hosts)
+
+    def authorize(self, authentication_id: str, authorization_id: str) -> str:
+        """SaslQuorumServerCallbackHandler.handleAuthorizeCallback: the learner
+        may act only as itself, and a name of the form service/host@REALM
+        only from a host of the ensemble."""
+        if authentication_id != authorization_id:
+            raise ValueError(f"{authentication_id} may not act as {authorization_id}")
+        parts = re.split("[/@]", authorization_id)
+        if len(parts) == 3 and parts[1] not in self._authz_hosts:
+            raise ValueError(f"{parts[1]} is not authorized to connect")
+        return authorization_id
 
     def new_exchange(self) -> "QuorumExchange":
         return QuorumExchange(DigestMD5Server(
-            self._credentials, protocol=QUORUM_PROTOCOL, server_name=QUORUM_SERVER_NAME))
+            self._credentials, protocol=QUORUM_PROTOCOL, server_name=QUORUM_SERVER_NAME,
+            authorize=self.authorize))
 
 
 class QuorumExchange:
@@ -296,17 +319,22 @@ class QuorumExchange:
         self._mech = mech
         self._tries = 0
         self.authenticated = False
+        self.failure = ""          # why it failed, for the log
+        self.authorization_id: str | None = None
 
     def handle(self, token: bytes) -> tuple[int, bytes]:
         try:
             challenge, complete = self._mech.step(token)
-        except SaslAuthFailed:
+        except SaslAuthFailed as e:
+            self.failure = str(e)
             return QUORUM_ERROR, b""
         if complete:
             self.authenticated = True
+            self.authorization_id = self._mech.authorization_id
             return QUORUM_SUCCESS, challenge or b""
         self._tries += 1
         if self._tries > QUORUM_MAX_RETRIES:
+            self.failure = f"retries={self._tries} exceeded"
             return QUORUM_ERROR, challenge or b""
         return QUORUM_IN_PROGRESS, challenge or b""
 
