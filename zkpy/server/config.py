@@ -641,6 +641,10 @@ class ServerConfig:
     quorum_auth_learner_login_context: str = "QuorumLearner"
     quorum_auth_server_login_context: str = "QuorumServer"
     quorum_auth_kerberos_service_principal: str = "zkquorum/localhost"
+    # quorum.cnxn.threads.size: ZooKeeper's pool of threads that set up peer
+    # connections (their SASL exchanges); zkpy's exchanges run on its event
+    # loop, any number at once.  Checked as a number.
+    quorum_cnxn_threads_size: int = 20
     digest_auth_enabled: bool = True  # DigestAuthenticationProvider.enabled
     digest_auth_alg: str = "SHA1"  # DigestAuthenticationProvider.digestAlg, as written
     servers: dict[int, ServerSpec] = field(default_factory=dict)
@@ -810,7 +814,6 @@ _FIELDS.update(_OPERATIONS_FIELDS)
 _RECOGNISED_KEYS = frozenset({
     "observerMasterPort",
     "connectToLearnerMasterLimit", "quorumListenOnAllIPs",
-    "quorum.cnxn.threads.size",
     "oraclePath", "version", "maxResponseCacheSize",
     "maxGetChildrenResponseCacheSize", "snapSizeLimitInKb", "txnLogSizeLimitInKb",
     "commitLogCount", "flushDelay", "maxWriteQueuePollTime", "maxBatchSize",
@@ -1038,6 +1041,7 @@ _SECURITY_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "quorum.auth.learner.saslLoginContext": ("quorum_auth_learner_login_context", _text),
     "quorum.auth.server.saslLoginContext": ("quorum_auth_server_login_context", _text),
     "quorum.auth.kerberos.servicePrincipal": ("quorum_auth_kerberos_service_principal", _text),
+    "quorum.cnxn.threads.size": ("quorum_cnxn_threads_size", _int32),
     "DigestAuthenticationProvider.enabled": ("digest_auth_enabled", _java_bool),
     "DigestAuthenticationProvider.digestAlg": ("digest_auth_alg", _digest_alg),
 }
