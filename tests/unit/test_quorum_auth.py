@@ -230,21 +230,55 @@ async def test_a_refused_peer_gets_no_link_and_is_logged_once(caplog):
         assert any("authentication failed against the peer" in w for w in warnings)
 
 
-def test_kerberos_between_peers_is_refused_at_startup(tmp_path):
+@pytest.mark.parametrize("section,key", [
+    ("QuorumServer", "quorum.auth.server.saslLoginContext"),
+    ("QuorumLearner", "quorum.auth.learner.saslLoginContext"),
+])
+def test_a_kerberos_quorum_section_without_a_key_stops_the_server(tmp_path, section, key):
     (tmp_path / "myid").write_text("1\n")
+    sections = {
+        "QuorumServer": 'org.apache.zookeeper.server.auth.DigestLoginModule required '
+                        'user_zk="pw";',
+        "QuorumLearner": 'org.apache.zookeeper.server.auth.DigestLoginModule required '
+                         'username="zk" password="pw";',
+    }
+    sections[section] = ('com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true '
+                         f'keyTab="{tmp_path}/missing.keytab" principal="zkquorum/localhost@R";')
     jaas = tmp_path / "jaas.conf"
-    jaas.write_text('QuorumServer { com.sun.security.auth.module.Krb5LoginModule required '
-                    'useKeyTab=false principal="zkquorum/localhost@R"; };\n'
-                    'QuorumLearner { org.apache.zookeeper.server.auth.DigestLoginModule '
-                    'required username="zk" password="pw"; };\n')
+    jaas.write_text("".join(f"{name} {{ {body} }};\n" for name, body in sections.items()))
     config = parse_config(
         f"dataDir={tmp_path}\njava.security.auth.login.config={jaas}\ninitLimit=5\n"
         "syncLimit=2\nserver.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n"
         "quorum.auth.enableSasl=true\n")
     with pytest.raises(ConfigError) as info:
         QuorumLinkAuth.from_config(config)
-    assert info.value.key == "quorum.auth.server.saslLoginContext"
-    assert "Kerberos" in str(info.value)
+    assert info.value.key == key
+    assert "missing.keytab" in str(info.value)
+
+
+def test_kerberos_target_principal():
+    class Initiator:
+        realm = "EXAMPLE.ORG"
+
+    def target(service_principal, host, server_realm=None):
+        learner = QuorumAuthLearner("", "", True, initiator=Initiator(),
+                                    service_principal=service_principal,
+                                    server_realm=server_realm)
+        return learner.target(host)
+
+    # SecurityUtils.getServerPrincipal, then the learner's realm
+    assert target("zkquorum/_HOST", "ZK1.Example.org") == "zkquorum/zk1.example.org@EXAMPLE.ORG"
+    assert target("zkquorum/localhost", "zk1") == "zkquorum/localhost@EXAMPLE.ORG"
+    # _HOST with a realm is not replaced, as in ZooKeeper
+    assert target("zkquorum/_HOST@OTHER", "zk1") == "zkquorum/_HOST@OTHER"
+    # zookeeper.server.realm names the server's realm
+    assert target("zkquorum/_HOST", "zk1", "OTHER.ORG") == "zkquorum/zk1@OTHER.ORG"
+
+
+def test_server_realm_is_a_key_not_a_server_line(tmp_path):
+    for key in ("zookeeper.server.realm", "server.realm"):
+        assert parse_config(f"dataDir={tmp_path}\n{key}=EXAMPLE.ORG"
+                            ).kerberos_server_realm == "EXAMPLE.ORG"
 
 
 def test_quorum_cnxn_threads_size_is_a_number(tmp_path):

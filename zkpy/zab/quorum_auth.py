@@ -18,8 +18,13 @@ SaslQuorumAuthServer:
   ensemble needs while SASL is being turned on, peer by peer);
 * DIGEST-MD5 ("zookeeper-quorum", "zk-quorum-sasl-md5") with the learner's
   QuorumLearner username and password against the server's QuorumServer
-  user_NAME entries.  A failure is an ERROR, after which the learner gives
-  up, even when the server would have kept it;
+  user_NAME entries; or GSSAPI when the sections log in with Krb5LoginModule:
+  the learner, as its principal, asks for a ticket to
+  quorum.auth.kerberos.servicePrincipal (service/_HOST takes the peer's host
+  from its server.N line), and the server accepts it as its own principal
+  and takes only a learner of a host of the ensemble.  A failure is an
+  ERROR, after which the learner gives up, even when the server would have
+  kept it;
 * a peer without quorum.auth.enableSasl neither authenticates nor checks; a
   learner that tries to authenticate to it fails (in ZooKeeper its packet
   is not understood and the connection breaks).
@@ -91,11 +96,17 @@ class LinkHandshake:
     be closed."""
 
     def __init__(self, server: QuorumAuthServer | None, learner: QuorumAuthLearner | None,
-                 my_id: int, dialer: bool):
+                 my_id: int, dialer: bool, host_of=None):
+        """host_of(server id): the host of that server's server.N line, or
+        None; a Kerberos learner authenticates to the principal of the host
+        it dialled, or of the dialler's line (quorum.auth.kerberos.servicePrincipal
+        with _HOST)."""
         self._server = server
         self._learner = learner
         self._my_id = my_id
+        self._host_of = host_of or (lambda sid: None)
         self.dialer = dialer
+        self.peer_host = ""           # the host dialled, or the dialler's address
         self.done = False
         self.peer_id: int | None = None
         self.authenticated_as: str | None = None   # the other end's name, if it authenticated
@@ -135,8 +146,14 @@ class LinkHandshake:
         if learner is None or not learner.require:
             self._send(NO_AUTH)
             return
-        self._client = learner.new_client()
-        self._send(QUORUM_IN_PROGRESS, self._client.initial_response())
+        host = self.peer_host
+        if not self.dialer and self.peer_id is not None:
+            host = self._host_of(self.peer_id) or host
+        try:
+            self._client = learner.new_client(host)
+            self._send(QUORUM_IN_PROGRESS, self._client.initial_response())
+        except SaslAuthFailed as e:
+            raise Refused(f"cannot start authenticating to the peer: {e}") from None
 
     def _as_learner(self, status: int, token: bytes) -> None:
         client = self._client
@@ -211,10 +228,11 @@ class QuorumLinkAuth:
 
     def __init__(self, my_id: int, server: QuorumAuthServer | None = None,
                  learner: QuorumAuthLearner | None = None,
-                 timeout_s: float = EXCHANGE_TIMEOUT_S):
+                 timeout_s: float = EXCHANGE_TIMEOUT_S, host_of=None):
         self.my_id = my_id
         self.server = server
         self.learner = learner
+        self.host_of = host_of
         self.timeout_s = timeout_s
         self._logged: set[str] = set()
         self._pending: set[_AuthLink] = set()
@@ -223,11 +241,16 @@ class QuorumLinkAuth:
     def from_config(cls, config) -> "QuorumLinkAuth":
         """Without quorum.auth.enableSasl: a peer that neither authenticates
         nor checks (ZooKeeper's NullQuorumAuthServer/Learner)."""
+        def host_of(sid):
+            # config.servers follows the membership in force.
+            spec = config.servers.get(sid)
+            return spec.host if spec is not None else None
+
         return cls(config.my_id, QuorumAuthServer.from_config(config),
-                   QuorumAuthLearner.from_config(config))
+                   QuorumAuthLearner.from_config(config), host_of=host_of)
 
     def handshake(self, dialer: bool) -> LinkHandshake:
-        return LinkHandshake(self.server, self.learner, self.my_id, dialer)
+        return LinkHandshake(self.server, self.learner, self.my_id, dialer, self.host_of)
 
     def refused(self, address: str, why: str) -> None:
         if address not in self._logged:
@@ -248,6 +271,7 @@ class QuorumLinkAuth:
         OSError (ConnectionRefusedError) if they do not."""
         link = _AuthLink(self, asyncio.get_running_loop(), make_protocol, dialer=True,
                          address=f"{host}:{port}")
+        link.shake.peer_host = host
         await connect(lambda: link, host, port)
         await link.verdict
 
@@ -280,10 +304,14 @@ class _AuthLink(asyncio.Protocol):
         self.transport = transport
         if self.address is None:
             peer = transport.get_extra_info("peername") or ("?",)
-            self.address = str(peer[0])
+            self.address = self.shake.peer_host = str(peer[0])
         self.auth._pending.add(self)
         self.timer = self.loop.call_later(self.auth.timeout_s, self._timed_out)
-        self.shake.start()
+        try:
+            self.shake.start()
+        except Refused as e:
+            self._refuse(str(e))
+            return
         self._write()
 
     def data_received(self, data):
