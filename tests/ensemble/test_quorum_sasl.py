@@ -14,6 +14,7 @@ ensemble too, given the same keys and JAAS files (for Apache the JAAS file
 is the java.security.auth.login.config JVM property): the same peers join,
 the same are refused."""
 
+import os
 import subprocess
 import sys
 
@@ -189,6 +190,61 @@ def test_enable_sasl_only_nobody_authenticates(tmp_path):
         cluster.wait_ready(timeout=60)
         _replicates(cluster, cluster.leader(), cluster.followers()[0], "/c")
         assert "authenticated as" not in _all_logs(cluster)
+
+
+# --- Kerberos between peers ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kdc(tmp_path_factory):
+    """A KDC on loopback; the peers (child processes) find it through
+    KRB5_CONFIG, Apache ZooKeeper's through java.security.krb5.conf."""
+    from tests.support.kdc import KDC
+
+    directory = tmp_path_factory.mktemp("kdc")
+    k = KDC(directory)
+    saved = os.environ.get("KRB5_CONFIG")
+    os.environ["KRB5_CONFIG"] = str(k.krb5_conf)
+    k.keytabs = {p: k.add_principal(p, directory / f"{p.replace('/', '_')}.keytab")
+                 for p in ("zkquorum/127.0.0.1", "zkquorum/elsewhere.example")}
+    yield k
+    k.stop()
+    if saved is None:
+        os.environ.pop("KRB5_CONFIG", None)
+    else:
+        os.environ["KRB5_CONFIG"] = saved
+
+
+def kerberos_jaas(path, kdc, principal):
+    """Both sections log in as the peer's principal (its keytab), as a peer
+    of a Kerberos ensemble usually does."""
+    from tests.support.kdc import REALM
+
+    module = (f'com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true '
+              f'keyTab="{kdc.keytabs[principal]}" storeKey=true useTicketCache=false '
+              f'principal="{principal}@{REALM}";')
+    path.write_text(f"QuorumServer {{ {module} }};\nQuorumLearner {{ {module} }};\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_kerberos_between_peers(kdc, tmp_path, kind):
+    # Peers 1 and 2 are zkquorum/127.0.0.1, the host of every server.N line;
+    # peer 3 logs in as zkquorum/elsewhere.example: a valid principal of the
+    # realm, but not of a host of the ensemble, so it is refused.
+    per_peer = {i: {JAAS_KEY: kerberos_jaas(
+        tmp_path / f"jaas{i}.conf", kdc,
+        "zkquorum/elsewhere.example" if i == 3 else "zkquorum/127.0.0.1")} for i in (1, 2, 3)}
+    extra = {**REQUIRED, "quorum.auth.kerberos.servicePrincipal": "zkquorum/_HOST"}
+    cluster = ensemble(kind, extra=extra, per_peer=per_peer)
+    if kind == "apache":
+        cluster.jvm_args.append(f"-Djava.security.krb5.conf={kdc.krb5_conf}")
+    with cluster:
+        _check_refused(cluster, kind, 3, "elsewhere.example is not authorized to connect")
+        if kind == "zkpy":
+            from tests.support.kdc import REALM
+
+            assert f"authenticated as zkquorum/127.0.0.1@{REALM}" in _all_logs(cluster)
 
 
 def test_quorum_sasl_inside_quorum_tls(tmp_path):
