@@ -91,11 +91,13 @@ from zkpy.protocol.errors import Err
 from zkpy.protocol.jute import INT, Reader, Writer
 from zkpy.protocol.opcodes import CreateMode, Op, Xid
 from zkpy.protocol.records import (
-    OPEN_ACL_UNSAFE, ConnectRequest, ConnectResponse, CreateRequest, MultiRequest, PathRequest,
-    PathWatchRequest, ReplyHeader, SetDataRequest, Stat, encode_request,
+    OPEN_ACL_UNSAFE, AuthPacket, ConnectRequest, ConnectResponse, CreateRequest, MultiRequest,
+    PathRequest, PathWatchRequest, ReconfigRequest, ReplyHeader, SetDataRequest, Stat,
+    encode_request,
 )
 from zkpy.rawclient import decode_multi
 from zkpy.server.config import ServerConfig, ServerSpec
+from zkpy.server.membership import Membership, read_config, server_line
 from zkpy.server.connection import ClientConnection
 from zkpy.server.prep import Prep
 from zkpy.server.roles import LookingRole, follow_peer
@@ -104,7 +106,7 @@ from zkpy.storage.snapshot import parse_snapshot, snapshot_bytes
 from zkpy.server import digests
 from zkpy.zab.messages import (
     SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, InstallSnapshot, Log,
-    RoleChanged, Send, Serving, Sync, Truncate,
+    Reconfigured, RoleChanged, Send, Serving, Sync, Truncate,
 )
 from zkpy.zab.peer import LEADING, ZabPeer
 from zkpy.zab.port import ZabPort
@@ -114,6 +116,8 @@ from .linearizability import Operation, Undecided, check, minimal_failing_prefix
 
 REGISTERS = ["/r0", "/r1", "/r2", "/r3"]
 SESSION_TIMEOUT = 2000          # what clients ask for (maxSessionTimeout is 20 ticks)
+CONFIG_NODE = "/zookeeper/config"
+SUPER_DIGEST = "super:D/InIHSb7yEEbrWz8b9l71RjZJU="     # super:test, the admin's password
 WALL_BASE = 1_700_000_000_000   # the simulated wall clock starts here
 
 
@@ -159,8 +163,10 @@ class SimLoop:
 
 
 class Disk:
-    def __init__(self, snapshot):
+    def __init__(self, snapshot, membership):
         self.snapshot = snapshot          # (snapshot bytes, zxid)
+        # The membership in force (what zoo.cfg.dynamic.<version> holds).
+        self.membership = membership
         self.log = []                     # durable txns after the snapshot
         self.unsynced = []
         self.epochs = (0, 0)
@@ -173,7 +179,7 @@ class Node:
     def __init__(self, sim, nid):
         self.sim = sim
         self.id = nid
-        self.disk = Disk(sim.snapshot0)
+        self.disk = Disk(sim.snapshot0, sim.initial_membership(nid))
         self.alive = False
         self.incarnation = 0
         self.stash = {}    # SNAP bytes received, by zxid (as QuorumPeer keeps them)
@@ -185,12 +191,18 @@ class Node:
         tree = parse_snapshot(blob)
         self.alive = True
         self.incarnation += 1
+        # Its role as its effects so far tell it (the peer's own may be ahead:
+        # a leader that hands over is looking when its last txns apply).
+        self.role = None
         acc, cur = self.disk.epochs
-        self.peer = ZabPeer(self.id, sim.quorum, accepted_epoch=acc, current_epoch=cur,
+        membership = self.disk.membership
+        self.peer = ZabPeer(self.id, membership.quorum(), accepted_epoch=acc, current_epoch=cur,
                             history=list(self.disk.log), base_zxid=zxid, now=sim.now,
                             tick_ms=sim.tick_ms, init_limit=sim.init_limit,
                             sync_limit=sim.sync_limit, finalize_ms=sim.finalize_ms,
-                            history_limit=sim.history_limit)
+                            history_limit=sim.history_limit, read_config=read_config,
+                            config_text=membership.text().encode(),
+                            reconfig_enabled=sim.reconfigs)
         self.port = ZabPort(self.peer, self.process)
         self.server = ZooKeeperServer(sim.config_of(self.id), txn_log=self, tree=tree,
                                       server_id=self.id, clock=sim.clock,
@@ -261,7 +273,8 @@ class ClientOp:
         self.after_sync = None    # the sync this read follows
 
     def __repr__(self):
-        what = {"write": f"set {self.path}={self.value}",
+        what = {"reconfig": f"reconfig {self.value}",
+                "write": f"set {self.path}={self.value}",
                 "read": f"get {self.path}" + ("" if self.status != "ok" else f" -> {self.value}"),
                 "sync": f"sync {self.path}",
                 "ephemeral": f"create ephemeral {self.path} ({self.value})",
@@ -282,8 +295,9 @@ class Session:
     """A simulated client: one ZooKeeper session at a time (a new one if its
     session expires), its requests in flight, and what it has seen."""
 
-    def __init__(self, idx, depth, ops):
+    def __init__(self, idx, depth, ops, admin=False):
         self.idx = idx
+        self.admin = admin        # authenticates as the super user; sends reconfigs
         self.depth = depth        # requests in flight at most (a sync+get pair may go over)
         self.mix = ops            # shares of (write, read, sync+read)
         self.ops = []
@@ -362,17 +376,23 @@ class Simulation:
     def __init__(self, seed, n=3, observers=0, tick_ms=100, init_limit=10, sync_limit=5,
                  finalize_ms=20, history_limit=50, partial_tail=True, faults=True,
                  clients=0, client_timeout=3000, client_ops=None, local_sessions=False,
-                 upgrading=True):
+                 upgrading=True, reconfigs=False, spare=0):
+        """reconfigs: reconfigEnabled, and an admin client that adds, removes
+        and switches members among the faults; spare: peers that are not
+        members at first (they start when a reconfiguration is to add them)."""
         self.seed = seed
         self.args = dict(n=n, observers=observers, tick_ms=tick_ms, init_limit=init_limit,
                          sync_limit=sync_limit, finalize_ms=finalize_ms,
                          history_limit=history_limit, partial_tail=partial_tail, faults=faults,
                          clients=clients, client_timeout=client_timeout, client_ops=client_ops,
-                         local_sessions=local_sessions, upgrading=upgrading)
+                         local_sessions=local_sessions, upgrading=upgrading,
+                         reconfigs=reconfigs, spare=spare)
         self.calls = []             # how this run was driven, for the replay line
         self.rng = random.Random(seed)
-        ids = list(range(1, n + observers + 1))
-        self.quorum = QuorumConfig.of(ids[:n], ids[n:])
+        ids = list(range(1, n + observers + spare + 1))
+        members = ids[:n + observers]
+        self.quorum = QuorumConfig.of(ids[:n], ids[n:n + observers])
+        self.reconfigs = reconfigs
         self.tick_ms = tick_ms
         self.init_limit = init_limit
         self.sync_limit = sync_limit
@@ -387,10 +407,17 @@ class Simulation:
         self.seq = 0
         self.snapshot0 = initial_snapshot()
         self.base_zxid = self.snapshot0[1]
-        self.servers = {i: ServerSpec(i, "127.0.0.1", 2880 + i, 3880 + i,
-                                      role="observer" if i in self.quorum.observers
-                                      else "participant") for i in ids}
+        self.all_servers = {i: ServerSpec(i, "127.0.0.1", 2880 + i, 3880 + i,
+                                          role="observer" if i in self.quorum.observers
+                                          else "participant", client_host="127.0.0.1",
+                                          client_port=2180 + i) for i in ids}
+        self.static = Membership({i: self.all_servers[i] for i in members})
+        self.spare = set(ids) - set(members)
         self.nodes = {i: Node(self, i) for i in ids}
+        # The membership in force, as committed history has it.
+        self.membership = self.static
+        self.admin = None
+        self.reconfig_ops = []
         self.link_ids = {}
         self.down_pending = {}      # link -> ends not yet told it broke
         self.last_delivery = {}
@@ -416,7 +443,7 @@ class Simulation:
         self.registers = {p: ([0], [0]) for p in REGISTERS}   # committed (zxids, values)
         self.value_zxid = {0: 0}    # value -> zxid of the committed write of it
         self.stats = dict(ok=0, failed=0, unknown=0, refused=0, moves=0, timeouts=0,
-                          expired=0, dropped_reqs=0, ephemerals=0, closed=0)
+                          expired=0, dropped_reqs=0, ephemerals=0, closed=0, reconfigs=0)
         # localSessionsEnabled and localSessionsUpgradingEnabled on every peer.
         self.local_sessions = local_sessions
         self.upgrading = upgrading
@@ -424,6 +451,9 @@ class Simulation:
         self.wants_ephemeral = set()   # sessions that asked for an ephemeral
         self.session_zxid = {}      # session id -> zxid of its committed createSession
         self.session_home = {}      # session id -> the peer that granted it
+        # Sessions a leader proposed a createSession for (its tracker has
+        # them as global from then on, as ZooKeeper's leader's prep does).
+        self.session_proposed = set()
         # Since when there are no faults: from then on every request must be
         # answered (or its connection close).
         self.calm_since = 0 if not faults else float("inf")
@@ -431,10 +461,23 @@ class Simulation:
         # notice (a digest mismatch) and sync again; otherwise one fails the run.
         self.digest_mismatches_expected = False
 
+    def initial_membership(self, nid) -> Membership:
+        """A member starts with the static membership; a spare peer with the
+        members and itself (as one starts a server to add it)."""
+        if nid not in self.spare:
+            return self.static
+        servers = dict(self.static.servers)
+        servers[nid] = self.all_servers[nid]
+        return Membership(dict(sorted(servers.items())))
+
     def config_of(self, nid) -> ServerConfig:
+        m = self.nodes[nid].disk.membership
         return ServerConfig(data_dir=Path("/nonexistent"), tick_time=self.tick_ms,
                             init_limit=self.init_limit, sync_limit=self.sync_limit,
-                            servers=self.servers, my_id=nid, max_client_cnxns=0,
+                            servers=dict(m.servers), groups=dict(m.groups),
+                            weights=dict(m.weights), config_version=m.version, my_id=nid,
+                            max_client_cnxns=0, reconfig_enabled=self.reconfigs,
+                            super_digest=SUPER_DIGEST,
                             local_sessions_enabled=self.local_sessions,
                             local_sessions_upgrading_enabled=self.upgrading)
 
@@ -501,6 +544,10 @@ class Simulation:
             self.send(node.id, eff.to, msg)
         elif kind is Log:
             node.disk.unsynced.extend(eff.txns)
+            if node.role == LEADING:
+                for txn in eff.txns:
+                    if txn.type == Op.CREATE_SESSION:
+                        self.session_proposed.add(txn.session_id)
             if not node.disk.sync_pending:
                 node.disk.sync_pending = True
                 self.at(self.now + self.rng.randint(1, 8), "synced", node.id)
@@ -532,9 +579,13 @@ class Simulation:
                 self.fail(f"peer {node.id} installed a snapshot at uncommitted {z:x}")
         elif kind is RoleChanged:
             self.log(f"peer {node.id} -> {eff.role} leader={eff.leader} epoch={eff.epoch}")
+            node.role = eff.role
             follow_peer(node.server, node.port, eff)
         elif kind is Serving:
             if eff.serving and node.peer.role == LEADING:
+                if node.id not in node.peer.quorum.voters:
+                    self.fail(f"peer {node.id} leads without a vote in its configuration "
+                              f"0x{node.peer.quorum.version:x}")
                 e = node.peer.current_epoch
                 other = self.leaders.setdefault(e, node.id)
                 if other != node.id:
@@ -543,6 +594,17 @@ class Simulation:
             follow_peer(node.server, node.port, eff)
         elif kind is Deliver:
             node.server.role.on_app(eff.frm, eff.payload)
+        elif kind is Reconfigured:
+            m = Membership.parse(eff.config)
+            if eff.committed:
+                self.check_membership(node, m)
+                node.disk.membership = m
+                c = node.server.config
+                c.servers, c.groups, c.weights, c.config_version = \
+                    dict(m.servers), dict(m.groups), dict(m.weights), m.version
+                node.server.take_membership()
+                self.log(f"peer {node.id}: membership 0x{m.version:x} in force: "
+                         f"{sorted(m.voters)} voting")
         elif kind is CheckDigest:
             if not digests.check(node.server, node.peer, eff.zxid, eff.digest):
                 if not self.digest_mismatches_expected:
@@ -564,7 +626,7 @@ class Simulation:
                           f"committed order has {prev:x} before it")
             return
         last = self.G[-1].zxid if self.G else self.base_zxid
-        if node.peer.role != LEADING:
+        if node.role != LEADING:
             self.fail(f"follower {node.id} applies {txn.zxid:x} that no leader committed")
         if prev_applied != last:
             self.fail(f"leader {node.id} commits {txn.zxid:x} after {prev_applied:x}, "
@@ -573,6 +635,10 @@ class Simulation:
             self.fail(f"leader {node.id} commits {txn.zxid:x} not after {last:x}")
         self.G_index[txn.zxid] = len(self.G)
         self.G.append(txn)
+        if txn.type == Op.RECONFIG:
+            self.membership = Membership.parse(txn.body[1])
+            self.log(f"committed: membership 0x{txn.zxid:x} {sorted(self.membership.voters)} "
+                     "voting")
         if txn.type == Op.CREATE_SESSION:
             self.check_session_txn(txn)
         if txn.type == Op.SET_DATA and txn.body[0] in self.registers:
@@ -581,6 +647,23 @@ class Simulation:
             zs.append(txn.zxid)
             vs.append(v)
             self.value_zxid[v] = txn.zxid
+
+    def check_membership(self, node, m):
+        """A membership a peer puts in force was committed: by a reconfig txn
+        of committed history, or (its version the first zxid of an epoch) by a
+        leader's establishment, from the static one; and a peer's never goes
+        back to an older one."""
+        if m.version & 0xFFFFFFFF:
+            idx = self.G_index.get(m.version)
+            if idx is None or self.G[idx].type != Op.RECONFIG or \
+                    Membership.parse(self.G[idx].body[1]).servers != m.servers:
+                self.fail(f"peer {node.id} puts in force membership 0x{m.version:x} that no "
+                          "committed reconfig made")
+        elif m.servers != self.static.servers and m.version:
+            self.fail(f"peer {node.id}: membership 0x{m.version:x} is no static one")
+        if m.version < node.disk.membership.version:
+            self.fail(f"peer {node.id}: membership went back from "
+                      f"0x{node.disk.membership.version:x} to 0x{m.version:x}")
 
     def send(self, frm, to, msg):
         if self.down_pending.get((min(frm, to), max(frm, to))):
@@ -652,6 +735,9 @@ class Simulation:
             if self.faults:
                 self.fault()
             self.at(self.now + self.rng.randint(50, 800), "fault")
+        elif kind == "reconfig":
+            self.reconfigure()
+            self.at(self.now + self.rng.randint(100, 1500), "reconfig")
         elif kind == "restart":
             node = self.nodes[event[1]]
             if not node.alive:
@@ -715,16 +801,48 @@ class Simulation:
                 self.at(self.now + away, "c-connect", s)
         # else: a quiet spell
 
+    def reconfigure(self):
+        """The admin adds a peer that is not a member (starting it if it never
+        ran), removes a voter, or switches a member between participant and
+        observer, through a reconfig request of its session."""
+        s = self.admin
+        if s is None or s.wire is None or not s.wire.handshaken or s.inflight or self.quiet:
+            return
+        rng = self.rng
+        m = self.membership
+        outside = [i for i in self.nodes if i not in m.servers]
+        r = rng.random()
+        if r < 0.35 and outside:
+            i = rng.choice(outside)
+            node = self.nodes[i]
+            if not node.incarnation:
+                self.log(f"peer {i} starts, to join")
+                node.boot()
+            line = f"server.{i}={server_line(self.all_servers[i])}"
+            change = (line, None)
+        elif r < 0.7 and len(m.voters) > 2:
+            change = (None, str(rng.choice(m.voters)))
+        else:
+            i = rng.choice(list(m.servers))
+            spec = dataclasses.replace(m.servers[i], role="participant"
+                                       if m.servers[i].is_observer else "observer")
+            change = (f"server.{i}={server_line(spec)}", None)
+        self.log(f"admin: reconfig joining={change[0]} leaving={change[1]}")
+        self.invoke(s, "reconfig", None, change)
+
     def run(self, steps=4000):
         self.calls.append(f".run({steps})")
         for nid, node in self.nodes.items():
-            node.boot()
+            if nid not in self.spare:       # spare peers start when they are to join
+                node.boot()
             self.at(self.rng.randint(0, 30), "tick", nid)
         if self.clients:
             self.start_clients()
         else:
             self.at(50, "workload")
         self.at(300, "fault")
+        if self.reconfigs:
+            self.at(400, "reconfig")
         for _ in range(steps):
             if not self.events:
                 break
@@ -748,7 +866,7 @@ class Simulation:
             self.quiet = True
         self.cut = set()
         for node in self.nodes.values():
-            if not node.alive:
+            if not node.alive and node.incarnation:
                 node.boot()
         end = self.now + ms
         while self.events and self.now < end:
@@ -774,8 +892,16 @@ class Simulation:
                 if paths and sid not in tree.sessions:
                     self.fail(f"peer {node.id}: ephemerals {sorted(paths)} of session {sid:x}, "
                               f"which is not a live global session")
-            state = ({p: (n.data, n.version, n.mzxid) for p, n in tree.nodes.items()},
-                     dict(tree.sessions))
+            # /zookeeper/config holds the membership in force at a serving
+            # peer (one that joins has its own view until its sync, one in
+            # the middle of a sync by snapshot the leader's): checked against
+            # that, not against the others' trees.
+            config = tree.nodes[CONFIG_NODE].data
+            if node.peer.serving and config != node.disk.membership.text().encode():
+                self.fail(f"peer {node.id}: {CONFIG_NODE} holds {config!r}, not its membership "
+                          f"in force 0x{node.disk.membership.version:x}")
+            state = ({p: (n.data, n.version, n.mzxid) for p, n in tree.nodes.items()
+                      if p != CONFIG_NODE}, dict(tree.sessions))
             other = by_zxid.setdefault(node.applied, (node.id, state))
             if other[1] != state:
                 self.fail(f"peers {other[0]} and {node.id} applied up to "
@@ -834,6 +960,11 @@ class Simulation:
             self.sessions.append(s)
             self.at(self.now + self.rng.randint(0, 100), "c-connect", s)
             self.at(self.now + self.rng.randint(0, 50), "c-tick", s)
+        if self.reconfigs:
+            self.admin = Session(len(self.sessions), 1, (0, 0, 0), admin=True)
+            self.sessions.append(self.admin)
+            self.at(self.now + self.rng.randint(0, 100), "c-connect", self.admin)
+            self.at(self.now + self.rng.randint(0, 50), "c-tick", self.admin)
 
     def to_server(self, wire, *event):
         t = max(self.now + self.rng.randint(0, 5), wire.last_up)
@@ -889,6 +1020,10 @@ class Simulation:
                 hdr = ReplyHeader.read(r)
                 if hdr.xid == Xid.PING:
                     continue
+                if hdr.xid == Xid.AUTH:
+                    if hdr.err:
+                        self.fail(f"client {s.idx}: the super user's auth failed ({hdr.err})")
+                    continue
                 if hdr.xid == Xid.NOTIFICATION:
                     self.fail(f"client {s.idx} got a watch event it never asked for")
                 self.client_reply(wire, hdr, r)
@@ -912,12 +1047,15 @@ class Simulation:
             s.moves += 1
             self.stats["moves"] += 1
             home = self.session_home.get(s.sid)
-            if self.local_sessions and home != wire.node and s.sid not in self.session_zxid:
+            if self.local_sessions and home != wire.node and s.sid not in self.session_zxid \
+                    and s.sid not in self.session_proposed:
                 self.fail(f"client {s.idx}: local session {s.sid:x} of peer {home} resumed "
                           f"on peer {wire.node}")
         s.sid, s.passwd = resp.session_id, resp.passwd
         self.log(f"client {s.idx} connected to peer {wire.node} with session {s.sid:x} "
                  f"(last zxid {s.last_zxid:x})")
+        if s.admin:
+            self.send_request(s, Xid.AUTH, Op.AUTH, AuthPacket(0, "digest", b"super:test"))
 
     def client_closed(self, wire):
         s = wire.session
@@ -968,7 +1106,7 @@ class Simulation:
             return
         if self.now - s.last_sent >= SESSION_TIMEOUT // 3:
             self.send_request(s, Xid.PING, Op.PING, None)
-        if self.quiet or not any(s.mix):
+        if self.quiet or not any(s.mix) or s.admin:
             return
         while len(s.inflight) < s.depth and rng.random() < 0.6:
             if self.local_sessions:
@@ -1006,7 +1144,10 @@ class Simulation:
         s.ops.append(op)
         self.history.append(op)
         s.inflight.append(op)
-        if kind == "write":
+        if kind == "reconfig":
+            joining, leaving = value
+            self.send_request(s, s.xid, Op.RECONFIG, ReconfigRequest(joining, leaving, None, -1))
+        elif kind == "write":
             self.send_request(s, s.xid, Op.SET_DATA, SetDataRequest(path, b"%d" % value, -1))
         elif kind == "read":
             self.send_request(s, s.xid, Op.GET_DATA, PathWatchRequest(path, False))
@@ -1055,13 +1196,27 @@ class Simulation:
             return
         if hdr.err != 0:
             # A write the leader turned into an error txn: it did nothing.
-            if hdr.err != Err.SESSION_EXPIRED:
+            allowed = {Err.SESSION_EXPIRED}
+            if op.kind == "reconfig":
+                allowed |= {Err.RECONFIG_IN_PROGRESS, Err.NEW_CONFIG_NO_QUORUM,
+                            Err.BAD_ARGUMENTS}
+            if hdr.err not in allowed:
                 self.fail(f"client {s.idx}: unexpected error {hdr.err}", [op])
             op.status = "failed"
             self.stats["failed"] += 1
             self.check_zxid(s, op)
             return
         op.status = "ok"
+        if op.kind == "reconfig":
+            data = body.buffer()
+            Stat.read(body)
+            idx = self.G_index.get(hdr.zxid)
+            if idx is None or self.G[idx].type != Op.RECONFIG or self.G[idx].body[1] != data:
+                self.fail(f"client {s.idx}: reconfig acknowledged as {hdr.zxid:x} but "
+                          "committed history has no such reconfig there", [op])
+            self.stats["reconfigs"] += 1
+            self.check_zxid(s, op)
+            return
         if op.kind == "read":
             data = body.buffer()
             Stat.read(body)

@@ -9,7 +9,13 @@ ZKPY_SIM_CLIENT_SEEDS seeds (default ZKPY_SIM_SEEDS // 4) of
 ZKPY_SIM_CLIENT_STEPS steps (default 4000) with three peers, and a third of
 that with five peers and an observer.  Runs with local sessions take a
 fifth of the client seeds with upgrading, a tenth without, and a fifteenth
-with five peers and an observer."""
+with five peers and an observer.
+
+Runs with membership changes (reconfigEnabled; an admin client adds,
+removes and switches peers among the faults) take ZKPY_SIM_RECONFIG_SEEDS
+seeds (default ZKPY_SIM_SEEDS) with three peers and two spare ones, a
+quarter of that with five peers, an observer and a spare, and a tenth with
+local sessions as well."""
 
 import os
 from collections import deque
@@ -32,6 +38,7 @@ SEEDS = int(os.environ.get("ZKPY_SIM_SEEDS", "2000"))
 STEPS = int(os.environ.get("ZKPY_SIM_STEPS", "2500"))
 CLIENT_SEEDS = int(os.environ.get("ZKPY_SIM_CLIENT_SEEDS", str(SEEDS // 4)))
 CLIENT_STEPS = int(os.environ.get("ZKPY_SIM_CLIENT_STEPS", "4000"))
+RECONFIG_SEEDS = int(os.environ.get("ZKPY_SIM_RECONFIG_SEEDS", str(SEEDS)))
 
 
 @pytest.mark.parametrize("chunk", range(10))
@@ -99,6 +106,46 @@ def test_clients_with_local_sessions_five_peers_and_an_observer():
     for seed in range(42_000, 42_000 + CLIENT_SEEDS // 15):
         Simulation(seed, n=5, observers=1, clients=4, local_sessions=True) \
             .run(CLIENT_STEPS).settle()
+
+
+# --- membership changes --------------------------------------------------------------------
+
+def run_reconfigs(seeds, **kw) -> int:
+    """The seeds' runs; how many reconfigurations were acknowledged."""
+    done = 0
+    for seed in seeds:
+        sim = Simulation(seed, clients=3, reconfigs=True, **kw).run(CLIENT_STEPS).settle()
+        done += sim.stats["reconfigs"]
+    return done
+
+
+@pytest.mark.parametrize("chunk", range(5))
+def test_membership_changes_three_peers_and_two_spare(chunk):
+    seeds = range(60_000 + chunk, 60_000 + RECONFIG_SEEDS, 5)
+    assert run_reconfigs(seeds, spare=2) > len(seeds) // 2
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_membership_changes_five_peers_an_observer_and_a_spare(chunk):
+    seeds = range(70_000 + chunk, 70_000 + RECONFIG_SEEDS // 4, 2)
+    assert run_reconfigs(seeds, n=5, observers=1, spare=1) > len(seeds) // 2
+
+
+def test_membership_changes_with_local_sessions():
+    seeds = range(80_000, 80_000 + RECONFIG_SEEDS // 10)
+    assert run_reconfigs(seeds, spare=1, local_sessions=True) > len(seeds) // 2
+
+
+def test_reconfigurations_without_faults_go_through_and_every_peer_takes_them():
+    """Without faults the admin's reconfigurations go through one after
+    another (one may find a new peer not yet synced: NewConfigNoQuorum), and
+    every peer that ever ran, member or not, ends with the last one in force."""
+    sim = Simulation(1, faults=False, clients=2, reconfigs=True, spare=2).run(15000).settle()
+    committed = [t for t in sim.G if t.type == Op.RECONFIG]
+    assert len(committed) >= 10 and sim.stats["reconfigs"] >= 10, sim.stats
+    for node in sim.nodes.values():
+        if node.incarnation:
+            assert node.disk.membership.version == committed[-1].zxid
 
 
 def test_local_sessions_make_no_txn_and_ephemerals_upgrade_them():

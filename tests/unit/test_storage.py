@@ -910,8 +910,12 @@ def run_durable(config, txns, tree=None):
             while count[0] < i - rng.randrange(0, 5):
                 wake.clear()
                 await asyncio.wait_for(wake.wait(), 10)
-            if rng.random() < 0.2:
-                await asyncio.sleep(0.002)   # let a snapshot thread finish
+            # Let a snapshot under way finish (the next one would wait for
+            # it and take in the txns of both): the number of snapshots then
+            # depends on the txns alone, not on how fast this machine is.
+            while dl.snapshot_scheduled or dl.snapshot_wanted or (
+                    dl.snapshot_thread is not None and dl.snapshot_thread.is_alive()):
+                await asyncio.sleep(0.001)
         while count[0] < len(txns):
             wake.clear()
             await asyncio.wait_for(wake.wait(), 10)

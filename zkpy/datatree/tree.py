@@ -245,7 +245,7 @@ class DataTree:
             return self.create_node(txn.zxid, txn.time, body, events)
         if t == Op.DELETE or t == Op.DELETE_CONTAINER:
             return self.delete_node(txn.zxid, body[0], events)
-        if t == Op.SET_DATA:
+        if t == Op.SET_DATA or t == Op.RECONFIG:   # a reconfig sets /zookeeper/config
             path, data, version = body
             node = self.nodes[path]
             old = node.data

@@ -660,6 +660,7 @@ class ServerConfig:
     dynamic_config_file: Path | None = None
     config_version: int = 0
     multi_address_enabled: bool = False
+    config_path: Path | None = None   # the zoo.cfg read (a reconfiguration edits it)
     multi_address_reachability_check_enabled: bool = True
     multi_address_reachability_check_timeout_ms: int = 1000
     my_id: int | None = None  # only read in quorum mode
@@ -1167,7 +1168,9 @@ def load_config(path: str | Path, base_dir: str | Path | None = None) -> ServerC
         raise ConfigError("config file not found", source=source) from None
     except OSError as e:
         raise ConfigError(f"cannot read config file ({e.strerror or e})", source=source) from None
-    return parse_config(_decode(data), base_dir, source=source)
+    config = parse_config(_decode(data), base_dir, source=source)
+    config.config_path = Path(path)
+    return config
 
 
 def _decode(data: bytes) -> str:
@@ -1407,11 +1410,18 @@ def _read_membership(config: ServerConfig, static: dict, base_dir) -> None:
                               f"({config.dynamic_config_file})", key=key)
         lines, version = _load_dynamic_config(config.dynamic_config_file)
         config.config_version = version
+    config.servers, config.groups, config.weights = parse_membership_lines(
+        lines, config.multi_address_enabled)
+
+
+def parse_membership_lines(lines: dict, multi_address: bool = False) -> tuple:
+    """(servers, groups, weights) from server.N, group.N and weight.N lines
+    ({normalised key: (key as written, value)}); ConfigError names the key."""
     servers, groups, weights = {}, {}, {}
     for norm, (key, value) in lines.items():
         if norm.startswith("server."):
             sid = _server_id(key, norm)
-            servers[sid] = parse_server_spec(sid, value, key, config.multi_address_enabled)
+            servers[sid] = parse_server_spec(sid, value, key, multi_address)
         elif norm.startswith("group."):
             gid = _parse_int(key, norm[len("group."):], bits=64)
             members = tuple(_parse_int(key, part.strip(), bits=64)
@@ -1424,15 +1434,14 @@ def _read_membership(config: ServerConfig, static: dict, base_dir) -> None:
         else:
             sid = _parse_int(key, norm[len("weight."):], bits=64)
             weights[sid] = _parse_int(key, value.strip(), bits=64)
-    config.servers = dict(sorted(servers.items()))
+    servers = dict(sorted(servers.items()))
     if groups or weights:
-        for sid, spec in config.servers.items():
+        for sid, spec in servers.items():
             if not spec.is_observer and not any(sid in ids for ids in groups.values()):
                 raise ConfigError(f"server {sid} is a participant in no group.N "
                                   "(hierarchical quorums need every participant in a group)",
                                   key=f"server.{sid}")
-        config.groups = groups
-        config.weights = weights
+    return servers, groups, weights
 
 
 def _load_dynamic_config(path: Path) -> tuple[dict, int]:

@@ -53,8 +53,7 @@ class ServerRunner:
         # The AdminServer and /metrics first, as ZooKeeper starts them.
         self.endpoints = await Endpoints(c, lambda: self.server, self.peer).start()
         host = c.client_port_address or None
-        # ServerSocket.bind: a backlog below 1 means Java's default of 50.
-        backlog = c.client_port_listen_backlog if c.client_port_listen_backlog > 0 else 50
+        backlog = self._backlog()
         if c.client_port is not None:   # a server may have a secure port only
             self.listener = await loop.create_server(
                 client_port_factory(self.server, loop), host=host, port=c.client_port,
@@ -69,6 +68,25 @@ class ServerRunner:
         if c.autopurge_purge_interval > 0:
             self.tasks.append(loop.create_task(self._autopurge()))
         return self
+
+    def _backlog(self) -> int:
+        # ServerSocket.bind: a backlog below 1 means Java's default of 50.
+        n = self.config.client_port_listen_backlog
+        return n if n > 0 else 50
+
+    async def rebind(self, host, port):
+        """A reconfiguration moved this server's client port: listen there
+        instead (the connections made on the old port go on)."""
+        loop = asyncio.get_running_loop()
+        old = self.listener
+        self.listener = await loop.create_server(
+            client_port_factory(self.server, loop), host=host or None, port=port,
+            reuse_address=True, backlog=self._backlog())
+        sock = self.listener.sockets[0]
+        self.host, self.port = sock.getsockname()[:2]
+        if old is not None:
+            old.close()
+        log.info("serving clients on %s:%s from now on", self.host, self.port)
 
     async def _tick(self):
         """Every tickTime: expire sessions, close idle connections."""

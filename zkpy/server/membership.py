@@ -11,7 +11,77 @@ dynamic config file (QuorumMaj and QuorumHierarchical's toString):
 Servers, groups and weights come in id order (Java's HashMap of small Long
 keys iterates so)."""
 
-from .config import PARTICIPANT
+from dataclasses import dataclass, field
+
+from ..zab.quorum import QuorumConfig
+from .config import (
+    PARTICIPANT, ConfigError, iter_properties, normalize_key, parse_membership_lines,
+)
+
+
+@dataclass
+class Membership:
+    """An ensemble's members (ServerSpec by id), its groups and weights
+    (hierarchical quorums) and the version of that configuration."""
+    servers: dict
+    groups: dict = field(default_factory=dict)
+    weights: dict = field(default_factory=dict)
+    version: int = 0
+
+    @classmethod
+    def of_config(cls, config) -> "Membership":
+        return cls(dict(config.servers), dict(config.groups), dict(config.weights),
+                   config.config_version)
+
+    @classmethod
+    def parse(cls, text, multi_address: bool = True) -> "Membership":
+        """The membership a text of server.N, group.N, weight.N and version
+        lines describes (/zookeeper/config's data, a dynamic config file,
+        a reconfig's new member list).  ConfigError on anything else."""
+        if isinstance(text, (bytes, bytearray)):
+            text = text.decode("utf-8", "replace")
+        lines, version = {}, 0
+        for key, value in iter_properties(text):
+            norm = normalize_key(key.strip())
+            if norm == "version":
+                try:
+                    version = int(value.strip(), 16)
+                except ValueError:
+                    raise ConfigError(f"version {value!r} is not hexadecimal",
+                                      key="version") from None
+            elif norm.startswith(("server.", "group.", "weight.")):
+                lines[norm] = (key, value)
+            else:
+                raise ConfigError(f"unrecognised parameter {key!r}", key=key)
+        servers, groups, weights = parse_membership_lines(lines, multi_address)
+        return cls(servers, groups, weights, version)
+
+    @property
+    def voters(self) -> list:
+        return [sid for sid, s in self.servers.items() if not s.is_observer]
+
+    def quorum(self) -> QuorumConfig:
+        return QuorumConfig.of(self.voters,
+                               [sid for sid, s in self.servers.items() if s.is_observer],
+                               self.groups, self.weights, self.version)
+
+    def text(self) -> str:
+        return membership_text(self)
+
+    # membership_text reads these names, as it reads a ServerConfig's
+    @property
+    def config_version(self) -> int:
+        return self.version
+
+
+def read_config(text):
+    """The QuorumConfig a membership text describes, or None if it describes
+    none (zkpy.zab.peer asks this of reconfigurations and of its peers'
+    configurations)."""
+    try:
+        return Membership.parse(text).quorum()
+    except ConfigError:
+        return None
 
 
 def _host(host: str) -> str:

@@ -23,7 +23,7 @@ from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot_by
 from ..storage.txnlog import list_logs, truncate_logs
 from ..zab.messages import (
     SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, InstallSnapshot, Log, Proposal,
-    RoleChanged, Send, Serving, Sync, Truncate,
+    Reconfigured, RoleChanged, Send, Serving, Sync, Truncate,
 )
 from ..zab.peer import ZabPeer
 from ..zab.port import ZabPort
@@ -33,7 +33,9 @@ from ..zab.secure_link import LinkSecurity
 from ..zab.transport import PeerTransport, encode
 from . import digests
 from .clock import REAL_CLOCK
+from .dynamic_config import backup_static, write_in_force, write_next
 from .listener import ServerRunner
+from .membership import Membership, read_config
 from .peerfigures import PeerFigures
 from .roles import LookingRole, follow_peer
 from .zkserver import ZooKeeperServer
@@ -49,10 +51,7 @@ TICK_S = 0.05
 
 
 def quorum_of(config) -> QuorumConfig:
-    specs = config.servers
-    return QuorumConfig.of([i for i, s in specs.items() if not s.is_observer],
-                           [i for i, s in specs.items() if s.is_observer],
-                           config.groups, config.weights)
+    return Membership.of_config(config).quorum()
 
 
 class QuorumPeer:
@@ -84,7 +83,7 @@ class QuorumPeer:
             Send: self._send, Log: self._log, Apply: self._apply, Epochs: self._epochs,
             Truncate: self._truncate, InstallSnapshot: self._install_snapshot,
             RoleChanged: self._role_changed, Serving: self._serving, Deliver: self._deliver,
-            CheckDigest: self._check_digest,
+            CheckDigest: self._check_digest, Reconfigured: self._reconfigured,
         }
 
     # --- start and stop ------------------------------------------------------------------
@@ -102,10 +101,15 @@ class QuorumPeer:
             gc.enable()
         gc.freeze()
         accepted, current = read_epochs(str(c.data_dir))
+        membership = Membership.of_config(c)
+        if c.reconfig_enabled and c.dynamic_config_file is None and c.config_path is not None:
+            backup_static(c.config_path)    # before the first rewrite of zoo.cfg
         self.core = ZabPeer(self.my_id, self.quorum, accepted_epoch=accepted,
                             current_epoch=current, history=history, base_zxid=tree.last_zxid,
                             now=self.clock.now_ms(), tick_ms=c.tick_time, init_limit=c.init_limit,
-                            sync_limit=c.sync_limit, history_limit=max(1000, c.snap_count))
+                            sync_limit=c.sync_limit, history_limit=max(1000, c.snap_count),
+                            read_config=read_config, config_text=membership.text().encode(),
+                            reconfig_enabled=c.reconfig_enabled)
         self.port = ZabPort(self.core, self._process)
         # Logged txns after the snapshot may already be in it (it is fuzzy).
         self.server = ZooKeeperServer(c, txn_log=self, tree=tree, server_id=self.my_id,
@@ -117,6 +121,7 @@ class QuorumPeer:
         me = c.servers[self.my_id]
         self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down,
                                        security=LinkSecurity.from_config(c),
+                                       accept_unknown=c.reconfig_enabled,
                                        auth=QuorumLinkAuth.from_config(c))
         await self.transport.start()
         self.runner = await ServerRunner(c, self.server, peer=self).start()
@@ -261,6 +266,32 @@ class QuorumPeer:
     def _check_digest(self, eff):
         if not digests.check(self.server, self.core, eff.zxid, eff.digest):
             self._process()
+
+    def _reconfigured(self, eff):
+        """A membership seen in a proposal (the .next file), or now in force:
+        the peer links, /zookeeper/config, the dynamic config file and the
+        client port follow it."""
+        c = self.config
+        m = Membership.parse(eff.config)
+        if not eff.committed:
+            if c.reconfig_enabled and c.config_path is not None:
+                write_next(c.config_path, m)
+            return
+        old = c.servers.get(self.my_id)
+        c.servers, c.groups, c.weights, c.config_version = m.servers, m.groups, m.weights, m.version
+        me = m.servers.get(self.my_id)
+        if me is not None:
+            c.peer_type = me.role
+        self.transport.update_addresses({i: s.quorum_addresses for i, s in m.servers.items()})
+        self.server.take_membership()
+        if c.reconfig_enabled and c.config_path is not None:
+            c.dynamic_config_file = write_in_force(c.config_path, m,
+                                                   me is not None and me.client_port is not None)
+        log.info("peer %d: membership version 0x%x in force: %s", self.my_id, m.version,
+                 ", ".join(f"{i}:{s.role}" for i, s in m.servers.items()))
+        if me is not None and me.client_port is not None and \
+                (old is None or (old.client_host, old.client_port) != (me.client_host, me.client_port)):
+            self.loop.create_task(self.runner.rebind(me.client_host, me.client_port))
 
     def _deliver(self, eff):
         self.server.role.on_app(eff.frm, eff.payload)

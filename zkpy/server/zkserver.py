@@ -101,7 +101,7 @@ class ZooKeeperServer:
         self.held = None
         self.role = StandaloneRole(self)
         self.role.enter()
-        self._take_membership()
+        self.take_membership()
 
     # --- roles --------------------------------------------------------------------------
 
@@ -206,6 +206,8 @@ class ZooKeeperServer:
             if check is not None and op in _OWNER_CHECKED_BEFORE_DECODING:
                 check()
             raise request.decode_error
+        if op == Op.RECONFIG and not self.config.reconfig_enabled:
+            raise KeeperError(Err.RECONFIG_DISABLED)
         if not self.sessions.is_valid(sid) and not self.role.local_session_elsewhere(sid):
             raise KeeperError(Err.SESSION_EXPIRED)
         rec = request.record
@@ -219,8 +221,7 @@ class ZooKeeperServer:
             self.sessions.set_closing(sid)
             return (self.prep.close_session_paths(sid),), Op.CLOSE_SESSION, None
         if op == Op.RECONFIG:
-            raise KeeperError(Err.RECONFIG_DISABLED if not self.config.reconfig_enabled
-                              else Err.UNIMPLEMENTED)
+            return self.role.prep_reconfig(request, check), Op.RECONFIG, None
         overlay = {}
         return self.prep.prep_op(op, rec, sid, auth_ids, overlay, check), op, overlay
 
@@ -283,6 +284,9 @@ class ZooKeeperServer:
             return replies.with_body(xid, zxid, replies.create_body(request.op, path, stat))
         if t == Op.SET_DATA or t == Op.SET_ACL:
             return replies.with_body(xid, zxid, replies.stat_body(result))
+        if t == Op.RECONFIG:
+            # GetDataResponse: the new membership and /zookeeper/config's Stat.
+            return replies.with_body(xid, zxid, replies.get_data_body(txn.body[1], result))
         return replies.header_only(xid, zxid, 0)
 
     @staticmethod
@@ -412,9 +416,14 @@ class ZooKeeperServer:
         self.prep.tree = tree
         self.prep.reset()
         self.track_sessions_of_tree()
-        self._take_membership()
+        if not self.config.reconfig_enabled:
+            # Without reconfiguration the membership is what zoo.cfg says,
+            # not what the leader's snapshot holds (as in ZooKeeper, where a
+            # rolling restart may change it); with it, the snapshot's is the
+            # committed one, which the sync puts in force here too.
+            self.take_membership()
 
-    def _take_membership(self):
+    def take_membership(self):
         """An ensemble member's /zookeeper/config holds its membership (a
         standalone server's stays empty, as ZooKeeper's does)."""
         c = self.config

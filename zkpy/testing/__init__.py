@@ -31,10 +31,20 @@ import time
 __all__ = ["ZkpyServer", "free_port", "four_letter_word", "zkpy_server", "zkpy_hosts"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_given_ports: set = set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, and not one this process handed out
+    before (the kernel may offer a port again as soon as it is closed: two
+    servers of one test would then get the same one)."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
 
 
 def four_letter_word(host, port, word: str, timeout=2.0) -> str:

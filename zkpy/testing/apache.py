@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import free_port
 from .ensemble import Cluster, wait_until
 
 JAVA_DIR = Path("/usr/share/java")
@@ -137,13 +138,6 @@ def require_apache() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def four_letter_word(host: str, port: int, word: str, timeout: float = 5.0,

@@ -257,10 +257,14 @@ class Cluster:
     def __init__(self, n: int = 3, *, tick_time: int = 300, init_limit: int = 10,
                  sync_limit: int = 5, force_sync: bool = False, snap_count: int | None = None,
                  proxy: bool = False, extra: dict | None = None, keep_dir: bool = False,
-                 log_level: str = "INFO", observers: int = 0,
+                 log_level: str = "INFO", observers: int = 0, members=None,
                  per_peer: dict | None = None):
-        """extra: zoo.cfg keys for every peer; per_peer: {peer id: keys} for one."""
+        """extra: zoo.cfg keys for every peer; per_peer: {peer id: keys} for
+        one.  members: {peer: the ids its zoo.cfg lists} for peers that start
+        with a partial view (a server that is to join an ensemble by a
+        reconfiguration lists the members and itself); default: all."""
         self.n = n
+        self.members = dict(members or {})
         self.per_peer = {i: dict(v) for i, v in (per_peer or {}).items()}
         # The last `observers` peers observe (server.N=...:observer).
         self.observer_ids = set(range(n - observers + 1, n + 1)) if observers else set()
@@ -305,7 +309,10 @@ class Cluster:
         # No AdminServer unless asked for: the peers share this host.
         keys = {"admin.enableServer": "false", **self.extra, **self.per_peer.get(me.id, {})}
         lines += [f"{k}={v}" for k, v in keys.items()]
+        listed = self.members.get(me.id, self.peers)
         for p in self.peers.values():
+            if p.id not in listed:
+                continue
             port = p.quorum_port
             if (me.id, p.id) in self.proxies:      # our link to p goes through the proxy
                 port = self.proxies[(me.id, p.id)].listen_port
@@ -453,8 +460,10 @@ class Cluster:
             leader = leaders[0]
             m = self.peers[leader].mntr()
             # float(): with the Prometheus provider mntr prints "2.0", as ZooKeeper does.
-            synced = int(float(m.get("zk_synced_followers", "-1"))) + \
-                int(float(m.get("zk_synced_observers", "0")))
+            synced = sum(int(float(m.get(key, "0"))) for key in (
+                "zk_synced_followers", "zk_synced_observers", "zk_synced_non_voting_followers"))
+            if "zk_synced_followers" not in m:
+                return None
             return leader if synced >= len(want) - 1 else None
 
         return wait_until(ready, timeout, 0.1, what=f"a leader and peers {sorted(want)} synced "

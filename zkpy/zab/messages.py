@@ -92,12 +92,15 @@ class Hello:
 @message(10)
 class Vote:
     """A peer's vote (epoch, zxid, leader) in election round `round`, and its
-    own state: LOOKING, or FOLLOWING/LEADING/OBSERVING once it has decided."""
+    own state: LOOKING, or FOLLOWING/LEADING/OBSERVING once it has decided.
+    config: the membership the sender has committed (its text, version
+    included), so that a peer that missed a reconfiguration learns it."""
     epoch: int
     zxid: int
     leader: int
     round: int
     state: str
+    config: bytes = None
 
 
 # --- discovery and synchronisation -------------------------------------------------------------
@@ -152,8 +155,11 @@ class Sync:
 
 @message(24)
 class NewLeader:
-    """Everything of the sync has been sent; ack once it is durable."""
+    """Everything of the sync has been sent; ack once it is durable.
+    config: the leader's latest membership (a reconfiguration it proposed
+    and may not have committed yet included), which the learner takes too."""
     zxid: int
+    config: bytes = None
 
 
 @message(25)
@@ -179,17 +185,22 @@ class Ack:
 class Commit:
     """Every proposal up to zxid is committed.  digest: the leader's tree
     digest once it has applied zxid (stamped as the commit goes out; None
-    where the digest is off), which the learner compares with its own."""
+    where the digest is off), which the learner compares with its own.
+    leader: for the commit of a reconfiguration, the leader of the new
+    configuration (ZooKeeper's COMMITANDACTIVATE); None otherwise."""
     zxid: int
     digest: int = None
+    leader: int = None
 
 
 @message(33)
 class Inform:
     """A committed txn, for an observer (it got no proposal), with the
-    leader's tree digest after it (as Commit's)."""
+    leader's tree digest after it and, for a reconfiguration, the new
+    configuration's leader (as Commit's)."""
     txn: object
     digest: int = None
+    leader: int = None
 
 
 @message(34)
@@ -313,6 +324,16 @@ class Epochs:
     """Persist both epochs before going on."""
     accepted: int
     current: int
+
+
+@dataclass(slots=True)
+class Reconfigured:
+    """A new membership (its text, version included): seen in a proposal
+    (committed False: ZooKeeper's zoo.cfg.dynamic.next) or now in force
+    (committed True: the links, the dynamic config file, the client port
+    follow it)."""
+    config: bytes
+    committed: bool
 
 
 @dataclass(slots=True)

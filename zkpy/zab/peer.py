@@ -20,11 +20,16 @@ from collections import deque
 
 from .messages import (
     DIFF, SNAP, TRUNC, Ack, AckEpoch, App, Apply, CheckDigest, Commit, Deliver, Epochs,
-    FollowerInfo, Inform,
+    FollowerInfo, Inform, Reconfigured,
     InstallSnapshot, LeaderInfo, Log, NewLeader, Ping, Proposal, RoleChanged, Send, Serving, Sync,
     Truncate, UpToDate, Vote,
 )
+from ..protocol.opcodes import Op
 from .quorum import QuorumConfig, epoch_of, make_zxid
+
+def _no_config(text):
+    return None
+
 
 LOOKING = "LOOKING"
 FOLLOWING = "FOLLOWING"
@@ -52,9 +57,24 @@ class Learner:
 class ZabPeer:
     def __init__(self, my_id: int, quorum: QuorumConfig, *, accepted_epoch=0, current_epoch=0,
                  history=(), base_zxid=0, now=0, tick_ms=2000, init_limit=10, sync_limit=5,
-                 finalize_ms=200, history_limit=100000):
+                 finalize_ms=200, history_limit=100000, read_config=None, config_text=b"",
+                 reconfig_enabled=False):
+        """quorum: the membership in force (config_text: its text, which
+        read_config(text) turns into a QuorumConfig; a reconfiguration txn's
+        data is such a text, and read_config(txn) gives its QuorumConfig or
+        None for any other txn)."""
         self.id = my_id
         self.quorum = quorum
+        self.config_text = config_text
+        self.read_config = read_config or _no_config
+        self.reconfig_enabled = reconfig_enabled
+        # A reconfiguration proposed (or logged) and not committed yet:
+        # ZooKeeper's last seen quorum verifier.  While it is pending, an
+        # election, a leader's establishment and every proposal from it on
+        # need a quorum of both configurations.
+        self.next_quorum = None
+        self.next_text = None
+        # The learner type this peer's own configuration gives it.
         self.observer = my_id in quorum.observers
         self.accepted_epoch = accepted_epoch
         self.current_epoch = current_epoch
@@ -112,6 +132,12 @@ class ZabPeer:
         self.last_proposed = 0
         self.after_commit = []      # (zxid, peer, payload) app messages held for commits
         self.last_chatter = 0       # when votes or pings were last sent (every tick_ms/2)
+        # After committing a reconfiguration that makes another peer leader,
+        # this leader commits nothing more (ZooKeeper's allowedToCommit).
+        self.allowed_to_commit = True
+        for txn in self.history:
+            if txn.zxid > quorum.version:
+                self._saw_config(txn)
 
     # --- driver helpers -------------------------------------------------------------
 
@@ -125,12 +151,93 @@ class ZabPeer:
     def start(self):
         self._look()
 
+    # --- membership --------------------------------------------------------------------
+
+    def _voters(self) -> frozenset:
+        """Who votes now: the members in force, and those of a pending
+        reconfiguration."""
+        if self.next_quorum is None:
+            return self.quorum.voters
+        return self.quorum.voters | self.next_quorum.voters
+
+    def _members(self) -> frozenset:
+        if self.next_quorum is None:
+            return self.quorum.members
+        return self.quorum.members | self.next_quorum.members
+
+    def _has_quorum(self, ids) -> bool:
+        """A quorum of the membership in force, and of a pending one."""
+        return self.quorum.is_quorum(ids) and \
+            (self.next_quorum is None or self.next_quorum.is_quorum(ids))
+
+    @property
+    def voting(self) -> bool:
+        return self.id in self._voters()
+
+    def _saw_config(self, txn) -> bool:
+        """A reconfiguration txn is proposed or logged: it is pending."""
+        if txn.type != Op.RECONFIG:
+            return False
+        cfg = self.read_config(txn.body[1])
+        if cfg is None:
+            return False
+        self.next_quorum = cfg
+        self.next_text = txn.body[1]
+        self.out.append(Reconfigured(self.next_text, False))
+        return True
+
+    def _adopt(self, cfg, text):
+        """cfg is in force from now on (it was committed).  True if this
+        peer's learner type changed: it became an observer, or stopped being
+        one (a participant that is left out of the membership stays a
+        participant, without a vote, and goes on following, as ZooKeeper's
+        "non-voting participant")."""
+        was = self.observer
+        self.quorum = cfg
+        self.config_text = text
+        if self.next_quorum is not None and self.next_quorum.version <= cfg.version:
+            self.next_quorum = None
+            self.next_text = None
+        self.observer = self.id in cfg.observers
+        self.out.append(Reconfigured(text, True))
+        return was != self.observer
+
+    def _version_initial_config(self):
+        """A configuration from a static zoo.cfg has version 0.  With
+        reconfigEnabled, a new leader gives it the new epoch's first zxid as
+        its version, through NEWLEADER (as a pending reconfiguration that the
+        establishment commits), so that it outranks the partial views of
+        servers that are yet to join (ZooKeeper's ZOOKEEPER-1783)."""
+        if not (self.reconfig_enabled and self.quorum.version == 0 and self.next_quorum is None
+                and self.config_text):
+            return
+        version = make_zxid(self.new_epoch, 0)
+        lines = self.config_text.split(b"\n")
+        if lines and lines[-1].startswith(b"version="):
+            lines = lines[:-1]
+        text = b"\n".join(lines + [b"version=%x" % version])
+        cfg = self.read_config(text)
+        if cfg is not None:
+            self.next_quorum = cfg
+            self.next_text = text
+            self.out.append(Reconfigured(text, False))
+
+    def _activate_pending(self, upto) -> bool:
+        """The pending reconfiguration is committed if its zxid is: put it
+        in force.  True if this peer's part changed."""
+        nq = self.next_quorum
+        if nq is None or nq.version > upto:
+            return False
+        return self._adopt(nq, self.next_text)
+
     # --- election ---------------------------------------------------------------------
 
     def _my_vote(self):
         return (self.current_epoch, self.last_logged, self.id)
 
-    def _look(self):
+    def _look(self, preset=None):
+        """Start an election.  preset: the vote to start with (the leader a
+        committed reconfiguration designated), instead of our own."""
         if self.serving:
             self.serving = False
             self.out.append(Serving(False))
@@ -140,6 +247,7 @@ class ZabPeer:
         self.follow_phase = None
         self.learners.clear()
         self.proposals.clear()
+        self.allowed_to_commit = True   # (a leader that handed over may lead again)
         self.after_commit.clear()
         self.after_logged.clear()
         self.digest_checks.clear()
@@ -148,27 +256,31 @@ class ZabPeer:
         self.out_of_election = {}
         self.early_info = {}        # FOLLOWERINFO that came while we were still LOOKING
         self.decide_at = None
-        if self.observer:
+        if not self.voting:
             self.vote = None
         else:
-            self.vote = self._my_vote()
+            self.vote = preset if preset is not None else self._my_vote()
             self.recv[self.id] = self.vote
         self.out.append(RoleChanged(LOOKING, None, self.current_epoch))
         self._broadcast_vote()
+        # Our own vote may be a quorum already (an ensemble of one).
+        self._check_election()
 
     def _vote_msg(self, state):
         v = self.vote or (-1, -1, -1)
         if state != LOOKING:
             v = (self.current_epoch if self.role != LOOKING else v[0], v[1], self.leader_id)
-        return Vote(v[0], v[1], v[2], self.round, state)
+        return Vote(v[0], v[1], v[2], self.round, state, self.config_text or None)
 
     def _broadcast_vote(self):
         msg = self._vote_msg(LOOKING)
-        for pid in self.quorum.members:
+        for pid in self._members():
             if pid != self.id:
                 self._send(pid, msg)
 
     def _on_vote(self, frm, msg):
+        if msg.config and self._newer_config(msg.config):
+            return
         epoch, zxid, leader, rnd, state = msg.epoch, msg.zxid, msg.leader, msg.round, msg.state
         v = (epoch, zxid, leader)
         if self.role != LOOKING:
@@ -181,12 +293,12 @@ class ZabPeer:
                 self._look()
             return
         if state == LOOKING:
-            if frm not in self.quorum.voters or leader < 0:
+            if frm not in self._voters() or leader < 0:
                 return  # an observer looking for the leader; it learns from others
             if rnd > self.round:
                 self.round = rnd
                 self.recv = {}
-                if not self.observer:
+                if self.voting:
                     mine = self._my_vote()
                     self.vote = max(v, mine)
                     self.recv[self.id] = self.vote
@@ -194,7 +306,7 @@ class ZabPeer:
             elif rnd < self.round:
                 self._send(frm, self._vote_msg(LOOKING))
                 return
-            elif not self.observer and v > self.vote:
+            elif self.voting and v > self.vote:
                 self.vote = v
                 self.recv[self.id] = v
                 self._broadcast_vote()
@@ -208,18 +320,29 @@ class ZabPeer:
             lead = self.out_of_election.get(leader)
             if leader == self.id:
                 return
-            if self.quorum.is_quorum(supporters + ([self.id] if not self.observer else [])) \
+            if self._has_quorum(supporters + ([self.id] if self.voting else [])) \
                     and lead is not None and lead[1] == LEADING:
                 self._follow(leader, epoch)
 
+    def _newer_config(self, text) -> bool:
+        """A peer's committed membership, newer than ours: take it and look
+        again (FastLeaderElection restarts in the new configuration).  True
+        if it was newer."""
+        cfg = self.read_config(text)
+        if cfg is None or cfg.version <= self.quorum.version:
+            return False
+        self._adopt(cfg, text)
+        self._look()
+        return True
+
     def _check_election(self):
-        if self.observer or self.vote is None:
+        if not self.voting or self.vote is None:
             return
         vote = self.vote
         recv = self.recv
         agree = [p for p, v in recv.items() if v == vote]
-        if self.quorum.is_quorum(agree):
-            if all(recv.get(p) == vote for p in self.quorum.voters if p not in self.silent):
+        if self._has_quorum(agree):
+            if all(recv.get(p) == vote for p in self._voters() if p not in self.silent):
                 # Every voter that can be heard has voted, and for this: no
                 # better vote can come (a voter whose link is down comes back
                 # to an elected leader), so waiting is no use.
@@ -275,6 +398,7 @@ class ZabPeer:
                 return
             self._append_history([txn])
             self.out.append(Log([txn]))
+            self._saw_config(txn)
             if self.follow_phase == ESTABLISHED:
                 self.after_logged.append((txn.zxid, Ack(txn.zxid), None))
                 self._flush_after_logged()
@@ -284,6 +408,8 @@ class ZabPeer:
                 if msg.digest is not None:
                     self.digest_checks.append((msg.zxid, msg.digest))
             self._apply_committed()
+            if self.next_quorum is not None:
+                self._committed_config(msg.leader)
         elif kind is App:
             self.out.append(Deliver(self.leader_id, msg.payload))
         elif kind is Ping:
@@ -293,11 +419,14 @@ class ZabPeer:
             if txn.zxid > self.last_logged:
                 self._append_history([txn])
                 self.out.append(Log([txn]))
+                self._saw_config(txn)
             if txn.zxid > self.commit_point:
                 self.commit_point = txn.zxid
                 if msg.digest is not None:
                     self.digest_checks.append((txn.zxid, msg.digest))
             self._apply_committed()
+            if self.next_quorum is not None:
+                self._committed_config(msg.leader)
         elif kind is LeaderInfo:
             if self.follow_phase != DISCOVERY or msg.attempt != self.follow_attempt:
                 return  # an answer to an earlier FOLLOWERINFO
@@ -314,6 +443,8 @@ class ZabPeer:
             self._on_sync(msg.kind, msg.zxid, msg.txns, msg.settled)
         elif kind is NewLeader:
             zxid = msg.zxid
+            if msg.config:
+                self._leaders_config(msg.config)
             self.follow_phase = SYNCING
             # Once everything the sync brought is durable: take the new epoch
             # as current (never before, or a crash could leave a disk that
@@ -325,6 +456,9 @@ class ZabPeer:
             # Everything synced is committed in this epoch.
             self.commit_point = max(self.commit_point, self._synced_point)
             self._apply_committed()
+            if self.next_quorum is not None and \
+                    self._committed_config(None, make_zxid(self.current_epoch, 0)):
+                return
             # Proposals logged during the sync are acked now.
             for z in self.history_zxids:
                 if z > self._synced_point:
@@ -335,6 +469,43 @@ class ZabPeer:
                 self.out.append(Serving(True))
 
     _synced_point = 0
+
+    def _leaders_config(self, text):
+        """NEWLEADER's membership: the leader's latest, pending or not.
+        Ours to take as pending, in place of any other (as ZooKeeper's
+        learner takes the leader's as its last seen); UPTODATE says it is
+        committed."""
+        cfg = self.read_config(text)
+        if cfg is None:
+            return
+        if cfg.version > self.quorum.version:
+            if self.next_quorum is None or self.next_quorum.version != cfg.version:
+                self.next_quorum = cfg
+                self.next_text = text
+                self.out.append(Reconfigured(text, False))
+        elif self.next_quorum is not None:
+            # What we took as pending never reached the leader, who has every
+            # committed txn: the sync truncated it; it will never commit.
+            self.next_quorum = None
+            self.next_text = None
+            self.out.append(Reconfigured(text, False))
+
+    def _committed_config(self, leader, upto=0) -> bool:
+        """The pending reconfiguration may now be committed: put it in force.
+        A learner whose part changed, or whose leader does not lead the new
+        configuration, looks again (starting with a vote for the leader the
+        commit named, if any).  True if it looks."""
+        nq = self.next_quorum
+        if nq is None or nq.version > max(self.commit_point, upto):
+            return False
+        z = nq.version
+        changed = self._adopt(nq, self.next_text)
+        if leader is None:
+            leader = self.leader_id if self.leader_id in nq.voters else None
+        if changed or leader != self.leader_id:
+            self._look(preset=(self.current_epoch, z, leader) if leader is not None else None)
+            return True
+        return False
 
     def _on_sync(self, kind, zxid, txns, settled):
         if kind == SNAP:
@@ -353,11 +524,15 @@ class ZabPeer:
             self.commit_point = min(self.commit_point, zxid)
             if self.last_applied > zxid:
                 self.last_applied = zxid
+            if self.next_quorum is not None and self.next_quorum.version > zxid:
+                self.next_quorum = self.next_text = None    # its proposal is gone
             self.out.append(Truncate(zxid))
         if txns:
             txns = [t for t in txns if t.zxid > self.last_logged]
             self._append_history(txns)
             self.out.append(Log(txns))
+            for t in txns:
+                self._saw_config(t)
         # Up to `settled` the leader's history is committed once the leader is
         # established (UPTODATE says so); what we hold after it are proposals.
         self._synced_point = settled
@@ -426,13 +601,30 @@ class ZabPeer:
             self._on_learner_msg(frm, msg)
 
     def _maybe_new_epoch(self):
-        if self.phase == DISCOVERY and self.quorum.is_quorum(self.connecting):
+        if self.phase == DISCOVERY and self._has_quorum(self.connecting):
             self.new_epoch = max(self.connecting.values()) + 1
             self.accepted_epoch = self.new_epoch
+            self._version_initial_config()
             self.out.append(Epochs(self.accepted_epoch, self.current_epoch))
             self.phase = EPOCH_ACK
             for learner in self.learners.values():
                 self._send(learner.id, LeaderInfo(self.new_epoch, learner.attempt))
+            self._epoch_acked()
+
+    def _epoch_acked(self):
+        """A quorum accepted the new epoch (our own acceptance may be one, in
+        an ensemble of one): it is ours; sync the learners."""
+        if self.phase != EPOCH_ACK or not self._has_quorum(self.epoch_acks):
+            return
+        self.current_epoch = self.new_epoch
+        self.out.append(Epochs(self.accepted_epoch, self.current_epoch))
+        self.phase = SYNCING
+        self.phase_deadline = self.now + self.init_limit * self.tick_ms
+        for other in self.learners.values():
+            if other.phase == EPOCH_ACK:
+                self._sync_learner(other)
+        if self._has_quorum(self.newleader_acks):
+            self._establish()
 
     def _on_learner_msg(self, frm, msg):
         kind = msg.__class__
@@ -443,7 +635,7 @@ class ZabPeer:
                                                    observer)
             learner.attempt = attempt
             if self.phase == DISCOVERY:
-                if not observer and frm in self.quorum.voters:
+                if frm in self._voters():
                     self.connecting[frm] = accepted
                 self._maybe_new_epoch()
             else:
@@ -460,7 +652,7 @@ class ZabPeer:
                     self.newleader_acks.add(frm)
                 if self.phase == ESTABLISHED:
                     self._send(frm, UpToDate())
-                elif self.quorum.is_quorum(self.newleader_acks):
+                elif self._has_quorum(self.newleader_acks):
                     self._establish()
             elif not learner.observer:
                 # An ack covers every proposal up to its zxid (a follower logs
@@ -484,14 +676,7 @@ class ZabPeer:
             if self.phase == EPOCH_ACK:
                 if not learner.observer:
                     self.epoch_acks.add(frm)
-                if self.quorum.is_quorum(self.epoch_acks):
-                    self.current_epoch = self.new_epoch
-                    self.out.append(Epochs(self.accepted_epoch, self.current_epoch))
-                    self.phase = SYNCING
-                    self.phase_deadline = self.now + self.init_limit * self.tick_ms
-                    for other in self.learners.values():
-                        if other.phase == EPOCH_ACK:
-                            self._sync_learner(other)
+                self._epoch_acked()
             elif self.phase in (SYNCING, ESTABLISHED):
                 self._sync_learner(learner)
         # A Ping only shows the learner is alive (last_heard, above).
@@ -524,19 +709,28 @@ class ZabPeer:
         for txn in self.history[j:]:
             self._send(learner.id, Proposal(txn))
         learner.phase = SYNCING
-        self._send(learner.id, NewLeader(make_zxid(self.current_epoch, 0)))
+        self._send(learner.id, NewLeader(make_zxid(self.current_epoch, 0),
+                                         self.next_text or self.config_text or None))
 
     def _establish(self):
         """A quorum holds our history: all of it is committed in the new epoch."""
         self.phase = ESTABLISHED
         self.commit_point = self.last_logged
         self._apply_committed()
+        # A reconfiguration this leader proposed (or logged) before is
+        # committed now: a quorum of both configurations acked NEWLEADER.
+        self._activate_pending(max(self.commit_point, make_zxid(self.current_epoch, 0)))
         # The last txn really proposed (a sync waits for it to commit); the new
         # epoch's first zxid comes from next_zxid().
         self.last_proposed = self.last_logged
         for learner in self.learners.values():
             if learner.phase == ESTABLISHED:
                 self._send(learner.id, UpToDate())
+        if not self.voting:
+            # The configuration in force has no vote for us: the followers
+            # leave us (they see it at UPTODATE); so do we.
+            self._look()
+            return
         self.serving = True
         self.out.append(Serving(True))
 
@@ -552,6 +746,7 @@ class ZabPeer:
         self._append_history([txn])
         self.out.append(Log([txn]))
         self.proposals[txn.zxid] = set()
+        self._saw_config(txn)
         # One message object for every follower: the driver encodes it once.
         msg = Proposal(txn)
         for learner in self.learners.values():
@@ -572,17 +767,62 @@ class ZabPeer:
         same session must not be visible to a read queued behind the sync)."""
         proposals = self.proposals
         first = None
-        while proposals:
+        activate = None
+        while proposals and self.allowed_to_commit:
             z = next(iter(proposals))   # the oldest: proposals are made in zxid order
-            if z > self.durable or not self.quorum.is_quorum(proposals[z] | {self.id}):
+            acks = proposals[z] | {self.id}
+            if z > self.durable or not self.quorum.is_quorum(acks):
                 break
+            nq = self.next_quorum
+            if nq is not None and z >= nq.version and not nq.is_quorum(acks):
+                break       # proposed while a reconfiguration is pending: both quorums
             del proposals[z]
             self.commit_point = z
             if first is None:
                 first = z
+            if nq is not None and z == nq.version:
+                activate = (z, acks)
+                break       # what follows is committed under the new configuration
         if first is None:
             return
-        cp = self.commit_point
+        if activate is not None:
+            self._commit_reconfig(*activate)
+            if self.role == LEADING and self.allowed_to_commit:
+                self._try_commit()
+            return
+        self._send_commits(self.commit_point)
+
+    def _commit_reconfig(self, z, acks):
+        """Commit up to the reconfiguration z and put it in force.  Its commit
+        names the new configuration's leader: this one if it votes in it,
+        else the most up-to-date new voter that acked it (ZooKeeper's
+        designated leader), to which this leader hands over."""
+        leader = self._designated_leader(z, acks)
+        self._send_commits(z, leader)
+        self._adopt(self.next_quorum, self.next_text)
+        if leader != self.id:
+            self.allowed_to_commit = False
+            self._look(preset=(self.current_epoch, z, leader))
+
+    def _designated_leader(self, z, acks) -> int:
+        new = self.next_quorum
+        if self.id in new.voters:
+            return self.id
+        candidates = {p for p in acks if p in new.voters and p != self.id}
+        best = min(candidates) if candidates else min(new.voters)
+        # The candidate that acked the most of what was proposed after z.
+        for later in sorted(self.proposals):
+            if later <= z:
+                continue
+            left = candidates & self.proposals[later]
+            if not left:
+                break
+            candidates = left
+            best = min(candidates)
+        return best
+
+    def _send_commits(self, cp, leader=None):
+        """Apply up to cp, and tell the learners (with held messages in place)."""
         held = self._take_held(cp)
         learners = [lr for lr in self.learners.values() if lr.phase in (SYNCING, ESTABLISHED)]
         followers = [lr.id for lr in learners if not lr.observer]
@@ -591,8 +831,8 @@ class ZabPeer:
         cuts = sorted({z for to, msgs in held.items() if to not in observers
                        for z, _ in msgs if z < cp})
         for z in cuts + [cp]:
-            self._apply_through(z, observers, held)
-            commit = Commit(z)
+            self._apply_through(z, observers, held, leader if z == cp else None)
+            commit = Commit(z, leader=leader if z == cp else None)
             for f in followers:
                 mine = held.get(f)
                 if z == cp:
@@ -607,9 +847,10 @@ class ZabPeer:
             for _, payload in rest:
                 self._send(to, App(payload))
 
-    def _apply_through(self, zxid, observers=(), held=None):
+    def _apply_through(self, zxid, observers=(), held=None, leader=None):
         """Apply the committed txns up to zxid; a leader informs its observers
-        of each (after applying it) and sends them what was held for it."""
+        of each (after applying it) and sends them what was held for it
+        (leader: the new configuration's, for the inform of the txn zxid)."""
         hz = self.history_zxids
         i = bisect.bisect_right(hz, self.last_applied)
         checks = self.digest_checks
@@ -624,7 +865,7 @@ class ZabPeer:
                 if zc == z:
                     self.out.append(CheckDigest(z, digest))
             if observers:
-                inform = Inform(txn)
+                inform = Inform(txn, leader=leader if z == zxid else None)
                 for o in observers:
                     self._send(o, inform)
                     mine = held.get(o)
@@ -656,6 +897,11 @@ class ZabPeer:
         else:
             self.after_commit.append((self.last_proposed, to, payload))
 
+    def synced_followers(self) -> set:
+        """A leader's followers (not observers) that are synced with it."""
+        return {lr.id for lr in self.learners.values()
+                if lr.phase == ESTABLISHED and not lr.observer}
+
     def held_app_messages(self) -> int:
         """Application messages held until the proposals before them commit."""
         return len(self.after_commit)
@@ -666,7 +912,7 @@ class ZabPeer:
             return {}
         learners = list(self.learners.values())
         synced = [lr for lr in learners if lr.phase == ESTABLISHED]
-        voters = self.quorum.voters
+        voters = self._voters()
         return {
             "learners": len(learners),
             "synced_followers": sum(1 for lr in synced if not lr.observer and lr.id in voters),
@@ -763,5 +1009,5 @@ class ZabPeer:
         if self.phase != ESTABLISHED:
             return
         synced = [p for p, l in self.learners.items() if l.phase == ESTABLISHED and not l.observer]
-        if not self.quorum.is_quorum(synced + [self.id]):
+        if not self._has_quorum(synced + [self.id]):
             self._look()

@@ -52,6 +52,19 @@ class ZabPort:
     def next_zxid(self) -> int:
         return self.core.next_zxid()
 
+    @property
+    def config_text(self) -> bytes:
+        """The membership in force, as the peer knows it (its text)."""
+        return self.core.config_text
+
+    def reconfig_pending(self) -> bool:
+        """Is a reconfiguration proposed and not yet committed?"""
+        return self.core.next_quorum is not None
+
+    def synced_voters(self) -> set:
+        """The leader and the followers connected and synced with it."""
+        return self.core.synced_followers() | {self.core.id}
+
     def held_app_messages(self) -> int:
         return self.core.held_app_messages()
 

@@ -19,15 +19,18 @@ class QuorumConfig:
     # and ((participant id, weight), ...); empty for a majority.
     groups: tuple = ()
     weights: tuple = ()
+    # The configuration's version: the zxid of the reconfig that made it
+    # (0 for a configuration from a static zoo.cfg).
+    version: int = 0
 
     @classmethod
-    def of(cls, voters, observers=(), groups=None, weights=None):
+    def of(cls, voters, observers=(), groups=None, weights=None, version=0):
         """groups: {gid: ids} (hierarchical quorums when given); weights: {sid: w}."""
         if not groups:
-            return cls(frozenset(voters), frozenset(observers))
+            return cls(frozenset(voters), frozenset(observers), version=version)
         return cls(frozenset(voters), frozenset(observers),
                    tuple(sorted((gid, frozenset(ids)) for gid, ids in groups.items())),
-                   tuple(sorted((weights or {}).items())))
+                   tuple(sorted((weights or {}).items())), version)
 
     @property
     def members(self) -> frozenset:

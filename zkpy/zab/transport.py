@@ -164,7 +164,7 @@ class _PeerProtocol(asyncio.Protocol):
 
 class PeerTransport:
     def __init__(self, my_id, addresses, on_message, on_link_down, retry_s=0.2, security=None,
-                 auth=None):
+                 accept_unknown=False, auth=None):
         """addresses: {peer id: (host, quorum port)} for every member, us
         included, or {peer id: [(host, port), ...]} for members with several
         addresses (multiAddress.enabled): a peer listens on each of its own
@@ -177,6 +177,9 @@ class PeerTransport:
         self.my_id = my_id
         self.addresses = {pid: [a] if isinstance(a[0], str) else list(a)
                           for pid, a in addresses.items()}
+        # Take links from peers we do not know (a server that is to join by a
+        # reconfiguration connects to the leader before it is a member).
+        self.accept_unknown = accept_unknown
         self.on_message = on_message
         self.on_link_down = on_link_down
         self.retry_s = retry_s
@@ -204,6 +207,16 @@ class PeerTransport:
             if pid < self.my_id:
                 self.tasks.append(self.loop.create_task(self._dial(pid)))
 
+    def update_addresses(self, addresses) -> None:
+        """A new membership: dial its new members (the smaller ids); a known
+        peer keeps its link (a removed one may go on as a learner)."""
+        for pid, a in addresses.items():
+            new = [a] if isinstance(a[0], str) else list(a)
+            known = pid in self.addresses
+            self.addresses[pid] = new
+            if not known and pid < self.my_id and not self.stopping:
+                self.tasks.append(self.loop.create_task(self._dial(pid)))
+
     async def _dial(self, pid):
         addresses = self.addresses[pid]
         turn = 0
@@ -227,7 +240,7 @@ class PeerTransport:
             await self.loop.create_connection(make, host, port)
 
     def _attach(self, pid, proto) -> bool:
-        if pid not in self.addresses or pid == self.my_id:
+        if pid == self.my_id or (pid not in self.addresses and not self.accept_unknown):
             return False
         old = self.links.get(pid)
         if old is not None and old is not proto:

@@ -10,6 +10,8 @@ is looking for a leader, or syncing with one (LookingRole)."""
 
 import logging
 
+from ...protocol.errors import Err, KeeperError
+
 log = logging.getLogger("zkpy.server")
 
 
@@ -73,6 +75,12 @@ class Role:
     def submit_unknown(self, request) -> bool:
         """An opcode without a record of its own; False: Unimplemented."""
         return False
+
+    def prep_reconfig(self, request, check_owner):
+        """The txn body of a reconfig request, or KeeperError: only an
+        ensemble's leader can reconfigure (a standalone server answers
+        Unimplemented, as ZooKeeper's does)."""
+        raise KeeperError(Err.UNIMPLEMENTED)
 
     def applied(self, txn):
         """The server applied txn (after its reply and watch events)."""

@@ -22,6 +22,8 @@ from ...protocol.records import REQUEST_DECODERS
 from ...zab.messages import (
     CreateSession, ForwardRequest, Revalidate, Revalidated, SyncRequest, Synced, Touch,
 )
+from ..membership import Membership
+from ..reconfig import CONFIG_NODE, prep_reconfig
 from ..request import Request
 from .ensemble import EnsembleRole
 from .local_sessions import UPGRADING_OPS, needs_global_session
@@ -116,6 +118,17 @@ class LeaderRole(EnsembleRole):
     def submit_sync(self, request):
         # Answer once everything proposed so far is applied here.
         self.answer_sync_after(self.port.last_proposed, request)
+
+    def prep_reconfig(self, request, check_owner):
+        if check_owner is not None:
+            check_owner()
+        server = self.server
+        port = self.port
+        current = Membership.parse(port.config_text) if port.config_text \
+            else Membership.of_config(server.config)
+        text = prep_reconfig(server, request, current, port.reconfig_pending(),
+                             port.synced_voters(), server.next_zxid)
+        return (CONFIG_NODE, text, -1)
 
     def expire_sessions(self, now_ms):
         self.server.expire_sessions_now(now_ms)
