@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 import subprocess
 import uuid
@@ -112,8 +113,10 @@ def _text(data: bytes | str | None) -> str:
     return data or ""
 
 
-def run_zkcli(hosts: str, steps: list[tuple[str, str]], timeout: float = SESSION_TIMEOUT) -> Transcript:
-    """Run ``steps`` ([(key, command)], keys unique) in one zkCli.sh session."""
+def run_zkcli(hosts: str, steps: list[tuple[str, str]], timeout: float = SESSION_TIMEOUT,
+              jvm_flags: list[str] = ()) -> Transcript:
+    """Run ``steps`` ([(key, command)], keys unique) in one zkCli.sh session;
+    ``jvm_flags`` go to its JVM (zkCli.sh's CLIENT_JVMFLAGS)."""
     keys = [k for k, _ in steps]
     assert len(set(keys)) == len(keys), "step keys must be unique"
     script_lines = [OUT_MARK_CMD, ERR_MARK_CMD]  # closes the header segment
@@ -127,6 +130,7 @@ def run_zkcli(hosts: str, steps: list[tuple[str, str]], timeout: float = SESSION
             capture_output=True,
             text=True,
             timeout=timeout,
+            env={**os.environ, "CLIENT_JVMFLAGS": " ".join(jvm_flags)} if jvm_flags else None,
         )
     except subprocess.TimeoutExpired as e:
         raise AssertionError(

@@ -120,3 +120,86 @@ def test_keytab_without_the_key_is_a_config_error(kdc, tmp_path):
     with pytest.raises(ConfigError) as info:
         SaslServerFactory.from_config(config)
     assert info.value.key == "java.security.auth.login.config"
+
+
+# --- quorum SASL with Kerberos -----------------------------------------------------------------
+
+
+def quorum_config(kdc, tmp_path, learner_principal, learner_keytab, *lines):
+    (tmp_path / "myid").write_text("1\n")
+    jaas = tmp_path / "quorum.conf"
+    jaas.write_text(f"""
+QuorumServer {{
+    com.sun.security.auth.module.Krb5LoginModule required
+    useKeyTab=true keyTab="{kdc.quorum_keytab}" storeKey=true
+    principal="zkquorum/127.0.0.1@{REALM}";
+}};
+QuorumLearner {{
+    com.sun.security.auth.module.Krb5LoginModule required
+    useKeyTab=true keyTab="{learner_keytab}" storeKey=true
+    principal="{learner_principal}@{REALM}";
+}};
+""")
+    return parse_config("\n".join((
+        f"dataDir={tmp_path}", f"java.security.auth.login.config={jaas}", "initLimit=5",
+        "syncLimit=2", "server.1=127.0.0.1:2888:3888", "server.2=127.0.0.1:2889:3889",
+        "quorum.auth.enableSasl=true", "quorum.auth.learnerRequireSasl=true",
+        "quorum.auth.serverRequireSasl=true",
+        "quorum.auth.kerberos.servicePrincipal=zkquorum/_HOST") + lines))
+
+
+def shuttle(d, li):
+    """Run a link's exchange (zkpy.zab.quorum_auth) between two handshakes;
+    the reason of the first end to refuse, or None."""
+    from zkpy.zab.quorum_auth import _HEAD, Refused
+
+    d.peer_host = li.peer_host = "127.0.0.1"
+    d.start()
+    pending = [(li, d.take())]
+    while pending:
+        to, frames = pending.pop(0)
+        for f in frames:
+            _, _, status, sid = _HEAD.unpack_from(f)
+            try:
+                to.receive(status, sid, f[_HEAD.size:])
+            except Refused as e:
+                return str(e)
+            pending.append((d if to is li else li, to.take()))
+    assert d.done and li.done
+    return None
+
+
+@pytest.fixture(scope="module")
+def quorum_keys(kdc, tmp_path_factory):
+    d = tmp_path_factory.mktemp("quorum-keys")
+    kdc.quorum_keytab = kdc.add_principal("zkquorum/127.0.0.1", d / "zkquorum.keytab")
+    kdc.stranger_keytab = kdc.add_principal("zkquorum/elsewhere.example", d / "stranger.keytab")
+    return kdc
+
+
+def test_quorum_gssapi_both_ways(quorum_keys, tmp_path):
+    from zkpy.zab.quorum_auth import QuorumLinkAuth
+
+    kdc = quorum_keys
+    auth = QuorumLinkAuth.from_config(quorum_config(kdc, tmp_path, "zkquorum/127.0.0.1",
+                                                   kdc.quorum_keytab))
+    assert auth.server.mechanism == auth.learner.mechanism == "GSSAPI"
+    d, li = auth.handshake(True), auth.handshake(False)
+    assert shuttle(d, li) is None
+    assert d.authenticated_as == li.authenticated_as == f"zkquorum/127.0.0.1@{REALM}"
+
+
+def test_quorum_gssapi_refuses_a_principal_of_another_host(quorum_keys, tmp_path):
+    """SaslQuorumServerCallbackHandler: service/host@REALM must name a host
+    of the ensemble."""
+    from zkpy.zab.quorum_auth import QuorumLinkAuth
+
+    kdc = quorum_keys
+    (tmp_path / "a").mkdir()
+    ours = QuorumLinkAuth.from_config(quorum_config(kdc, tmp_path / "a", "zkquorum/127.0.0.1",
+                                                   kdc.quorum_keytab))
+    (tmp_path / "b").mkdir()
+    stranger = QuorumLinkAuth.from_config(quorum_config(
+        kdc, tmp_path / "b", "zkquorum/elsewhere.example", kdc.stranger_keytab))
+    why = shuttle(stranger.handshake(True), ours.handshake(False))
+    assert "elsewhere.example is not authorized to connect" in why

@@ -32,15 +32,16 @@ auth (100) and sasl (102) -- pings included -- is checked before it reaches
 prep; a connection that fails gets a reply header with
 SESSIONCLOSEDREQUIRESASLAUTH (-124) and no body, then is closed.
 
-Quorum SASL (SaslQuorumAuthServer / SaslQuorumAuthLearner): DIGEST-MD5 with
-protocol "zookeeper-quorum" and server name "zk-quorum-sasl-md5", sections
-QuorumServer / QuorumLearner; see :class:`QuorumAuthServer` and
-:class:`QuorumAuthLearner`.  The statuses are ZooKeeper's (0 in progress,
-1 success, -1 error); how they travel is the peer transport's business.
+Quorum SASL (SaslQuorumAuthServer / SaslQuorumAuthLearner): sections
+QuorumServer / QuorumLearner; DIGEST-MD5 with protocol "zookeeper-quorum" and
+server name "zk-quorum-sasl-md5", or GSSAPI when a section logs in with
+Krb5LoginModule; see :class:`QuorumAuthServer` and :class:`QuorumAuthLearner`.  The statuses are ZooKeeper's (0 in progress,
+1 success, -1 error); zkpy.zab.quorum_auth carries them on the peer links.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -49,6 +50,7 @@ from ..protocol.jute import Writer
 from ..server.config import ConfigError
 from .jaas import JAAS_KEY, JaasConfig, load_jaas
 from .kerberos_name import default_realm, parse_rules, sasl_authorized_id
+from .providers import registered_schemes
 from .sasl_digest import (
     CLIENT_PROTOCOL,
     CLIENT_SERVER_NAME,
@@ -188,7 +190,9 @@ class SaslServerFactory:
         jaas = load_jaas(config.jaas_config)
         section = config.sasl_server_login_context
         if not jaas.has(section):
-            if warnings is not None:
+            # Worth a word unless the file is there for quorum SASL alone.
+            if warnings is not None and (not config.quorum_auth_enable_sasl
+                                         or "sasl" in registered_schemes(config)):
                 warnings.append(
                     f"{config.jaas_config} has no '{section}' section: client SASL is off")
             return None
@@ -261,11 +265,19 @@ def _acceptor(krb, key: str):
 
 
 class QuorumAuthServer:
-    """The leader/listener side of quorum SASL for one learner connection."""
+    """The server side of quorum SASL: checks a learner that authenticates
+    against the QuorumServer section (quorum.auth.server.saslLoginContext):
+    DIGEST-MD5 with its user_NAME entries, or GSSAPI when the section logs
+    in with Krb5LoginModule (the acceptor is its principal, service/host@REALM,
+    from its keytab)."""
 
-    def __init__(self, credentials: dict[str, str], require: bool):
+    def __init__(self, credentials: dict[str, str], require: bool,
+                 authz_hosts: frozenset[str] = frozenset(), acceptor=None):
         self._credentials = credentials
         self.require = require
+        self._authz_hosts = frozenset(authz_hosts)
+        self._acceptor = acceptor
+        self.mechanism = "GSSAPI" if acceptor is not None else "DIGEST-MD5"
 
     @classmethod
     def from_config(cls, config) -> "QuorumAuthServer | None":
@@ -274,19 +286,43 @@ class QuorumAuthServer:
         if not config.quorum_auth_enable_sasl:
             return None
         key = "quorum.auth.server.saslLoginContext"
-        if config.jaas_config is None:
-            raise ConfigError(
-                "quorum.auth.enableSasl is true but no JAAS file is configured", key=JAAS_KEY)
-        jaas = load_jaas(config.jaas_config)
-        entries = jaas.section(config.quorum_auth_server_login_context, key=key)
-        if JaasConfig.kerberos_login(entries, key=key) is not None:
-            raise ConfigError("Kerberos quorum authentication is not supported yet", key=key)
-        creds = JaasConfig.digest_credentials(entries, digest_modules_only=True)
-        return cls(creds, config.quorum_auth_server_require_sasl)
+        entries = _quorum_section(config, config.quorum_auth_server_login_context, key)
+        # QuorumPeer.initialize: the hosts of the ensemble's server.N lines.
+        hosts = frozenset(s.host for s in config.servers.values())
+        require = config.quorum_auth_server_require_sasl
+        krb = JaasConfig.kerberos_login(entries, key=key)
+        if krb is not None:
+            return cls({}, require, hosts, acceptor=_acceptor(krb, key))
+        # SaslQuorumServerCallbackHandler takes user_NAME options from every
+        # entry of the section.
+        return cls(JaasConfig.digest_credentials(entries), require, hosts)
+
+    def authorize(self, authentication_id: str, authorization_id: str) -> str:
+        """SaslQuorumServerCallbackHandler.handleAuthorizeCallback: the learner
+        may act only as itself, and a name of the form service/host@REALM
+        only from a host of the ensemble."""
+        if authentication_id != authorization_id:
+            raise ValueError(f"{authentication_id} may not act as {authorization_id}")
+        parts = re.split("[/@]", authorization_id)
+        if len(parts) == 3 and parts[1] not in self._authz_hosts:
+            raise ValueError(f"{parts[1]} is not authorized to connect")
+        return authorization_id
 
     def new_exchange(self) -> "QuorumExchange":
+        if self._acceptor is not None:
+            from .sasl_gssapi import GssapiServer
+
+            return QuorumExchange(GssapiServer(self._acceptor, self.authorize))
         return QuorumExchange(DigestMD5Server(
-            self._credentials, protocol=QUORUM_PROTOCOL, server_name=QUORUM_SERVER_NAME))
+            self._credentials, protocol=QUORUM_PROTOCOL, server_name=QUORUM_SERVER_NAME,
+            authorize=self.authorize))
+
+
+def _quorum_section(config, name: str, key: str):
+    if config.jaas_config is None:
+        raise ConfigError(
+            "quorum.auth.enableSasl is true but no JAAS file is configured", key=JAAS_KEY)
+    return load_jaas(config.jaas_config).section(name, key=key)
 
 
 class QuorumExchange:
@@ -296,43 +332,91 @@ class QuorumExchange:
         self._mech = mech
         self._tries = 0
         self.authenticated = False
+        self.failure = ""          # why it failed, for the log
+        self.authorization_id: str | None = None
 
     def handle(self, token: bytes) -> tuple[int, bytes]:
         try:
             challenge, complete = self._mech.step(token)
-        except SaslAuthFailed:
+        except SaslAuthFailed as e:
+            self.failure = str(e)
             return QUORUM_ERROR, b""
         if complete:
             self.authenticated = True
+            self.authorization_id = self._mech.authorization_id
             return QUORUM_SUCCESS, challenge or b""
         self._tries += 1
         if self._tries > QUORUM_MAX_RETRIES:
+            self.failure = f"retries={self._tries} exceeded"
             return QUORUM_ERROR, challenge or b""
         return QUORUM_IN_PROGRESS, challenge or b""
 
 
 class QuorumAuthLearner:
-    """The learner side: make a DIGEST-MD5 client from the QuorumLearner section."""
+    """The learner side, from the QuorumLearner section: DIGEST-MD5 with its
+    username and password, or GSSAPI as its Krb5LoginModule principal
+    towards quorum.auth.kerberos.servicePrincipal."""
 
-    def __init__(self, username: str, password: str, require: bool):
+    def __init__(self, username: str, password: str, require: bool, *,
+                 initiator=None, service_principal: str = "zkquorum/localhost",
+                 server_realm: str | None = None):
         self._username, self._password = username, password
         self.require = require
+        self._initiator = initiator
+        self._service_principal = service_principal
+        self._server_realm = server_realm
+        self.mechanism = "GSSAPI" if initiator is not None else "DIGEST-MD5"
 
     @classmethod
     def from_config(cls, config) -> "QuorumAuthLearner | None":
         if not config.quorum_auth_enable_sasl:
             return None
         key = "quorum.auth.learner.saslLoginContext"
-        if config.jaas_config is None:
-            raise ConfigError(
-                "quorum.auth.enableSasl is true but no JAAS file is configured", key=JAAS_KEY)
-        jaas = load_jaas(config.jaas_config)
-        entries = jaas.section(config.quorum_auth_learner_login_context, key=key)
-        if JaasConfig.kerberos_login(entries, key=key) is not None:
-            raise ConfigError("Kerberos quorum authentication is not supported yet", key=key)
+        entries = _quorum_section(config, config.quorum_auth_learner_login_context, key)
+        require = config.quorum_auth_learner_require_sasl
+        krb = JaasConfig.kerberos_login(entries, key=key)
+        if krb is not None:
+            return cls("", "", require, initiator=_initiator(krb, key),
+                       service_principal=config.quorum_auth_kerberos_service_principal,
+                       server_realm=config.kerberos_server_realm)
         username, password = JaasConfig.digest_login(entries, key=key)
-        return cls(username, password, config.quorum_auth_learner_require_sasl)
+        return cls(username, password, require)
 
-    def new_client(self) -> DigestMD5Client:
+    def target(self, host: str) -> str:
+        """The principal to authenticate to on ``host``: SecurityUtils.
+        getServerPrincipal (service/_HOST takes the host, lower-cased; a
+        principal with a realm is used as written), then, if the result has no
+        realm, zookeeper.server.realm's or else the learner's own."""
+        principal = self._service_principal
+        parts = principal.split("/")
+        if len(parts) == 2 and parts[1] == "_HOST":
+            principal = f"{parts[0]}/{host.lower()}"
+        realm = self._server_realm or (self._initiator.realm if self._initiator else "")
+        if "@" not in principal and realm:
+            principal += "@" + realm
+        return principal
+
+    def new_client(self, host: str = ""):
+        """A client for one exchange with the peer on ``host``."""
+        if self._initiator is not None:
+            from .sasl_gssapi import GssapiClient
+
+            return GssapiClient(self._initiator, self.target(host))
         return DigestMD5Client(self._username, self._password, protocol=QUORUM_PROTOCOL,
                                server_name=QUORUM_SERVER_NAME)
+
+
+def _initiator(krb, key: str):
+    try:
+        import gssapi  # noqa: F401  (the Python GSSAPI binding, optional)
+    except ImportError:
+        raise ConfigError("Kerberos needs the gssapi package (pip install gssapi)",
+                          key=key) from None
+    from .sasl_gssapi import GssapiInitiator
+
+    if not krb.principal:
+        raise ConfigError("Krb5LoginModule has no principal option", key=key)
+    try:
+        return GssapiInitiator(krb.principal, krb.keytab if krb.use_keytab else None)
+    except ValueError as e:
+        raise ConfigError(f"Kerberos login failed: {e}", key=key) from None

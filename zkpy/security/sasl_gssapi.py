@@ -1,4 +1,5 @@
-"""GSSAPI (Kerberos V5, RFC 4752) server side, as the JDK's GssKrb5Server runs it.
+"""GSSAPI (Kerberos V5, RFC 4752): the server side as the JDK's GssKrb5Server runs
+it, and the client side a quorum learner needs (GssapiClient, at the end).
 
 ZooKeeper picks GSSAPI when the JAAS ``Server`` section logs in with
 Krb5LoginModule (its Subject then has a Kerberos principal, e.g.
@@ -25,11 +26,13 @@ through the credential store, so no KRB5_KTNAME environment is needed.
 
 from __future__ import annotations
 
+import secrets
 from typing import Callable
 
 from .sasl_digest import SaslAuthFailed
 
-__all__ = ["GssapiServer", "GssapiAcceptor", "RECV_MAX_BUF", "QOP_AUTH"]
+__all__ = ["GssapiServer", "GssapiAcceptor", "GssapiClient", "GssapiInitiator", "RECV_MAX_BUF",
+           "QOP_AUTH"]
 
 QOP_AUTH = 1
 RECV_MAX_BUF = 65536
@@ -102,3 +105,91 @@ class GssapiServer:
         except GSSError as e:
             raise SaslAuthFailed(f"GSSAPI: {e}") from None
         raise SaslAuthFailed("GSSAPI: server at illegal state")
+
+
+# --- the client side: a quorum learner ---------------------------------------------------------
+
+
+class GssapiInitiator:
+    """A quorum learner's credentials (its QuorumLearner Krb5LoginModule),
+    acquired at startup.
+
+    With a keytab, tickets are got from the KDC when first needed and kept in
+    a credential cache of this process's memory (the user's own cache is not
+    touched); without one (useTicketCache), the default cache must hold them.
+    Raises ValueError if Kerberos cannot give us the principal's key.
+    """
+
+    def __init__(self, principal: str, keytab: str | None = None):
+        import gssapi
+
+        self.principal = principal
+        try:
+            name = gssapi.Name(principal, gssapi.NameType.kerberos_principal)
+            # A cache of our own: one per login, as each JAAS Login has its Subject.
+            store = ({"client_keytab": keytab, "ccache": f"MEMORY:zkpy-{secrets.token_hex(8)}"}
+                     if keytab else None)
+            self.creds = gssapi.Credentials(name=name, usage="initiate", store=store)
+        except gssapi.exceptions.GSSError as e:
+            raise ValueError(f"cannot get the credentials of {principal}: {e}") from None
+
+    @property
+    def realm(self) -> str:
+        return self.principal.rpartition("@")[2] if "@" in self.principal else ""
+
+
+class GssapiClient:
+    """RFC 4752 as the JDK's GssKrb5Client runs it, for ``target`` (the
+    server's principal, service/host@REALM): context tokens until the
+    context is established (an empty token then), then the answer to the
+    server's security-layer offer (no protection, its buffer size, no
+    authorization id).  Failures raise SaslAuthFailed.
+
+    The first token asks the KDC for a service ticket (once: it is cached);
+    the call blocks for that round trip, which a peer link pays when it is
+    made, not per message."""
+
+    mechanism = "GSSAPI"
+
+    def __init__(self, initiator: GssapiInitiator, target: str):
+        import gssapi
+
+        self._gssapi = gssapi
+        try:
+            name = gssapi.Name(target, gssapi.NameType.kerberos_principal)
+            self._ctx = gssapi.SecurityContext(
+                name=name, creds=initiator.creds, usage="initiate",
+                flags=(gssapi.RequirementFlag.mutual_authentication
+                       | gssapi.RequirementFlag.integrity
+                       | gssapi.RequirementFlag.confidentiality))
+        except gssapi.exceptions.GSSError as e:
+            raise SaslAuthFailed(f"GSSAPI: {e}") from None
+        self._stage = 0
+        self.complete = False
+
+    def initial_response(self) -> bytes:
+        return self._call(lambda: self._ctx.step(b"") or b"")
+
+    def step(self, challenge: bytes) -> bytes | None:
+        if self.complete:
+            if challenge:
+                raise SaslAuthFailed("GSSAPI: a token after completion")
+            return None
+        if not self._ctx.complete:
+            return self._call(lambda: self._ctx.step(challenge) or b"")
+        return self._call(lambda: self._answer_offer(challenge))
+
+    def _answer_offer(self, challenge: bytes) -> bytes:
+        offer = self._ctx.unwrap(challenge).message
+        if len(offer) != 4:
+            raise SaslAuthFailed("GSSAPI: the server's security layer offer is not 4 bytes")
+        if not offer[0] & QOP_AUTH:
+            raise SaslAuthFailed("GSSAPI: the server offers no authentication-only layer")
+        self.complete = True
+        return self._ctx.wrap(bytes([QOP_AUTH]) + offer[1:4], False).message
+
+    def _call(self, fn) -> bytes:
+        try:
+            return fn()
+        except self._gssapi.exceptions.GSSError as e:
+            raise SaslAuthFailed(f"GSSAPI: {e}") from None

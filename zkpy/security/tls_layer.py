@@ -194,6 +194,13 @@ class TlsLayer(asyncio.Protocol):
         if self.raw is not None and not self.closed:
             self.raw.resume_reading()
 
+    def set_protocol(self, protocol):
+        """The protocol above changes (a link's exchange hands over to the link)."""
+        self.inner = protocol
+
+    def get_protocol(self):
+        return self.inner
+
     def get_write_buffer_size(self):
         return self.raw.get_write_buffer_size() if self.raw is not None else 0
 

@@ -659,6 +659,13 @@ class ServerConfig:
     quorum_auth_learner_login_context: str = "QuorumLearner"
     quorum_auth_server_login_context: str = "QuorumServer"
     quorum_auth_kerberos_service_principal: str = "zkquorum/localhost"
+    # quorum.cnxn.threads.size: ZooKeeper's pool of threads that set up peer
+    # connections (their SASL exchanges); zkpy's exchanges run on its event
+    # loop, any number at once.  Checked as a number.
+    quorum_cnxn_threads_size: int = 20
+    # zookeeper.server.realm: the realm of the principal a Kerberos learner
+    # asks for when quorum.auth.kerberos.servicePrincipal names none.
+    kerberos_server_realm: str | None = None
     digest_auth_enabled: bool = True  # DigestAuthenticationProvider.enabled
     digest_auth_alg: str = "SHA1"  # DigestAuthenticationProvider.digestAlg, as written
     servers: dict[int, ServerSpec] = field(default_factory=dict)
@@ -829,7 +836,6 @@ _FIELDS.update(_OPERATIONS_FIELDS)
 _RECOGNISED_KEYS = frozenset({
     "observerMasterPort",
     "connectToLearnerMasterLimit", "quorumListenOnAllIPs",
-    "quorum.cnxn.threads.size",
     "oraclePath", "version", "maxResponseCacheSize",
     "maxGetChildrenResponseCacheSize", "snapSizeLimitInKb", "txnLogSizeLimitInKb",
     "commitLogCount", "flushDelay", "maxWriteQueuePollTime", "maxBatchSize",
@@ -1056,6 +1062,9 @@ _SECURITY_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "quorum.auth.learner.saslLoginContext": ("quorum_auth_learner_login_context", _text),
     "quorum.auth.server.saslLoginContext": ("quorum_auth_server_login_context", _text),
     "quorum.auth.kerberos.servicePrincipal": ("quorum_auth_kerberos_service_principal", _text),
+    "quorum.cnxn.threads.size": ("quorum_cnxn_threads_size", _int32),
+    # Before the server.N lines: "server.realm" is this property, not a server.
+    "server.realm": ("kerberos_server_realm", _text),
     "DigestAuthenticationProvider.enabled": ("digest_auth_enabled", _java_bool),
     "DigestAuthenticationProvider.digestAlg": ("digest_auth_alg", _digest_alg),
 }

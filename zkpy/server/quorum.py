@@ -28,7 +28,7 @@ from ..zab.messages import (
 from ..zab.peer import ZabPeer
 from ..zab.port import ZabPort
 from ..zab.quorum import QuorumConfig
-from ..security.sasl import QuorumAuthLearner, QuorumAuthServer
+from ..zab.quorum_auth import QuorumLinkAuth
 from ..zab.secure_link import LinkSecurity
 from ..zab.transport import PeerTransport, encode
 from . import digests
@@ -119,16 +119,10 @@ class QuorumPeer:
         self.durable = self._durable_log(tree)
         addresses = {i: s.quorum_addresses for i, s in c.servers.items()}
         me = c.servers[self.my_id]
-        if c.quorum_auth_enable_sasl:
-            # The QuorumServer/QuorumLearner sections are checked, but the
-            # links do not carry the exchange yet (docs/security.md).
-            QuorumAuthServer.from_config(c)
-            QuorumAuthLearner.from_config(c)
-            log.warning("quorum.auth.enableSasl: quorum SASL is not implemented; the peer "
-                        "links are not authenticated by SASL (use sslQuorum)")
         self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down,
                                        security=LinkSecurity.from_config(c),
-                                       accept_unknown=c.reconfig_enabled)
+                                       accept_unknown=c.reconfig_enabled,
+                                       auth=QuorumLinkAuth.from_config(c))
         await self.transport.start()
         self.runner = await ServerRunner(c, self.server, peer=self).start()
         self.core.start()

@@ -374,8 +374,10 @@ class ApacheCluster(Cluster):
     restart, stop), QuorumPeerMain as the peer process: for comparing an
     ensemble's behaviour with zkpy's, and for benchmarks."""
 
-    def __init__(self, n=3, *, jvm_args=(), **kw):
+    def __init__(self, n=3, *, jvm_args=(), per_peer_jvm_args=None, **kw):
+        """per_peer_jvm_args: {peer id: [-D...]} for one peer (its JAAS file, say)."""
         self.jvm_args = list(jvm_args)
+        self.per_peer_jvm_args = {i: list(v) for i, v in (per_peer_jvm_args or {}).items()}
         super().__init__(n, **kw)
 
     def _cfg_text(self, me) -> str:
@@ -390,7 +392,8 @@ class ApacheCluster(Cluster):
             "4lw.commands.whitelist=*",
             "admin.enableServer=false",
         ]
-        lines += [f"{k}={v}" for k, v in self.extra.items()]
+        keys = {**self.extra, **self.per_peer.get(me.id, {})}
+        lines += [f"{k}={v}" for k, v in keys.items()]
         for p in self.peers.values():
             role = ":observer" if p.id in self.observer_ids else ""
             lines.append(f"server.{p.id}=127.0.0.1:{p.quorum_port}:{p.election_port}"
@@ -405,7 +408,8 @@ class ApacheCluster(Cluster):
             log.write(f"===== start peer {i} at {time.strftime('%H:%M:%S')} =====\n".encode())
             log.flush()
             p.proc = subprocess.Popen(
-                [java_binary(), *self.jvm_args, "-Dzookeeper.jmx.log4j.disable=true",
+                [java_binary(), *self.jvm_args, *self.per_peer_jvm_args.get(i, ()),
+                 "-Dzookeeper.jmx.log4j.disable=true",
                  # Timestamps in the same format as zkpy's log lines.
                  "-Dorg.slf4j.simpleLogger.showDateTime=true",
                  "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd HH:mm:ss,SSS",

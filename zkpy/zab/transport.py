@@ -164,13 +164,16 @@ class _PeerProtocol(asyncio.Protocol):
 
 class PeerTransport:
     def __init__(self, my_id, addresses, on_message, on_link_down, retry_s=0.2, security=None,
-                 accept_unknown=False):
+                 accept_unknown=False, auth=None):
         """addresses: {peer id: (host, quorum port)} for every member, us
         included, or {peer id: [(host, port), ...]} for members with several
         addresses (multiAddress.enabled): a peer listens on each of its own
         and dials another's in turn until one answers.
-        security: zkpy.zab.secure_link.LinkSecurity for sslQuorum, else None."""
+        security: zkpy.zab.secure_link.LinkSecurity for sslQuorum, else None.
+        auth: zkpy.zab.quorum_auth.QuorumLinkAuth, the exchange each new link
+        runs (inside TLS) before its first frame; None for none at all."""
         self.security = security
+        self.auth = auth
         self.my_id = my_id
         self.addresses = {pid: [a] if isinstance(a[0], str) else list(a)
                           for pid, a in addresses.items()}
@@ -190,6 +193,8 @@ class PeerTransport:
         """Listen on each of our addresses, and dial the peers with smaller ids."""
         self.loop = asyncio.get_running_loop()
         factory = lambda: _PeerProtocol(self)  # noqa: E731
+        if self.auth is not None:
+            factory = self.auth.accepting_factory(self.loop, factory)
         if self.security is not None:
             factory = self.security.accepting_factory(self.loop, factory)
             if self.security.reloading:
@@ -218,16 +223,21 @@ class PeerTransport:
         while not self.stopping:
             if pid not in self.links:
                 host, port = addresses[turn % len(addresses)]
+                make = lambda: _PeerProtocol(self, pid)  # noqa: E731
                 try:
-                    if self.security is not None:
-                        await self.security.dial(self.loop, lambda: _PeerProtocol(self, pid),
-                                                 host, port)
+                    if self.auth is not None:
+                        await self.auth.dial(self._connect, make, host, port)
                     else:
-                        await self.loop.create_connection(lambda: _PeerProtocol(self, pid),
-                                                          host, port)
+                        await self._connect(make, host, port)
                 except (OSError, asyncio.TimeoutError):
                     turn += 1      # that address does not answer: the next one next time
             await asyncio.sleep(self.retry_s)
+
+    async def _connect(self, make, host, port):
+        if self.security is not None:
+            await self.security.dial(self.loop, make, host, port)
+        else:
+            await self.loop.create_connection(make, host, port)
 
     def _attach(self, pid, proto) -> bool:
         if pid == self.my_id or (pid not in self.addresses and not self.accept_unknown):
@@ -299,6 +309,8 @@ class PeerTransport:
         self.stopping = True
         for t in self.tasks:
             t.cancel()
+        if self.auth is not None:
+            self.auth.close()
         for link in list(self.links.values()):
             link.close()
         self.links.clear()
