@@ -85,9 +85,32 @@ def transcripts(request):
     out = {"config": request.param}
     with ApacheZooKeeper(extra_cfg=cfg) as zk:
         out["apache"] = run_zkcli(zk.hosts, STEPS)
+        out["apache_refusals"] = _refusals(zk.four_letter_word("mntr"))
     with ZkpyServer(config=cfg) as zp:
         out["zkpy"] = run_zkcli(zp.hosts, STEPS)
+        out["zkpy_refusals"] = _refusals(zp.four_letter("mntr"))
     return out
+
+
+def _refusals(mntr: str) -> dict:
+    """mntr's quota_exceeded_error_per_namespace counters: {namespace: n}."""
+    suffix = "_quota_exceeded_error_per_namespace"
+    out = {}
+    for line in mntr.splitlines():
+        key, _, value = line.partition("\t")
+        if key.endswith(suffix):
+            out[key[len("zk_"):-len(suffix)]] = int(value)
+    return out
+
+
+def test_hard_limit_refusals_counted(transcripts):
+    """Each write refused by a hard limit is counted under the top name of
+    its path, as ZooKeeper's ServerMetrics does."""
+    assert transcripts["zkpy_refusals"] == transcripts["apache_refusals"]
+    if transcripts["config"] == "enforceQuota":
+        assert transcripts["zkpy_refusals"].get("q", 0) >= 3
+    else:
+        assert transcripts["zkpy_refusals"] == {}
 
 
 @pytest.mark.parametrize("key", [k for k, _ in STEPS])

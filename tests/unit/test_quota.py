@@ -233,7 +233,7 @@ def test_hard_count_limit():
     d.prep_create("/q/a")                   # 2 <= 2
     d.create("/q/a")
     assert exceeded(d.prep_create, "/q/b") == Err.QUOTA_EXCEEDED
-    assert d.prep.quota.exceeded == 1
+    assert d.prep.quota.exceeded == {"q": 1}      # by the path's top name
     d.prep_set("/q/a", b"anything")         # setData adds no node
 
 
@@ -371,8 +371,9 @@ class TestRateLogger:
 
 
 def test_checker_counts_refusals():
-    c = QuotaChecker()
-    assert c.exceeded == 0
+    counted = {}
+    c = QuotaChecker(exceeded_per_namespace=counted)
+    assert c.exceeded is counted and counted == {}
 
 
 def test_limits_nodes_zookeeper_stops_on():

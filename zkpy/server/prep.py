@@ -83,7 +83,7 @@ _MISSING = object()
 
 class Prep:
     def __init__(self, tree, extended_types_enabled=False, skip_acl=False, enforce_quota=False,
-                 providers=None):
+                 providers=None, quota_exceeded=None):
         # providers: the ACL schemes the server has (ClientSecurity), None
         # for world, digest and ip only.
         self.providers = providers
@@ -92,7 +92,8 @@ class Prep:
         self.extended_types_enabled = extended_types_enabled
         self.skip_acl = skip_acl
         # enforceQuota: ZooKeeperServer.checkQuota, None when off (no quota work).
-        self.quota = QuotaChecker() if enforce_quota else None
+        # quota_exceeded: the counter set refusals are counted in.
+        self.quota = QuotaChecker(exceeded_per_namespace=quota_exceeded) if enforce_quota else None
         self.outstanding: dict[str, tuple] = {}   # path -> (zxid, PendingNode | None)
         # (zxid, paths it changed) in zxid order: what applied() may forget.
         self.changes = collections.deque()

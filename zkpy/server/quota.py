@@ -74,9 +74,11 @@ class RateLogger:
 class QuotaChecker:
     """checkQuota for one server: check(tree, path, last_data, data, create)."""
 
-    def __init__(self, rate_logger=None):
+    def __init__(self, rate_logger=None, exceeded_per_namespace=None):
         self.rate_log = rate_logger or RateLogger(log)
-        self.exceeded = 0    # hard-limit refusals (ZooKeeper's quota_exceeded_error metric)
+        # Hard-limit refusals by the top name of the path written
+        # (quota_exceeded_error_per_namespace, a counter set of ServerMetrics).
+        self.exceeded = exceeded_per_namespace if exceeded_per_namespace is not None else {}
 
     def check(self, tree, path: str, last_data, data, create: bool) -> None:
         """Raise KeeperError(QUOTA_EXCEEDED) where ZooKeeper would; raise
@@ -86,12 +88,19 @@ class QuotaChecker:
         if prefix is None:
             return
         size = len(data) if data else 0
+        # PathUtils.getTopNamespace: "/a/b" -> "a"; "/" has none.
+        parts = path.split("/")
+        namespace = parts[1] if len(parts) > 1 else None
         if create:
-            self._check(tree, prefix, size, 1)
+            self._check(tree, prefix, size, 1, namespace)
         else:
-            self._check(tree, prefix, size - (len(last_data) if last_data else 0), 0)
+            self._check(tree, prefix, size - (len(last_data) if last_data else 0), 0, namespace)
 
-    def _check(self, tree, prefix, bytes_diff, count_diff) -> None:
+    def _refused(self, namespace) -> None:
+        if namespace is not None:
+            self.exceeded[namespace] = self.exceeded.get(namespace, 0) + 1
+
+    def _check(self, tree, prefix, bytes_diff, count_diff, namespace) -> None:
         nodes = tree.nodes
         limit_path = _quota.limit_path(prefix)
         node = nodes.get(limit_path)
@@ -121,7 +130,7 @@ class QuotaChecker:
                 self.rate_log.log(f"Quota exceeded: {prefix} [current count={new}, "
                                   f"{'hard' if hard else 'soft'}CountLimit={limit}]")
                 if hard:
-                    self.exceeded += 1
+                    self._refused(namespace)
                     raise KeeperError(Err.QUOTA_EXCEEDED, prefix)
         if check_bytes:
             new = current.get(_quota.BYTES, -1) + bytes_diff
@@ -131,7 +140,7 @@ class QuotaChecker:
                 self.rate_log.log(f"Quota exceeded: {prefix} [current bytes={new}, "
                                   f"{'hard' if hard else 'soft'}ByteLimit={limit}]")
                 if hard:
-                    self.exceeded += 1
+                    self._refused(namespace)
                     raise KeeperError(Err.QUOTA_EXCEEDED, prefix)
 
 

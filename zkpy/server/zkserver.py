@@ -71,8 +71,10 @@ class ZooKeeperServer:
         self.skip_acl = config.skip_acl
         self.security = ClientSecurity(config)   # SASL, enforce.auth, TLS: read once
         self.sasl_any = self.security.sasl_any     # for ACL checks
+        self.metrics = ServerMetrics()
         self.prep = Prep(self.tree, config.extended_types_enabled, config.skip_acl,
-                         config.enforce_quota, self.security)
+                         config.enforce_quota, self.security,
+                         self.metrics.sets["quota_exceeded_error_per_namespace"])
         self.audit = AuditLog() if config.audit_enable else None   # audit.enable
         self.sessions = SessionTracker(server_id, config.tick_time, clock.now_ms(),
                                        clock.wall_ms())
@@ -88,7 +90,6 @@ class ZooKeeperServer:
         # (session id, cxid) -> the Request awaiting that txn, or a FIFO of
         # them (a client may reuse an xid, so one key can stand for several).
         self.waiting: dict = {}
-        self.metrics = ServerMetrics()
         self.stats = ServerStats(self.metrics)
         # Watchers triggered per event, by event type (WatchManager's figures).
         self._watch_summaries = {t: self.metrics.summary(name)
