@@ -122,7 +122,8 @@ class QuorumPeer:
         self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down,
                                        security=LinkSecurity.from_config(c),
                                        accept_unknown=c.reconfig_enabled,
-                                       auth=QuorumLinkAuth.from_config(c))
+                                       auth=QuorumLinkAuth.from_config(c),
+                                       listen_on_all_ips=c.quorum_listen_on_all_ips)
         await self.transport.start()
         self.runner = await ServerRunner(c, self.server, peer=self).start()
         self.core.start()
