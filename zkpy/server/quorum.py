@@ -109,7 +109,8 @@ class QuorumPeer:
                             now=self.clock.now_ms(), tick_ms=c.tick_time, init_limit=c.init_limit,
                             sync_limit=c.sync_limit, history_limit=max(1000, c.snap_count),
                             read_config=read_config, config_text=membership.text().encode(),
-                            reconfig_enabled=c.reconfig_enabled)
+                            reconfig_enabled=c.reconfig_enabled,
+                            connect_limit=c.connect_to_learner_master_limit)
         self.port = ZabPort(self.core, self._process)
         # Logged txns after the snapshot may already be in it (it is fuzzy).
         self.server = ZooKeeperServer(c, txn_log=self, tree=tree, server_id=self.my_id,
