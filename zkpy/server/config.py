@@ -1000,6 +1000,11 @@ def _check_other_keys(config: "ServerConfig", written: dict[str, str]) -> None:
             parse, wanted, instead = entry
             if wanted(parse(key, value)):
                 config.warnings.append(f"{key}={value} is not implemented: {instead}")
+    # JvmPauseMonitor's thread dies on a negative sleep and spins on 0.
+    if config.jvm_pause_monitor and config.jvm_pause_sleep_time_ms < 1:
+        raise ConfigError(f"must be at least 1 (ms) with jvm.pause.monitor=true, got "
+                          f"{config.jvm_pause_sleep_time_ms}",
+                          key=_key(written, "jvm.pause.sleep.time.ms"))
     # ZooKeeperServer keeps its default for a maximum that is not positive,
     # and turns the limit off for a threshold of 0 or below -1.
     if config.large_request_max_bytes <= 0:
