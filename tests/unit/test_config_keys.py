@@ -23,6 +23,7 @@ def test_defaults_are_zookeepers():
     assert (c.jvm_pause_monitor, c.jvm_pause_info_threshold_ms, c.jvm_pause_warn_threshold_ms,
             c.jvm_pause_sleep_time_ms) == (False, 1000, 10000, 500)
     assert c.outstanding_handshake_limit == -1
+    assert c.enable_eager_acl_check is False
     assert c.inert_keys == [] and c.warnings == [] and c.unknown_keys == []
 
 
@@ -43,6 +44,10 @@ def test_defaults_are_zookeepers():
     ("jvm.pause.warn-threshold.ms=20000000000", "jvm_pause_warn_threshold_ms", 20000000000),
     ("jvm.pause.sleep.time.ms=100", "jvm_pause_sleep_time_ms", 100),
     ("netty.server.outstandingHandshake.limit=0x20", "outstanding_handshake_limit", 32),
+    ("enableEagerACLCheck=true", "enable_eager_acl_check", True),
+    ("enableEagerACLCheck=TRUE", "enable_eager_acl_check", True),
+    # Boolean.getBoolean: anything but "true" is false, as in ZooKeeper.
+    ("enableEagerACLCheck=yes", "enable_eager_acl_check", False),
 ])
 def test_keys_with_a_behaviour_are_parsed(line, field, value):
     c = cfg(line)
@@ -177,7 +182,6 @@ def test_inert_keys_are_still_checked(line, why):
 @pytest.mark.parametrize("line, says", [
     ("observerMasterPort=2191", "observers sync from the leader"),
     ("oraclePath=/var/zk/oracle", "needs both voters"),
-    ("enableEagerACLCheck=true", "not eagerly"),
     ("requireKerberosConfig=true", "Kerberos"),
     ("leader.maxConcurrentSnapSyncs=5", "any number of learners"),
     ("leader.maxConcurrentDiffSyncs=5", "any number of learners"),
@@ -197,7 +201,7 @@ def test_unimplemented_behaviour_is_warned_about(line, says):
 
 
 @pytest.mark.parametrize("line", [
-    "observerMasterPort=0", "observerMasterPort=-1", "enableEagerACLCheck=false",
+    "observerMasterPort=0", "observerMasterPort=-1",
     "requireKerberosConfig=false", "kerberos.canonicalizeHostNames=false",
     "audit.impl.class=org.apache.zookeeper.audit.Slf4jAuditLogger",
     "ssl.allowReverseDnsLookup=false", "oraclePath=",
@@ -208,7 +212,7 @@ def test_no_warning_when_the_value_asks_for_nothing(line):
 
 
 def test_every_unimplemented_key_is_tested():
-    tested = {"observerMasterPort", "oraclePath", "enableEagerACLCheck", "requireKerberosConfig",
+    tested = {"observerMasterPort", "oraclePath", "requireKerberosConfig",
               "leader.maxConcurrentSnapSyncs", "leader.maxConcurrentDiffSyncs",
               "leader.maxTimeToWaitForEpoch", "kerberos.canonicalizeHostNames",
               "audit.impl.class", "ssl.context.supplier.class",

@@ -700,6 +700,8 @@ class ServerConfig:
     jvm_pause_sleep_time_ms: int = 500
     # TLS handshakes under way at once on the client port; <= 0: no limit.
     outstanding_handshake_limit: int = -1
+    # An ensemble member refuses writes the ACLs forbid before the pipeline.
+    enable_eager_acl_check: bool = False
     inert_keys: list[str] = field(default_factory=list)  # as written: no effect in zkpy
     my_id: int | None = None  # only read in quorum mode
     extra: dict[str, str] = field(default_factory=dict)  # normalised key -> value
@@ -898,6 +900,7 @@ _KEY_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
     "jvm.pause.sleep.time.ms": ("jvm_pause_sleep_time_ms", _int64),
     "netty.server.outstandingHandshake.limit": (
         "outstanding_handshake_limit", _int32_decoded),
+    "enableEagerACLCheck": ("enable_eager_acl_check", _java_bool),   # Boolean.getBoolean
 }
 _FIELDS.update(_KEY_FIELDS)
 
@@ -944,9 +947,6 @@ _UNIMPLEMENTED_KEYS: dict[str, tuple[Callable, Callable, str]] = {
     "oraclePath": (
         _text, lambda v: bool(v),
         "no QuorumOracleMaj: a two-voter ensemble needs both voters for a quorum"),
-    "enableEagerACLCheck": (
-        _java_bool, lambda v: v,
-        "ACLs are checked when the write is prepared (by the leader), not eagerly"),
     "requireKerberosConfig": (
         _text, lambda v: v == "true",
         "a missing Kerberos configuration is reported when Kerberos is first used"),
