@@ -20,7 +20,6 @@ ids is a known difference, docs/compatibility.md).
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
 import pytest
@@ -217,22 +216,13 @@ def test_zkcli_with_a_wrong_sasl_password(tmp_path):
 @pytest.fixture(scope="module")
 def kdc(tmp_path_factory):
     require_apache()
-    from tests.support.kdc import KDC
+    from tests.support.kdc import kdc_in_environment
 
     directory = tmp_path_factory.mktemp("kdc")
-    k = KDC(directory)
-    saved = {v: os.environ.get(v) for v in ("KRB5_CONFIG", "KRB5CCNAME")}
-    os.environ["KRB5_CONFIG"] = str(k.krb5_conf)
-    os.environ["KRB5CCNAME"] = k.env["KRB5CCNAME"]
-    k.server_keytab = k.add_principal("zookeeper/localhost", directory / "zk.keytab")
-    k.alice_keytab = k.add_principal("alice", directory / "alice.keytab")
-    yield k
-    k.stop()
-    for v, value in saved.items():
-        if value is None:
-            os.environ.pop(v, None)
-        else:
-            os.environ[v] = value
+    with kdc_in_environment(directory) as k:
+        k.server_keytab = k.add_principal("zookeeper/localhost", directory / "zk.keytab")
+        k.alice_keytab = k.add_principal("alice", directory / "alice.keytab")
+        yield k
 
 
 @pytest.mark.parametrize("remove_realm", [False, True])

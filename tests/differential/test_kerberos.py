@@ -15,7 +15,6 @@ getACL of an `auth` ACL and in whoAmI -- must be the same on both servers.
 from __future__ import annotations
 
 import contextlib
-import os
 import struct
 
 import pytest
@@ -23,7 +22,7 @@ from kazoo.client import KazooClient
 from kazoo.protocol.serialization import int_struct, read_string
 from kazoo.security import make_acl
 
-from tests.support.kdc import KDC, REALM
+from tests.support.kdc import REALM, kdc_in_environment
 from zkpy.protocol.errors import Err
 from zkpy.protocol.opcodes import Op
 from zkpy.protocol.records import SASLRequest
@@ -39,18 +38,15 @@ SERVER_PRINCIPAL = f"zookeeper/localhost@{REALM}"
 def kdc(tmp_path_factory):
     require_apache()
     directory = tmp_path_factory.mktemp("kdc")
-    k = KDC(directory)
-    saved = {v: os.environ.get(v) for v in ("KRB5_CONFIG", "KRB5CCNAME")}
-    os.environ["KRB5_CONFIG"] = str(k.krb5_conf)
-    os.environ["KRB5CCNAME"] = k.env["KRB5CCNAME"]
-    k.keytabs = {
-        "server": k.add_principal("zookeeper/localhost", directory / "zk.keytab"),
-        "alice": k.add_principal("alice", directory / "alice.keytab"),
-        "zkcli/client.example": k.add_principal("zkcli/client.example",
-                                                directory / "zkcli.keytab"),
-    }
-    k.jaas = directory / "jaas.conf"
-    k.jaas.write_text(f"""
+    with kdc_in_environment(directory) as k:
+        k.keytabs = {
+            "server": k.add_principal("zookeeper/localhost", directory / "zk.keytab"),
+            "alice": k.add_principal("alice", directory / "alice.keytab"),
+            "zkcli/client.example": k.add_principal("zkcli/client.example",
+                                                    directory / "zkcli.keytab"),
+        }
+        k.jaas = directory / "jaas.conf"
+        k.jaas.write_text(f"""
 Server {{
     com.sun.security.auth.module.Krb5LoginModule required
     useKeyTab=true
@@ -60,13 +56,7 @@ Server {{
     principal="{SERVER_PRINCIPAL}";
 }};
 """)
-    yield k
-    k.stop()
-    for v, value in saved.items():
-        if value is None:
-            os.environ.pop(v, None)
-        else:
-            os.environ[v] = value
+        yield k
 
 
 @contextlib.contextmanager

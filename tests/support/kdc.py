@@ -8,6 +8,7 @@ point at files in the temporary directory, so nothing in /etc is touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -105,3 +106,23 @@ class KDC:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+@contextlib.contextmanager
+def kdc_in_environment(directory: Path):
+    """A KDC that this process's Kerberos library uses while it runs: its
+    krb5.conf and credential cache in KRB5_CONFIG and KRB5CCNAME, which are
+    put back as they were afterwards."""
+    k = KDC(directory)
+    saved = {v: os.environ.get(v) for v in ("KRB5_CONFIG", "KRB5CCNAME")}
+    os.environ["KRB5_CONFIG"] = str(k.krb5_conf)
+    os.environ["KRB5CCNAME"] = k.env["KRB5CCNAME"]
+    try:
+        yield k
+    finally:
+        k.stop()
+        for v, value in saved.items():
+            if value is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = value

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
-from tests.support.kdc import KDC, REALM
+from tests.support.kdc import REALM, kdc_in_environment
 from zkpy.security.sasl import SaslServerFactory
 from zkpy.server.config import ConfigError, parse_config
 
@@ -14,20 +13,11 @@ from zkpy.server.config import ConfigError, parse_config
 @pytest.fixture(scope="module")
 def kdc(tmp_path_factory):
     directory = tmp_path_factory.mktemp("kdc")
-    k = KDC(directory)
-    saved = {v: os.environ.get(v) for v in ("KRB5_CONFIG", "KRB5CCNAME")}
-    os.environ["KRB5_CONFIG"] = str(k.krb5_conf)
-    os.environ["KRB5CCNAME"] = k.env["KRB5CCNAME"]
-    k.server_keytab = k.add_principal("zookeeper/localhost", directory / "zk.keytab")
-    k.alice_keytab = k.add_principal("alice", directory / "alice.keytab")
-    k.host_keytab = k.add_principal("zkcli/client.example", directory / "zkcli.keytab")
-    yield k
-    k.stop()
-    for v, value in saved.items():
-        if value is None:
-            os.environ.pop(v, None)
-        else:
-            os.environ[v] = value
+    with kdc_in_environment(directory) as k:
+        k.server_keytab = k.add_principal("zookeeper/localhost", directory / "zk.keytab")
+        k.alice_keytab = k.add_principal("alice", directory / "alice.keytab")
+        k.host_keytab = k.add_principal("zkcli/client.example", directory / "zkcli.keytab")
+        yield k
 
 
 def server_config(kdc, tmp_path, *lines):

@@ -198,11 +198,12 @@ def state(tree: DataTree) -> dict:
         nodes[path] = (n.stat(), n.data, tuple(tuple(a) for a in n.acl),
                        sorted(n.children), n.creates, n.owner)
         if path != "/":
-            parent, name = path.rsplit("/", 1)
-            assert name in tree.nodes[parent or "/"].children, f"{path} is not linked"
+            parent = path.rsplit("/", 1)[0]
+            assert path in tree.nodes[parent or "/"].children, f"{path} is not linked"
     for path, n in tree.nodes.items():
         for c in n.children:
-            assert (path.rstrip("/") + "/" + c) in tree.nodes, f"dangling child {c} of {path}"
+            assert c.rsplit("/", 1)[0] == path.rstrip("/") and c in tree.nodes, \
+                f"dangling child {c} of {path}"
     return {
         "nodes": nodes,
         "ephemerals": {k: sorted(v) for k, v in tree.ephemerals.items() if v},

@@ -181,12 +181,11 @@ class QuotaRoots:
 
 def subtree_counts(nodes, path: str) -> tuple:
     """DataTree.getCounts: (znodes, data bytes) of path and everything below
-    it, children found as path + "/" + name (so "" walks the whole tree)."""
+    it (the root's children are "/a", ...: "" walks the whole tree)."""
     count = 0
     size = 0
     stack = [path]
     pop = stack.pop
-    push = stack.append
     get = nodes.get
     while stack:
         p = pop()
@@ -197,8 +196,7 @@ def subtree_counts(nodes, path: str) -> tuple:
         data = node.data
         if data:
             size += len(data)
-        if node.children:
-            base = p + "/"
-            for c in node.children:
-                push(base + c)
+        children = node.children
+        if children:
+            stack.extend(children)
     return count, size

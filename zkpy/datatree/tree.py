@@ -64,6 +64,7 @@ class DataTree:
         self.sessions: dict[int, int] = {}     # live session id -> timeout (ms)
         self.last_zxid = 0
         self._acl_cache: dict = {}
+        self._time = 0    # the last txn time a znode was given (create_node)
         root = self._new_node(b"", OPEN_ACL_UNSAFE, 0, 0, 0)
         self.nodes["/"] = root
         # ZooKeeper also files the root under "" (and counts it in Node count).
@@ -145,7 +146,7 @@ class DataTree:
         parent, name = split_path(path)
         node = self._new_node(b"", acl, 0, 0, 0)
         self.nodes[path] = node
-        self.nodes[parent].add_child(name)
+        self.nodes[parent].add_child(path)
         return node
 
     def node_count(self) -> int:
@@ -170,10 +171,8 @@ class DataTree:
             node = nodes.get(p)
             if node is None:
                 continue
-            base = p + "/"
-            for c in node.children:
-                total += 1
-                stack.append(base + c)
+            total += len(node.children)
+            stack.extend(node.children)
         return total
 
     def approximate_data_size(self) -> int:
@@ -261,7 +260,12 @@ class DataTree:
             node.data = data
             node.version = version
             node.mzxid = zxid = txn.zxid
-            node.mtime = time = txn.time
+            time = txn.time
+            if time == self._time:
+                time = self._time   # see create_node
+            else:
+                self._time = time
+            node.mtime = time
             if digest:
                 # Of the Stat only mzxid, mtime and version change.
                 self._digest += _crc32(
@@ -310,9 +314,9 @@ class DataTree:
         self.nodes[path] = node
         children = parent.children
         if children:
-            children.add(name)
+            children.add(path)
         else:
-            parent.children = {name}  # its first child (see znode.NO_CHILDREN)
+            parent.children = {path}  # its first child (see znode.NO_CHILDREN)
         if node.owner:
             self.file_by_owner(path, node.owner)
 
@@ -341,8 +345,14 @@ class DataTree:
                 if path in self.nodes:
                     # Its parent may have been deleted and re-created by the
                     # replay: link the node to the parent it has now.
-                    parent.add_child(name)
+                    parent.add_child(path)
             raise KeeperError(Err.NODE_EXISTS if parent else Err.NO_NODE)
+        # Znodes made in the same millisecond share one int for their ctime
+        # and mtime (32 bytes each otherwise; a busy server makes dozens a ms).
+        if time == self._time:
+            time = self._time
+        else:
+            self._time = time
         node = self._new_node(data, acl, zxid, time, owner)
         digest = self.digest_enabled
         if digest:
@@ -396,7 +406,7 @@ class DataTree:
                     self._node_digest_change(parent_path, parent, before)
             raise KeyError(path)
         parent = self.nodes[parent_path]
-        parent.remove_child(name)
+        parent.remove_child(path)
         if self.digest_enabled:
             change = 0
             if zxid > parent.pzxid and not parent_path.startswith(EXCLUDED_PREFIX):
@@ -522,7 +532,7 @@ class DataTree:
             if node is None:
                 continue
             if node.children:
-                stack.extend(path + "/" + c for c in node.children)
+                stack.extend(node.children)
             elif path.endswith(end):
                 real = path[len(_QUOTA_ZOOKEEPER):path.index(end)]
                 self._update_quota_for_path(real)

@@ -5,7 +5,18 @@ from .txn import owner_kind
 # The children of a leaf: one shared empty set, replaced by a set of its own
 # when the first child comes (most znodes are leaves, and an empty set costs
 # 200 bytes).  Only the tree changes children, through add_child/remove_child.
+#
+# A node's children are kept by their full paths, the very string objects
+# that key DataTree.nodes: a name of their own would cost each znode another
+# string (about 60 bytes).  child_names gives the names a reply lists.
 NO_CHILDREN = frozenset()
+
+
+def child_names(path: str, children) -> list:
+    """The names of the children of the node at path, in order (sorting
+    paths that share the prefix path + "/" sorts their names)."""
+    k = 1 if path == "/" else len(path) + 1
+    return [c[k:] for c in sorted(children)]
 
 
 class ZNode:
@@ -26,22 +37,22 @@ class ZNode:
         self.aversion = 0
         self.owner = owner            # ephemeralOwner as stored (markers included)
         self.pzxid = czxid
-        self.children = NO_CHILDREN   # names of the children
+        self.children = NO_CHILDREN   # paths of the children
 
-    def add_child(self, name) -> None:
+    def add_child(self, path) -> None:
         children = self.children
         if children:
-            children.add(name)
+            children.add(path)
         else:
-            self.children = {name}
+            self.children = {path}
 
-    def remove_child(self, name) -> None:
+    def remove_child(self, path) -> None:
         children = self.children
-        if name in children:
+        if path in children:
             if len(children) == 1:
                 self.children = NO_CHILDREN
             else:
-                children.remove(name)
+                children.remove(path)
 
     def stat(self) -> tuple:
         owner = self.owner

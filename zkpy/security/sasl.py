@@ -240,12 +240,17 @@ def _authorizer(config) -> Callable[[str, str], str]:
     return authorize
 
 
-def _acceptor(krb, key: str):
+def _need_gssapi(key: str) -> None:
+    """Kerberos needs the Python GSSAPI binding, an optional dependency."""
     try:
-        import gssapi  # noqa: F401  (the Python GSSAPI binding, optional)
+        import gssapi  # noqa: F401
     except ImportError:
         raise ConfigError("Kerberos needs the gssapi package (pip install gssapi)",
                           key=key) from None
+
+
+def _acceptor(krb, key: str):
+    _need_gssapi(key)
     from .sasl_gssapi import GssapiAcceptor
 
     if not krb.principal:
@@ -407,11 +412,7 @@ class QuorumAuthLearner:
 
 
 def _initiator(krb, key: str):
-    try:
-        import gssapi  # noqa: F401  (the Python GSSAPI binding, optional)
-    except ImportError:
-        raise ConfigError("Kerberos needs the gssapi package (pip install gssapi)",
-                          key=key) from None
+    _need_gssapi(key)
     from .sasl_gssapi import GssapiInitiator
 
     if not krb.principal:

@@ -30,7 +30,7 @@ def quota_gauge_sets(tree) -> dict:
         if node is None:
             continue
         if node.children:
-            stack.extend(f"{path}/{child}" for child in node.children)
+            stack.extend(node.children)
             continue
         leaf = path.rsplit("/", 1)[-1]
         if leaf not in (LIMIT_NODE, STAT_NODE):

@@ -7,6 +7,7 @@ ZooKeeper does."""
 from operator import attrgetter
 
 from ..datatree.acl import check_acl
+from ..datatree.znode import child_names
 from ..protocol.errors import Err, KeeperError
 from ..protocol.opcodes import AddWatchMode, EventType, Op, Perms, WatcherType
 from ..protocol.records import ACL
@@ -52,14 +53,15 @@ def get_children(server, conn, req):
     node = _node_for_read(server, conn, req.path)
     if req.watch:
         server.watches.add_child_watch(req.path, conn)
-    return replies.encode_strings(sorted(node.children))
+    return replies.encode_strings(child_names(req.path, node.children))
 
 
 def get_children2(server, conn, req):
     node = _node_for_read(server, conn, req.path)
     if req.watch:
         server.watches.add_child_watch(req.path, conn)
-    return replies.encode_strings(sorted(node.children)) + replies.stat_body(node.stat())
+    return replies.encode_strings(child_names(req.path, node.children)) + \
+        replies.stat_body(node.stat())
 
 
 def get_all_children_number(server, conn, req):
@@ -148,7 +150,8 @@ def multi_read(server, conn, req):
         sub.watch = False
         try:
             body = get_data(server, conn, sub) if op == Op.GET_DATA else \
-                replies.encode_strings(sorted(_node_for_read(server, conn, sub.path).children))
+                replies.encode_strings(child_names(
+                    sub.path, _node_for_read(server, conn, sub.path).children))
             parts.append(replies.multi_header(op, False, 0))
             parts.append(body)
         except KeeperError as e:

@@ -28,7 +28,6 @@ import mmap
 import os
 import struct
 import zlib
-from operator import itemgetter
 
 import msgpack
 
@@ -274,8 +273,8 @@ def _read_nodes(tree, unpacker, acls, count) -> None:
     root = _node(unpacker.unpack(), acls)
     nodes = tree.nodes = {"/": root, "": root}
     get = nodes.get
-    names = itemgetter(0)
     read = 1
+    last_time = 0
     unpack = unpacker.unpack
     while read < count:
         parent_path, short, full = unpack()
@@ -284,7 +283,15 @@ def _read_nodes(tree, unpacker, acls, count) -> None:
         if parent is None:
             continue
         prefix = parent_path + "/" if parent_path != "/" else "/"
+        children = parent.children
+        if not children:
+            children = parent.children = set()
+        add = children.add   # a child is filed by its path: the dict's key object
         for name, data, ai, czxid, ctime in short:
+            if ctime == last_time:
+                ctime = last_time   # one int for nodes of the same ms (DataTree._time)
+            else:
+                last_time = ctime
             n = new(ZNode)
             n.data = data
             n.acl = acls[ai]
@@ -292,7 +299,9 @@ def _read_nodes(tree, unpacker, acls, count) -> None:
             n.ctime = n.mtime = ctime
             n.version = n.creates = n.aversion = n.owner = 0
             n.children = empty
-            nodes[prefix + name] = n
+            path = prefix + name
+            nodes[path] = n
+            add(path)
         for e in full:
             n = new(ZNode)
             (name, n.data, ai, n.czxid, n.mzxid, n.ctime, n.mtime, n.version,
@@ -302,14 +311,9 @@ def _read_nodes(tree, unpacker, acls, count) -> None:
             n.children = empty
             path = prefix + name
             nodes[path] = n
+            add(path)
             if owner:
                 tree.file_by_owner(path, owner)
-        children = parent.children
-        if not children:
-            children = parent.children = set()
-        children.update(map(names, short))
-        if full:
-            children.update(map(names, full))
     if read != count:
         raise CorruptSnapshotError(f"{read} nodes where the header says {count}")
 
