@@ -215,3 +215,23 @@ async def test_a_peer_with_several_addresses_is_reached_on_the_one_that_answers(
     finally:
         await one.stop()
         await two.stop()
+
+
+async def test_quorum_listen_on_all_ips():
+    # server.N names 127.0.0.1; with quorumListenOnAllIPs the port answers on
+    # another loopback address too, without it only on the one named.
+    for listen_all, reachable in ((True, True), (False, False)):
+        port = free_port()
+        t = PeerTransport(1, {1: ("127.0.0.1", port)}, lambda frm, msg: None,
+                          lambda peer: None, listen_on_all_ips=listen_all)
+        await t.start()
+        try:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.2", port)
+                writer.close()
+                reached = True
+            except OSError:
+                reached = False
+            assert reached is reachable, listen_all
+        finally:
+            await t.stop()

@@ -129,3 +129,42 @@ def test_a_peer_that_follows_another_turns_a_would_be_follower_away():
     one.receive(2, Vote(0, 0, 3, 1, FOLLOWING))
     one.receive(3, Vote(0, 0, 3, 1, LEADING))
     assert one.role == FOLLOWING and one.leader_id == 3
+
+
+def follower_in_discovery(**limits):
+    p = ZabPeer(1, QuorumConfig.of([1, 2, 3]), now=0, tick_ms=TICK, init_limit=10, sync_limit=5,
+                **limits)
+    p.start()
+    drive(p)
+    p.receive(2, Vote(0, 0, 3, 1, FOLLOWING))
+    p.receive(3, Vote(0, 0, 3, 1, LEADING))
+    assert p.role == FOLLOWING and p.follow_phase == DISCOVERY
+    drive(p)
+    return p
+
+
+def test_connect_to_learner_master_limit_bounds_the_wait_for_the_leader():
+    """connectToLearnerMasterLimit: a follower whose leader has not answered
+    its FOLLOWERINFO within that many ticks looks again; without it, the
+    follower waits initLimit ticks."""
+    p = follower_in_discovery(connect_limit=3)
+    start = p.now
+    p.tick(start + 3 * TICK + 1)
+    assert p.role == LOOKING
+
+    p = follower_in_discovery()
+    start = p.now
+    p.tick(start + 3 * TICK + 1)
+    assert p.role == FOLLOWING
+    p.tick(start + 10 * TICK + 1)
+    assert p.role == LOOKING
+
+
+def test_connect_to_learner_master_limit_ends_with_the_leaders_answer():
+    # Once the leader has answered, syncing has initLimit, as before.
+    p = follower_in_discovery(connect_limit=3)
+    p.receive(3, LeaderInfo(1, p.follow_attempt))
+    drive(p)
+    start = p.now
+    p.tick(start + 5 * TICK)
+    assert p.role == FOLLOWING

@@ -681,6 +681,28 @@ class ServerConfig:
     config_path: Path | None = None   # the zoo.cfg read (a reconfiguration edits it)
     multi_address_reachability_check_enabled: bool = True
     multi_address_reachability_check_timeout_ms: int = 1000
+    # --- ZooKeeper's other keys: see "ZooKeeper's remaining keys" below.
+    # Large requests (ZooKeeperServer): bytes of requests over the threshold
+    # in process at once; -1: no limit.
+    large_request_max_bytes: int = 100 * 1024 * 1024
+    large_request_threshold: int = -1
+    # A snapshot also once the txns logged since the last one pass a random
+    # point between half this and this (KB); <= 0: by snapCount alone.
+    snap_size_limit_kb: int = 4194304
+    txn_log_size_limit_kb: int = -1  # a log file is closed past this (KB); <= 0: no limit
+    quorum_listen_on_all_ips: bool = False  # the peer port binds every address
+    # Ticks a learner waits for the leader to answer it; 0 -> initLimit.
+    connect_to_learner_master_limit: int = 0
+    # The event-loop pause monitor (ZooKeeper's JvmPauseMonitor).
+    jvm_pause_monitor: bool = False
+    jvm_pause_info_threshold_ms: int = 1000
+    jvm_pause_warn_threshold_ms: int = 10000
+    jvm_pause_sleep_time_ms: int = 500
+    # TLS handshakes under way at once on the client port; <= 0: no limit.
+    outstanding_handshake_limit: int = -1
+    # An ensemble member refuses writes the ACLs forbid before the pipeline.
+    enable_eager_acl_check: bool = False
+    inert_keys: list[str] = field(default_factory=list)  # as written: no effect in zkpy
     my_id: int | None = None  # only read in quorum mode
     extra: dict[str, str] = field(default_factory=dict)  # normalised key -> value
     unknown_keys: list[str] = field(default_factory=list)  # as written, for logging
@@ -831,26 +853,170 @@ _OPERATIONS_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
 _FIELDS.update(_OPERATIONS_FIELDS)
 
 
-# ZooKeeper keys zkpy has no typed field for: kept in `extra` but not
-# reported as unknown (that list is meant to catch typos).
-_RECOGNISED_KEYS = frozenset({
-    "observerMasterPort",
-    "connectToLearnerMasterLimit", "quorumListenOnAllIPs",
-    "oraclePath", "version", "maxResponseCacheSize",
-    "maxGetChildrenResponseCacheSize", "snapSizeLimitInKb", "txnLogSizeLimitInKb",
-    "commitLogCount", "flushDelay", "maxWriteQueuePollTime", "maxBatchSize",
-    "closeSessionTxn.enabled", "enableEagerACLCheck",
-    "largeRequestMaxBytes", "largeRequestThreshold", "intBufferStartingSizeBytes",
-    "request_throttler.shutdownTimeout", "nio.numSelectorThreads", "nio.numWorkerThreads",
-    "nio.directBufferBytes", "nio.shutdownTimeout", "watchManagerName",
-    "jute.maxbuffer.extrasize",
-    "fips-mode", "requireKerberosConfig", "superUser",
-})
-_RECOGNISED_PREFIXES = (
-    "quorum.auth.", "jvm.pause.", "multiAddress.",
-    "authProvider.", "ssl.", "enforce.auth.", "learner.",
-    "leader.", "kerberos.", "netty.", "audit.", "superUser.",
+# ---------------------------------------------------------------------------
+# ZooKeeper's remaining keys (docs/compatibility.md, "Configuration and
+# storage").  Each one is read as ZooKeeper 3.8 reads it: QuorumPeerConfig's
+# own keys with parseInt/parseLong and its strict booleans, the system
+# properties with Integer.getInteger/Long.getLong (hex allowed).  A value
+# ZooKeeper replaces with a warning is replaced here with a warning too; one
+# that stops ZooKeeper stops zkpy.
+# ---------------------------------------------------------------------------
+
+DEFAULT_WATCH_MANAGERS = (
+    "org.apache.zookeeper.server.watch.WatchManager",
+    "org.apache.zookeeper.server.watch.WatchManagerOptimized",
 )
+
+
+def _watch_manager(key: str, value: str) -> str:
+    # WatchManagerFactory instantiates the class by name; one that does not
+    # load stops the server.  zkpy has one watch manager for either.
+    if value not in DEFAULT_WATCH_MANAGERS:
+        raise ConfigError(f"unknown watch manager {value!r} (expected "
+                          f"{' or '.join(DEFAULT_WATCH_MANAGERS)})", key=key)
+    return value
+
+
+def _at_least(minimum: int, what: str, parse=_int32_decoded):
+    def check(key: str, value: str) -> int:
+        number = parse(key, value)
+        if number < minimum:
+            raise ConfigError(f"{what} must be at least {minimum}, got {number}", key=key)
+        return number
+    return check
+
+
+# Keys with a behaviour: a field of ServerConfig each.
+_KEY_FIELDS: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    "largeRequestMaxBytes": ("large_request_max_bytes", _int32_decoded),
+    "largeRequestThreshold": ("large_request_threshold", _int32_decoded),
+    "snapSizeLimitInKb": ("snap_size_limit_kb", _int64_decoded),
+    "txnLogSizeLimitInKb": ("txn_log_size_limit_kb", _int64_decoded),
+    "quorumListenOnAllIPs": ("quorum_listen_on_all_ips", _strict_bool),
+    "connectToLearnerMasterLimit": ("connect_to_learner_master_limit", _int32),
+    "jvm.pause.monitor": ("jvm_pause_monitor", _strict_bool),
+    "jvm.pause.info-threshold.ms": ("jvm_pause_info_threshold_ms", _int64),
+    "jvm.pause.warn-threshold.ms": ("jvm_pause_warn_threshold_ms", _int64),
+    "jvm.pause.sleep.time.ms": ("jvm_pause_sleep_time_ms", _int64),
+    "netty.server.outstandingHandshake.limit": (
+        "outstanding_handshake_limit", _int32_decoded),
+    "enableEagerACLCheck": ("enable_eager_acl_check", _java_bool),   # Boolean.getBoolean
+}
+_FIELDS.update(_KEY_FIELDS)
+
+# Keys of ZooKeeper's Java internals with no counterpart in zkpy: checked as
+# ZooKeeper checks them, kept in `extra`, listed at startup (INFO) as having
+# no effect.  Why each has none: docs/compatibility.md.
+_INERT_KEYS: dict[str, Callable[[str, str], object]] = {
+    "maxResponseCacheSize": _int32_decoded,
+    "maxGetChildrenResponseCacheSize": _int32_decoded,
+    "commitLogCount": _int32_decoded,
+    "flushDelay": _int64_decoded,
+    "maxWriteQueuePollTime": _int64_decoded,
+    "maxBatchSize": _int32_decoded,
+    "closeSessionTxn.enabled": _java_bool,
+    # ZooKeeperServer's static initialiser refuses a starting size below 32.
+    "intBufferStartingSizeBytes": _at_least(32, "the buffer starting size"),
+    "request_throttler.shutdownTimeout": _int32_decoded,
+    # NIOServerCnxnFactory.configure refuses fewer than one selector thread.
+    "nio.numSelectorThreads": _at_least(1, "numSelectorThreads"),
+    "nio.numWorkerThreads": _int32_decoded,
+    "nio.directBufferBytes": _int32_decoded,
+    "nio.shutdownTimeout": _int64_decoded,
+    "watchManagerName": _watch_manager,
+    "jute.maxbuffer.extrasize": _int32_decoded,
+    "fips-mode": _java_bool,
+    "learner.asyncSending": _java_bool,
+    "learner.closeSocketAsync": _java_bool,
+    "leader.closeSocketAsync": _java_bool,
+    "leader.ackLoggingFrequency": _int32_decoded,
+    "netty.advancedFlowControl.enabled": _java_bool,
+    "netty.server.earlyDropSecureConnectionHandshakes": _java_bool,
+    "kerberos.minReLoginTimeMs": _int64_decoded,
+    "version": _text,
+}
+
+
+# Keys with a behaviour zkpy does not have: checked, kept in `extra`, and
+# a warning at startup when the value asks for that behaviour.
+# key -> (parser, asks for it?(parsed value), what zkpy does instead).
+_UNIMPLEMENTED_KEYS: dict[str, tuple[Callable, Callable, str]] = {
+    "observerMasterPort": (
+        _int32, lambda v: v > 0,
+        "followers do not serve observers: observers sync from the leader"),
+    "oraclePath": (
+        _text, lambda v: bool(v),
+        "no QuorumOracleMaj: a two-voter ensemble needs both voters for a quorum"),
+    "requireKerberosConfig": (
+        _text, lambda v: v == "true",
+        "a missing Kerberos configuration is reported when Kerberos is first used"),
+    "leader.maxConcurrentSnapSyncs": (
+        _int32_decoded, lambda v: True,
+        "the leader syncs any number of learners at once"),
+    "leader.maxConcurrentDiffSyncs": (
+        _int32_decoded, lambda v: True,
+        "the leader syncs any number of learners at once"),
+    "leader.maxTimeToWaitForEpoch": (
+        _int32_decoded, lambda v: True,
+        "a new leader waits initLimit ticks for a quorum to accept its epoch"),
+    "kerberos.canonicalizeHostNames": (
+        _java_bool, lambda v: v,
+        "the host in a quorum service principal is used as written"),
+    "audit.impl.class": (
+        _text, lambda v: v != "org.apache.zookeeper.audit.Slf4jAuditLogger",
+        "audit lines go to the zkpy.audit logger"),
+    "ssl.context.supplier.class": (
+        _text, lambda v: bool(v), "TLS contexts are built from the ssl.* keys"),
+    "ssl.quorum.context.supplier.class": (
+        _text, lambda v: bool(v), "TLS contexts are built from the ssl.quorum.* keys"),
+    "ssl.allowReverseDnsLookup": (
+        _java_bool, lambda v: v, "hostname verification never looks a name up in reverse"),
+    "ssl.quorum.allowReverseDnsLookup": (
+        _java_bool, lambda v: v, "hostname verification never looks a name up in reverse"),
+}
+
+# Asking for certificate revocation checks zkpy does not make must not pass
+# quietly (a revoked certificate would be accepted): true stops the server;
+# false asks for nothing.
+for _name in ("ssl.crl", "ssl.ocsp", "ssl.quorum.crl", "ssl.quorum.ocsp"):
+    _INERT_KEYS[_name] = _unsupported_true("certificate revocation checking (CRL/OCSP)")
+del _name
+
+# Keys taken under any suffix: authProvider.<scheme>, superUser.<n>.
+_RECOGNISED_PREFIXES = ("authProvider.", "superUser.")
+_RECOGNISED_KEYS = frozenset({"superUser"})
+
+
+def _check_other_keys(config: "ServerConfig", written: dict[str, str]) -> None:
+    for norm, value in config.extra.items():
+        key = written.get(norm, norm)
+        parse = _INERT_KEYS.get(norm)
+        if parse is not None:
+            parse(key, value)
+            config.inert_keys.append(key)
+            continue
+        entry = _UNIMPLEMENTED_KEYS.get(norm)
+        if entry is not None:
+            parse, wanted, instead = entry
+            if wanted(parse(key, value)):
+                config.warnings.append(f"{key}={value} is not implemented: {instead}")
+    # JvmPauseMonitor's thread dies on a negative sleep and spins on 0.
+    if config.jvm_pause_monitor and config.jvm_pause_sleep_time_ms < 1:
+        raise ConfigError(f"must be at least 1 (ms) with jvm.pause.monitor=true, got "
+                          f"{config.jvm_pause_sleep_time_ms}",
+                          key=_key(written, "jvm.pause.sleep.time.ms"))
+    # ZooKeeperServer keeps its default for a maximum that is not positive,
+    # and turns the limit off for a threshold of 0 or below -1.
+    if config.large_request_max_bytes <= 0:
+        config.warnings.append(
+            f"{_key(written, 'largeRequestMaxBytes')}={config.large_request_max_bytes} is "
+            f"not positive; using {100 * 1024 * 1024}")
+        config.large_request_max_bytes = 100 * 1024 * 1024
+    t = config.large_request_threshold
+    if t == 0 or t < -1:
+        config.warnings.append(f"{_key(written, 'largeRequestThreshold')}={t} should be "
+                               "-1 or positive; using -1")
+        config.large_request_threshold = -1
 
 
 # ---------------------------------------------------------------------------
@@ -1274,7 +1440,8 @@ def normalize_key(key: str) -> str:
 
 
 def _is_recognised(normalized: str) -> bool:
-    return normalized in _RECOGNISED_KEYS or normalized.startswith(_RECOGNISED_PREFIXES)
+    return (normalized in _INERT_KEYS or normalized in _UNIMPLEMENTED_KEYS
+            or normalized in _RECOGNISED_KEYS or normalized.startswith(_RECOGNISED_PREFIXES))
 
 
 # ---------------------------------------------------------------------------
@@ -1357,6 +1524,7 @@ def _parse_config(text: str, base_dir: str | Path | None) -> ServerConfig:
     config.four_letter_whitelist = _complete_whitelist(config)
     _check_security(config, written)
     _check_throttling(config, written)
+    _check_other_keys(config, written)
     _check_server_list(config, written)
     if not config.is_standalone:
         _setup_quorum_member(config, written)

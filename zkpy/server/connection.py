@@ -15,7 +15,7 @@ import logging
 from ..protocol.errors import MarshallingError
 from ..protocol.jute import INT, Reader, Writer
 from ..protocol.records import ConnectRequest, ConnectResponse
-from . import fourletter, throttled_dispatch
+from . import fourletter, large_requests, throttled_dispatch
 from .auth import initial_auth_ids
 from .connstats import ConnectionStats
 from .dispatch import RequestDispatch
@@ -54,6 +54,8 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
         self.write_paused = False   # not read: the client does not read its replies
         if server.request_throttler.enabled:
             throttled_dispatch.install(self)
+        if server.large_requests.enabled:
+            large_requests.install(self)
 
     # --- asyncio.Protocol -------------------------------------------------------------
 

@@ -232,7 +232,7 @@ def gauge_values(server, full_version: str) -> list:
         ("local_sessions", local_sessions),
         ("uptime", uptime(server)),
         ("max_latency", lat.max),
-        ("outstanding_tls_handshake", 0),
+        ("outstanding_tls_handshake", server.tls_handshakes.outstanding),
         ("min_client_response_size", stats.min_response_size),
         ("non_mtls_local_conn_count", server.security.non_mtls_local),
     ]

@@ -7,6 +7,7 @@ import logging
 import time
 
 from ..storage.database import DurableLog, dirs, restore
+from .pause_monitor import PauseMonitor
 from .endpoints import Endpoints, startup_figures
 from .secure_port import client_port_factory, open_secure_port
 from .zkserver import ZooKeeperServer
@@ -67,6 +68,8 @@ class ServerRunner:
         self.tasks.append(loop.create_task(self._reap_containers()))
         if c.autopurge_purge_interval > 0:
             self.tasks.append(loop.create_task(self._autopurge()))
+        if c.jvm_pause_monitor:
+            self.tasks.append(loop.create_task(PauseMonitor(c, self.server.metrics).run()))
         return self
 
     def _backlog(self) -> int:

@@ -32,6 +32,10 @@ def main(argv=None) -> int:
         log.info("%s is not a known zoo.cfg key; kept as a system property", key)
     for warning in config.warnings:
         log.warning("zoo.cfg: %s", warning)
+    if config.inert_keys:
+        # Nothing in zoo.cfg is ignored silently (docs/compatibility.md says why).
+        log.info("zoo.cfg keys of ZooKeeper's Java internals, no effect in zkpy: %s",
+                 ", ".join(config.inert_keys))
     if config.client_port is None and config.secure_client_port is None:
         print("zkpy-server: zoo.cfg: clientPort is not set", file=sys.stderr)
         return 2

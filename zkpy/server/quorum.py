@@ -109,7 +109,8 @@ class QuorumPeer:
                             now=self.clock.now_ms(), tick_ms=c.tick_time, init_limit=c.init_limit,
                             sync_limit=c.sync_limit, history_limit=max(1000, c.snap_count),
                             read_config=read_config, config_text=membership.text().encode(),
-                            reconfig_enabled=c.reconfig_enabled)
+                            reconfig_enabled=c.reconfig_enabled,
+                            connect_limit=c.connect_to_learner_master_limit)
         self.port = ZabPort(self.core, self._process)
         # Logged txns after the snapshot may already be in it (it is fuzzy).
         self.server = ZooKeeperServer(c, txn_log=self, tree=tree, server_id=self.my_id,
@@ -122,7 +123,8 @@ class QuorumPeer:
         self.transport = PeerTransport(self.my_id, addresses, self._on_message, self._on_link_down,
                                        security=LinkSecurity.from_config(c),
                                        accept_unknown=c.reconfig_enabled,
-                                       auth=QuorumLinkAuth.from_config(c))
+                                       auth=QuorumLinkAuth.from_config(c),
+                                       listen_on_all_ips=c.quorum_listen_on_all_ips)
         await self.transport.start()
         self.runner = await ServerRunner(c, self.server, peer=self).start()
         self.core.start()

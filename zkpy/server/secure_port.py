@@ -33,6 +33,7 @@ from ..protocol.errors import Err
 from ..protocol.jute import INT_INT
 from ..protocol.opcodes import Op
 from ..security.tls_layer import TlsLayer
+from .handshake_limit import limited
 from ..security.x509 import handshake_outcome
 from . import replies
 from .connection import ClientConnection
@@ -98,7 +99,7 @@ def client_port_factory(server, loop):
     if server.config.client_port_unification:
         # The sniffer counts every connection (see UnifiedPortSniffer).
         cls = connection_class(security, plaintext=False)
-        return lambda: UnifiedPortSniffer(server, loop, cls)
+        return limited(server.tls_handshakes, lambda: UnifiedPortSniffer(server, loop, cls))
     cls = connection_class(security, plaintext=True)
     return lambda: cls(server, loop)
 
@@ -111,7 +112,8 @@ async def open_secure_port(server, loop, backlog: int):
     cls = connection_class(server.security, plaintext=False)
     host = config.secure_client_port_address or None
     return await loop.create_server(
-        lambda: secure_connection(server, loop, cls), host=host, port=config.secure_client_port,
+        limited(server.tls_handshakes, lambda: secure_connection(server, loop, cls)),
+        host=host, port=config.secure_client_port,
         reuse_address=True, backlog=backlog)
 
 
@@ -148,7 +150,11 @@ FAILURES = _OncePerAddress()
 def secure_connection(server, loop, conn_class, first_bytes: bytes = b"") -> TlsLayer:
     """The protocol of a socket that speaks TLS to the client port."""
 
+    handshakes = server.tls_handshakes
+
     def on_secure(layer):
+        if handshakes.enabled:
+            handshakes.finish()
         outcome = handshake_outcome(server.config, layer.sslobj.getpeercert(binary_form=True))
         if outcome.close:
             if outcome.auth_failed:
@@ -164,6 +170,8 @@ def secure_connection(server, loop, conn_class, first_bytes: bytes = b"") -> Tls
 
     def on_failure(layer, why):
         # NettyServerCnxnFactory.CertificateVerifier: an unsuccessful handshake.
+        if handshakes.enabled:
+            handshakes.finish()
         server.stats.auth_failed += 1
         server.security.handshakes_failed += 1
         FAILURES.log(layer.peer[0], "unsuccessful handshake (%s); closing", why)
@@ -205,6 +213,8 @@ class UnifiedPortSniffer(asyncio.Protocol):
             self.raw.set_protocol(proto)
             proto.connection_made(self.raw)
         else:
+            if self.server.tls_handshakes.enabled:   # no handshake after all
+                self.server.tls_handshakes.finish()
             proto = self.conn_class(self.server, self.loop)
             self.taken = proto
             self.raw.set_protocol(proto)
@@ -214,6 +224,8 @@ class UnifiedPortSniffer(asyncio.Protocol):
     def connection_lost(self, exc):
         if self.taken is not None:
             self.taken.connection_lost(exc)
+        elif self.server.tls_handshakes.enabled:   # gone before its first byte
+            self.server.tls_handshakes.finish()
 
     def eof_received(self):
         return False

@@ -40,6 +40,8 @@ from .request import CONNECTING, NEW, Request
 from .roles.standalone import StandaloneRole
 from .metrics import ServerMetrics
 from .stats import ServerStats
+from .handshake_limit import HandshakeLimit
+from .large_requests import large_request_limit
 from .throttle import ReadTurns, connection_throttle, request_throttler
 
 log = logging.getLogger("zkpy.server")
@@ -103,6 +105,8 @@ class ZooKeeperServer:
         self.read_turns = ReadTurns()   # connections resumed, to dispatch what they held back
         self.request_throttler = request_throttler(config, self.metrics)
         self.connection_throttle = connection_throttle(config, clock.now_ms(), self.metrics)
+        self.large_requests = large_request_limit(config, self.metrics)
+        self.tls_handshakes = HandshakeLimit(config.outstanding_handshake_limit, self.metrics)
         self.started = clock.wall_ms()
         self.super_digest = config.super_digest
         self.replay_until = replay_until

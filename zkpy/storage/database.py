@@ -4,6 +4,7 @@ and purging of old files."""
 
 import gc
 import logging
+import math
 import os
 import random
 import threading
@@ -116,7 +117,9 @@ def _check_continuity(path, last, zxid):
 
 class DurableLog:
     """The log the server's pipeline appends to: group-committed, fsynced
-    (unless forceSync=no), with a snapshot every snapCount txns or so."""
+    (unless forceSync=no), with a snapshot every snapCount txns or so, or
+    sooner once snapSizeLimitInKb or so of txns have been logged since the
+    last one (SyncRequestProcessor.shouldSnapshot)."""
 
     def __init__(self, config, loop, tree, on_batch=None):
         """on_batch: see TxnLogSyncer."""
@@ -128,9 +131,12 @@ class DurableLog:
         os.makedirs(self.log_dir, exist_ok=True)
         self.syncer = TxnLogSyncer(self.log_dir, loop, config.force_sync,
                                    config.pre_alloc_size_kb, config.fsync_warning_threshold_ms,
-                                   on_batch=on_batch)
+                                   on_batch=on_batch,
+                                   size_limit=max(0, config.txn_log_size_limit_kb) * 1024)
         self.since_snapshot = 0
         self.snapshot_at = self._next_snapshot_point()
+        self.bytes_since_snapshot = 0
+        self.snapshot_bytes_at = self._next_snapshot_size()
         self.snapshot_thread = None
         self.snapshot_scheduled = False
         self.snapshot_wanted = False
@@ -158,10 +164,20 @@ class DurableLog:
         n = self.config.snap_count
         return random.randint(n // 2 + 1, n) if n > 2 else n
 
+    def _next_snapshot_size(self) -> float:
+        # Past half the limit plus a random part of the other half, as in
+        # ZooKeeper; infinite when snapSizeLimitInKb is not positive.
+        limit = self.config.snap_size_limit_kb * 1024
+        if limit <= 0:
+            return math.inf
+        return limit // 2 + random.randrange(max(1, limit // 2))
+
     def append(self, txn, on_logged=None):
-        self.syncer.append(txn, on_logged)
+        self.bytes_since_snapshot += self.syncer.append(txn, on_logged)
         self.since_snapshot += 1
-        if self.since_snapshot >= self.snapshot_at and not self.snapshot_scheduled:
+        if (self.since_snapshot >= self.snapshot_at
+                or self.bytes_since_snapshot > self.snapshot_bytes_at) \
+                and not self.snapshot_scheduled:
             self.snapshot_scheduled = True
             self.loop.call_soon(self._snapshot)
 
@@ -172,6 +188,8 @@ class DurableLog:
         gc.freeze()
         self.since_snapshot = 0
         self.snapshot_at = self._next_snapshot_point()
+        self.bytes_since_snapshot = 0
+        self.snapshot_bytes_at = self._next_snapshot_size()
         self.snapshot_scheduled = False
         if self.snapshot_thread is not None and self.snapshot_thread.is_alive():
             # Still writing the last one: take this one as soon as it is done.

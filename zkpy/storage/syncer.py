@@ -28,8 +28,10 @@ log = logging.getLogger("zkpy.storage")
 
 class TxnLogSyncer:
     def __init__(self, log_dir, loop, force_sync=True, prealloc_kb=65536,
-                 warn_ms=1000, current=None, on_batch=None):
+                 warn_ms=1000, current=None, on_batch=None, size_limit=0):
         """current: (path, end offset) of a log file to keep appending to.
+        size_limit: bytes of records past which a log file is closed and
+        the next batch starts a new one (txnLogSizeLimitInKb); 0: no limit.
         on_batch(zxid), if given, runs on the loop after each batch's txns
         are logged (and their on_logged callbacks ran), with the batch's last
         zxid: one call where a whole group commit can be handled at once."""
@@ -39,6 +41,7 @@ class TxnLogSyncer:
         self.force_sync = force_sync
         self.prealloc = prealloc_kb * 1024
         self.warn_ms = warn_ms
+        self.size_limit = size_limit
         self.file = None
         if current is not None:
             path, end = current
@@ -71,18 +74,21 @@ class TxnLogSyncer:
 
     # --- event loop side --------------------------------------------------------------
 
-    def append(self, txn, on_logged=None):
+    def append(self, txn, on_logged=None) -> int:
         """Queue a txn; on_logged(txn) (if given) runs on the loop once it is
         written (and fsynced, with forceSync).  The txns of one loop iteration
-        travel together: one hand-over to the syncer thread, one write."""
+        travel together: one hand-over to the syncer thread, one write.
+        Returns the size of its record."""
         if self.failed is not None:
             raise self.failed
-        self.gathering.append((encode_txn(txn), txn, on_logged))
+        record = encode_txn(txn)
+        self.gathering.append((record, txn, on_logged))
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.loop.call_soon(self._hand_over if self.thread is not None else
                                 self._flush_helper if self.helper is not None else
                                 self._flush_inline)
+        return len(record)
 
     def _hand_over(self):
         self.flush_scheduled = False
@@ -218,7 +224,8 @@ class TxnLogSyncer:
             self.loop.call_soon_threadsafe(self._logged, batch)
 
     def _open(self, batch, roll, sync):
-        if roll and self.file is not None:
+        # FileTxnLog rolls once a commit has taken the file past the limit.
+        if self.file is not None and (roll or 0 < self.size_limit < self.file.pos):
             self.file.close()
             self.file = None
         if self.file is None:

@@ -58,7 +58,7 @@ class ZabPeer:
     def __init__(self, my_id: int, quorum: QuorumConfig, *, accepted_epoch=0, current_epoch=0,
                  history=(), base_zxid=0, now=0, tick_ms=2000, init_limit=10, sync_limit=5,
                  finalize_ms=200, history_limit=100000, read_config=None, config_text=b"",
-                 reconfig_enabled=False):
+                 reconfig_enabled=False, connect_limit=0):
         """quorum: the membership in force (config_text: its text, which
         read_config(text) turns into a QuorumConfig; a reconfiguration txn's
         data is such a text, and read_config(txn) gives its QuorumConfig or
@@ -96,6 +96,10 @@ class ZabPeer:
         self.tick_ms = tick_ms
         self.init_limit = init_limit
         self.sync_limit = sync_limit
+        # connectToLearnerMasterLimit: ticks a learner gives its leader to
+        # answer its FOLLOWERINFO (our links are up already: that answer is
+        # the connection ZooKeeper's learner makes); 0: initLimit.
+        self.connect_limit = connect_limit if connect_limit > 0 else init_limit
         self.finalize_ms = finalize_ms
         self.out = []
         self.role = LOOKING
@@ -997,7 +1001,9 @@ class ZabPeer:
                 return
             self._check_leader_quorum()
         else:
-            limit = (self.sync_limit if self.follow_phase == ESTABLISHED else self.init_limit)
+            phase = self.follow_phase
+            limit = (self.sync_limit if phase == ESTABLISHED else
+                     self.connect_limit if phase == DISCOVERY else self.init_limit)
             if now - self.leader_heard > limit * self.tick_ms:
                 self._look()
             elif self.follow_phase == DISCOVERY and \

@@ -164,15 +164,18 @@ class _PeerProtocol(asyncio.Protocol):
 
 class PeerTransport:
     def __init__(self, my_id, addresses, on_message, on_link_down, retry_s=0.2, security=None,
-                 accept_unknown=False, auth=None):
+                 accept_unknown=False, auth=None, listen_on_all_ips=False):
         """addresses: {peer id: (host, quorum port)} for every member, us
         included, or {peer id: [(host, port), ...]} for members with several
         addresses (multiAddress.enabled): a peer listens on each of its own
         and dials another's in turn until one answers.
         security: zkpy.zab.secure_link.LinkSecurity for sslQuorum, else None.
         auth: zkpy.zab.quorum_auth.QuorumLinkAuth, the exchange each new link
-        runs (inside TLS) before its first frame; None for none at all."""
+        runs (inside TLS) before its first frame; None for none at all.
+        listen_on_all_ips (quorumListenOnAllIPs): listen on our ports on
+        every address of the machine, not just the ones server.N names."""
         self.security = security
+        self.listen_on_all_ips = listen_on_all_ips
         self.auth = auth
         self.my_id = my_id
         self.addresses = {pid: [a] if isinstance(a[0], str) else list(a)
@@ -199,7 +202,10 @@ class PeerTransport:
             factory = self.security.accepting_factory(self.loop, factory)
             if self.security.reloading:
                 self.tasks.append(self.loop.create_task(self.security.reload_forever()))
-        for host, port in self.addresses[self.my_id]:
+        binds = self.addresses[self.my_id]
+        if self.listen_on_all_ips:
+            binds = dict.fromkeys((None, port) for _, port in binds)
+        for host, port in binds:
             server = await self.loop.create_server(factory, host=host,
                                                    port=port, reuse_address=True)
             self.servers.append(server)

@@ -22,6 +22,7 @@ from ...protocol.records import REQUEST_DECODERS
 from ...zab.messages import (
     CreateSession, ForwardRequest, Revalidate, Revalidated, SyncRequest, Synced, Touch,
 )
+from .. import eager_acl
 from ..membership import Membership
 from ..reconfig import CONFIG_NODE, prep_reconfig
 from ..request import Request
@@ -77,6 +78,9 @@ class LeaderRole(EnsembleRole):
         return not self.server.sessions.check_owner(conn.session_id, self.my_id)
 
     def submit_write(self, request):
+        # LeaderRequestProcessor: the eager ACL check, then the session upgrade.
+        if self.server.config.enable_eager_acl_check and eager_acl.refused(self.server, request):
+            return
         if self.local_sessions and self.server.sessions.is_local(request.conn.session_id):
             if request.op == Op.CLOSE_SESSION:
                 self.close_local_session(request)

@@ -20,6 +20,7 @@ from ...protocol.opcodes import Op
 from ...zab.messages import (
     CreateSession, ForwardRequest, Revalidate, Revalidated, SyncRequest, Synced, Touch,
 )
+from .. import eager_acl
 from ..request import Request
 from .ensemble import EnsembleRole
 from .local_sessions import needs_global_session
@@ -77,6 +78,10 @@ class FollowerRole(EnsembleRole):
                 return
             if needs_global_session(request):
                 self._upgrade(request)
+        # FollowerRequestProcessor: the session upgrade, then the eager ACL check.
+        if self.server.config.enable_eager_acl_check and eager_acl.refused(self.server, request):
+            self.refused_upgrades.discard(request)
+            return
         self.server.expect_reply((sid, request.xid), request)
         self.port.to_leader(ForwardRequest(sid, request.xid, request.op, request.payload,
                                            list(conn.auth_ids)))
