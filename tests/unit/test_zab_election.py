@@ -7,7 +7,7 @@ a voter whose link is down (a killed leader) cannot send a better vote, and
 comes back to an elected leader.  So the survivors of a leader's crash decide
 at once."""
 
-from zkpy.zab.messages import Vote
+from zkpy.zab.messages import Send, Vote
 from zkpy.zab.peer import FOLLOWING, LEADING, LOOKING, ZabPeer
 from zkpy.zab.quorum import QuorumConfig
 
@@ -63,3 +63,36 @@ def test_no_quorum_no_decision():
     p.link_down(3)
     p.tick(1000)
     assert p.role == LOOKING
+
+
+def _votes_to(peer, to):
+    return [e.msg for e in peer.take() if isinstance(e, Send) and e.to == to
+            and isinstance(e.msg, Vote)]
+
+
+def test_a_better_vote_is_told_to_a_peer_that_missed_it():
+    """The old leader dies; 3 notices first and broadcasts its vote while 1
+    is still following (1 answers with its old leader).  Then 1 notices,
+    looks, and votes for itself: 3 must tell it its better vote at once, not
+    at its next re-broadcast (up to tickTime/2 later)."""
+    three = looking(3)
+    three.link_down(2)
+    three.receive(1, Vote(0, 0, 2, 0, FOLLOWING))     # 1 still follows 2
+    assert three.role == LOOKING
+    three.take()
+    one = looking(1)                                   # now 1 looks too,
+    one.link_down(2)
+    three.receive(1, Vote(0, 0, 1, 1, LOOKING))        # for itself: worse than 3's vote
+    (reply,) = _votes_to(three, 1)
+    assert (reply.leader, reply.state) == (3, LOOKING)
+    one.receive(3, reply)
+    assert one.role == FOLLOWING and one.leader_id == 3   # no tick needed
+    (agreed,) = _votes_to(one, 3)
+    three.receive(1, agreed)
+    assert three.role == LEADING
+
+
+def test_an_equal_vote_is_not_answered():
+    p = looking(2)
+    p.receive(1, Vote(0, 0, 2, 1, LOOKING))
+    assert _votes_to(p, 1) == []

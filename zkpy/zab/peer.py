@@ -314,6 +314,12 @@ class ZabPeer:
                 self.vote = v
                 self.recv[self.id] = v
                 self._broadcast_vote()
+            elif self.voting and v < self.vote:
+                # The sender has not seen our better vote: it may have been
+                # following still when we broadcast it (and then answered
+                # with its old leader).  Tell it now, rather than leave it to
+                # wait for the next re-broadcast; it takes the vote and says so.
+                self._send(frm, self._vote_msg(LOOKING))
             self.recv[frm] = v
             self._check_election()
         else:
