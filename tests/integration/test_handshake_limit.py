@@ -6,7 +6,6 @@ again.  On a unified port a plaintext client ends its count with its first
 byte."""
 
 import socket
-import ssl
 import time
 
 import pytest
@@ -23,19 +22,8 @@ def mntr(srv) -> dict:
 
 @pytest.fixture
 def tls(tmp_path):
-    ca = pki.CA()
-    key_store = pki.write_pem_key_store(tmp_path / "server.pem", ca.issue("zk-server"), ca)
-    trust_store = pki.write_pem_trust_store(tmp_path / "trust.pem", ca)
-    client = ca.issue("client")
-    (tmp_path / "client.crt").write_bytes(client.cert_pem())
-    (tmp_path / "client.key").write_bytes(client.key_pem())
-    (tmp_path / "ca.pem").write_bytes(ca.cert_pem())
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.load_verify_locations(str(tmp_path / "ca.pem"))
-    ctx.load_cert_chain(str(tmp_path / "client.crt"), str(tmp_path / "client.key"))
-    keys = {"serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory",
-            "ssl.keyStore.location": str(key_store), "ssl.trustStore.location": str(trust_store)}
+    keys, ctx = pki.mutual_tls(tmp_path)
+    keys["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
     return keys, ctx
 
 

@@ -8,7 +8,6 @@ process, so that the flooding threads of this process do not slow it down."""
 
 import contextlib
 import re
-import socket
 import struct
 import threading
 import time
@@ -18,10 +17,9 @@ from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 
 from tests.conftest import TARGET, run_server
-from zkpy.protocol.errors import Err
 from zkpy.protocol.opcodes import Op
 from zkpy.protocol.records import OPEN_ACL_UNSAFE, CreateRequest, PathWatchRequest
-from zkpy.rawclient import ConnectionClosed, RawClient
+from zkpy.rawclient import RawClient
 from zkpy.testing.apache import four_letter_word
 
 OPEN = list(OPEN_ACL_UNSAFE)
@@ -233,26 +231,14 @@ def test_a_tls_connection_is_paused_and_resumed(tmp_path):
     # Reading is paused and resumed through the TLS layer: with a limit of
     # 0 a pipelining client is read one request at a time, and every reply
     # still comes, in order.
-    import ssl
-
     from tests.support import pki
     from zkpy.testing import free_port
 
-    ca = pki.CA()
-    key_store = pki.write_pem_key_store(tmp_path / "server.pem", ca.issue("zk-server"), ca)
-    trust_store = pki.write_pem_trust_store(tmp_path / "trust.pem", ca)
-    client = ca.issue("client")
-    (tmp_path / "client.crt").write_bytes(client.cert_pem())
-    (tmp_path / "client.key").write_bytes(client.key_pem())
-    (tmp_path / "ca.pem").write_bytes(ca.cert_pem())
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.load_verify_locations(str(tmp_path / "ca.pem"))
-    ctx.load_cert_chain(str(tmp_path / "client.crt"), str(tmp_path / "client.key"))
+    keys, ctx = pki.mutual_tls(tmp_path)
     port = free_port()
     config = {"secureClientPort": port,
               "serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory",
-              "ssl.keyStore.location": key_store, "ssl.trustStore.location": trust_store,
+              **keys,
               "globalOutstandingLimit": 0}
     with run_server(config) as srv:
         with RawClient("127.0.0.1", port, ssl_context=ctx) as c:

@@ -15,6 +15,7 @@ import datetime
 import ipaddress
 import os
 import shutil
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,25 @@ def write_pem_key_store(path: Path, issued: Issued, ca: CA, password: str | None
 def write_pem_trust_store(path: Path, *cas: CA) -> Path:
     path.write_bytes(b"".join(c.cert_pem() for c in cas))
     return path
+
+
+def mutual_tls(directory: Path) -> tuple[dict, ssl.SSLContext]:
+    """A CA, a PEM key store and trust store for a server, and a client
+    context with a certificate of that CA: (the server's ssl.* keys, the
+    client's context)."""
+    ca = CA()
+    key_store = write_pem_key_store(directory / "server.pem", ca.issue("zk-server"), ca)
+    trust_store = write_pem_trust_store(directory / "trust.pem", ca)
+    client = ca.issue("client")
+    (directory / "client.crt").write_bytes(client.cert_pem())
+    (directory / "client.key").write_bytes(client.key_pem())
+    (directory / "ca.pem").write_bytes(ca.cert_pem())
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(str(directory / "ca.pem"))
+    ctx.load_cert_chain(str(directory / "client.crt"), str(directory / "client.key"))
+    return {"ssl.keyStore.location": str(key_store),
+            "ssl.trustStore.location": str(trust_store)}, ctx
 
 
 def _keytool(*args: str) -> None:

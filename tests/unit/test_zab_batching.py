@@ -4,10 +4,11 @@ zxid and a COMMIT every proposal up to its zxid, so a group commit costs one
 ACK per follower and one COMMIT per follower, not one per txn; observers still
 get every txn (INFORM)."""
 
+from tests.support.zab import establish_leader
 from zkpy.datatree.txn import Txn
 from zkpy.protocol.opcodes import Op
 from zkpy.zab.messages import (
-    DIFF, Ack, AckEpoch, Apply, CheckDigest, Commit, FollowerInfo, Inform, LeaderInfo, Log,
+    DIFF, Ack, AckEpoch, Apply, CheckDigest, Commit, FollowerInfo, Inform, LeaderInfo,
     NewLeader, Proposal, Send, Sync, UpToDate, Vote,
 )
 from zkpy.zab.peer import ESTABLISHED, FOLLOWING, LEADING, LOOKING, ZabPeer
@@ -29,26 +30,8 @@ def leader_of(voters=(1, 2, 3), observers=()):
     """Peer 3 elected and established, every other peer synced."""
     q = QuorumConfig.of(list(voters), list(observers))
     p = ZabPeer(3, q, now=0, tick_ms=TICK, init_limit=10, sync_limit=5)
-    p.start()
-    p.take()
-    for i in voters:
-        if i != 3:
-            p.receive(i, Vote(0, 0, 3, 1, LOOKING))
-    p.tick(1000)
-    assert p.role == LEADING
     others = [i for i in list(voters) + list(observers) if i != 3]
-    for i in others:
-        p.receive(i, FollowerInfo(0, 0, i in observers, 1))
-    for i in others:
-        p.receive(i, AckEpoch(0, 0))
-    for eff in p.take():
-        if type(eff) is Log:
-            p.logged(eff.txns[-1].zxid)
-    for i in others:
-        p.receive(i, Ack(make_zxid(1, 0)))
-    p.take()
-    assert p.phase == ESTABLISHED and p.serving
-    return p
+    return establish_leader(p, voters, others, observers)
 
 
 def follower_of_3():

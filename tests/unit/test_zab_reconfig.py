@@ -3,11 +3,12 @@ only by a quorum of the old and of the new configuration (and so is every
 proposal after it until then); a leader that leaves names the next one and
 commits nothing more; a learner takes the leader's view of what is pending."""
 
+from tests.support.zab import establish_leader
 from zkpy.datatree.txn import Txn
 from zkpy.protocol.opcodes import Op
 from zkpy.server.membership import read_config
 from zkpy.zab.messages import (
-    DIFF, Ack, AckEpoch, Commit, FollowerInfo, LeaderInfo, Log, NewLeader, Proposal,
+    DIFF, Ack, Commit, LeaderInfo, Log, NewLeader, Proposal,
     Reconfigured, Send, Sync, UpToDate, Vote,
 )
 from zkpy.zab.peer import ESTABLISHED, FOLLOWING, LEADING, LOOKING, ZabPeer
@@ -45,26 +46,7 @@ def peer(pid, voters, **kw):
 
 def leader(voters=(1, 2, 3), learners=(1, 2, 4, 5)):
     """Peer 3 leads voters in epoch 1; learners (voters or not) are synced."""
-    p = peer(3, voters)
-    p.start()
-    p.take()
-    for i in voters:
-        if i != 3:
-            p.receive(i, Vote(0, 0, 3, 1, LOOKING))
-    p.tick(1000)
-    assert p.role == LEADING
-    for i in learners:
-        p.receive(i, FollowerInfo(0, 0, False, 1))
-    for i in learners:
-        p.receive(i, AckEpoch(0, 0))
-    for eff in p.take():
-        if type(eff) is Log:
-            p.logged(eff.txns[-1].zxid)
-    for i in learners:
-        p.receive(i, Ack(make_zxid(1, 0)))
-    p.take()
-    assert p.phase == ESTABLISHED and p.serving
-    return p
+    return establish_leader(peer(3, voters), voters, learners)
 
 
 def propose(p, make, *args):
