@@ -146,6 +146,71 @@ def test_a_loaded_snapshot_has_the_same_digest():
     assert copy.digest == d.tree.digest == reference_digest(d.tree)
 
 
+def _stored_digest(blob):
+    """The digest field of a snapshot's body (after sessions, ACLs, count)."""
+    import msgpack
+    from zkpy.storage import snapshot
+    u = msgpack.Unpacker(raw=False, strict_map_key=False)
+    u.feed(blob[snapshot.HEADER.size:-snapshot.TRAILER.size])
+    return [u.unpack() for _ in range(4)][3]
+
+
+def _workload():
+    d = Driver()
+    for i in range(30):
+        d.create(f"/n{i}", bytes([i]) * i)
+        d.create(f"/n{i}/c", b"x")
+    for i in range(0, 30, 3):
+        d.apply(Op.SET_DATA, (f"/n{i}", b"changed", 1))
+    d.apply(Op.SET_DATA, ("/zookeeper", b"zk", 1))
+    return d
+
+
+def test_a_stable_snapshot_carries_the_digest_and_the_loader_takes_it(monkeypatch):
+    d = _workload()
+    blob = snapshot_bytes(d.tree, d.tree.last_zxid, stable=True)
+    assert _stored_digest(blob) == d.tree.digest_sum()
+
+    recount = tree_digest
+
+    def no_recount(nodes):
+        # (a new, empty tree computes its own: the root and /zookeeper's nodes)
+        assert len(nodes) < 10, "the digest was computed again"
+        return recount(nodes)
+    monkeypatch.setattr("zkpy.datatree.tree.tree_digest", no_recount)
+    copy = parse_snapshot(blob)
+    assert copy.digest == d.tree.digest == reference_digest(copy)
+
+
+def test_a_snapshot_of_a_changing_tree_has_no_digest_and_the_loader_computes_it():
+    d = _workload()
+    blob = snapshot_bytes(d.tree, d.tree.last_zxid)
+    assert _stored_digest(blob) is None
+    copy = parse_snapshot(blob)
+    assert copy.digest == d.tree.digest == reference_digest(copy)
+
+
+def test_a_snapshot_without_the_digest_off_stores_none():
+    d = Driver(DataTree(digest_enabled=False))
+    d.create("/a", b"1")
+    blob = snapshot_bytes(d.tree, d.tree.last_zxid, stable=True)
+    assert _stored_digest(blob) is None
+    assert parse_snapshot(blob).digest == reference_digest(d.tree)
+
+
+def test_the_stored_digest_is_not_used_when_nodes_are_left_out():
+    """A node whose parent is missing is dropped on load: the sum written
+    covered it, so the loader computes the digest of what it kept."""
+    d = _workload()
+    d.create("/n1/c/d", b"below")
+    del d.tree.nodes["/n1/c"]      # as a table taken between two states can be
+    blob = snapshot_bytes(d.tree, d.tree.last_zxid, stable=True)
+    assert _stored_digest(blob) == d.tree.digest_sum()
+    copy = parse_snapshot(blob)
+    assert "/n1/c/d" not in copy.nodes
+    assert copy.digest == reference_digest(copy) != d.tree.digest
+
+
 def test_digest_off():
     tree = DataTree(digest_enabled=False)
     assert tree.digest is None

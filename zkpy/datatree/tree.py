@@ -101,16 +101,25 @@ class DataTree:
             self._digest = 0
         self.digest_enabled = enabled
 
-    def loaded(self) -> None:
+    def digest_sum(self):
+        """The digest as the tree keeps it (a non-negative sum), for a
+        snapshot of this tree as it stands; None when the digest is off."""
+        return self._digest if self.digest_enabled else None
+
+    def loaded(self, digest=None) -> None:
         """For loaders that filled self.nodes directly (snapshots): find the
         quota roots and recount their stats, as ZooKeeper's setupQuota does
-        after reading a snapshot, and compute the digest from scratch."""
+        after reading a snapshot, and take the digest (digest_sum() of the
+        tree the nodes came from) or compute it from scratch."""
         self._pcrc_node = None
         self._quota_stats.clear()
         self.quota.clear()
         self._setup_quota()
         self.digest_log.clear()
-        self._digest = tree_digest(self.nodes) if self.digest_enabled else 0
+        if not self.digest_enabled:
+            self._digest = 0
+        else:
+            self._digest = digest if digest is not None else tree_digest(self.nodes)
 
     def _parent_crc(self, path, node) -> int:
         """The CRC of a parent's path and data, kept for the last parent asked
@@ -131,11 +140,16 @@ class DataTree:
     # --- helpers -----------------------------------------------------------------
 
     def intern_acl(self, acl) -> tuple:
-        """One shared tuple per distinct ACL (many nodes share a few ACLs)."""
-        if type(acl) is tuple:
-            hit = self._acl_cache.get(acl)
-            if hit is not None:
-                return hit
+        """One shared tuple per distinct ACL (many nodes share a few ACLs).
+        An ACL entry is a NamedTuple, equal to the plain tuple of its values
+        and hashed alike: the lists a decoded txn carries are looked up as
+        tuples, without making ACL objects that are then thrown away."""
+        try:
+            hit = self._acl_cache.get(acl if type(acl) is tuple else tuple(map(tuple, acl)))
+        except TypeError:    # a tuple of lists
+            hit = None
+        if hit is not None:
+            return hit
         key = tuple(ACL(*a) for a in acl)
         return self._acl_cache.setdefault(key, key)
 

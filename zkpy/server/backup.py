@@ -67,7 +67,7 @@ async def take_snapshot(server) -> tuple:
     done = loop.create_future()
 
     def make():
-        return snapshot_bytes(tree, zxid)
+        return snapshot_bytes(tree, zxid, stable=True)
 
     def finished(blob):
         if not done.done():
@@ -110,7 +110,7 @@ async def restore(server, blob: bytes, drain_timeout_s: float = 30.0) -> int:
         snap_dir = figures.snap_dir(server)
 
         def persist():
-            path = write_snapshot_bytes(snapshot_bytes(tree, zxid), zxid, snap_dir)
+            path = write_snapshot_bytes(snapshot_bytes(tree, zxid, stable=True), zxid, snap_dir)
             fsync_dir(snap_dir)
             return path
         path = await loop.run_in_executor(None, persist)

@@ -324,7 +324,7 @@ class QuorumPeer:
 
             def make():
                 return encode(Sync(msg.kind, msg.zxid, msg.txns, msg.settled,
-                                   snapshot_bytes(tree, zxid)))
+                                   snapshot_bytes(tree, zxid, stable=True)))
         else:
             log.info("peer %d: syncing peer %d by %s with %d txns", self.my_id, to, msg.kind,
                      len(msg.txns))

@@ -34,7 +34,6 @@ from ..protocol.jute import INT_INT
 from ..protocol.opcodes import Op
 from ..security.tls_layer import TlsLayer
 from .handshake_limit import limited
-from ..security.x509 import handshake_outcome
 from . import replies
 from .connection import ClientConnection
 
@@ -151,6 +150,9 @@ def secure_connection(server, loop, conn_class, first_bytes: bytes = b"") -> Tls
     """The protocol of a socket that speaks TLS to the client port."""
 
     handshakes = server.tls_handshakes
+    # Here, not at the top: the x509 module loads cryptography's, about 20 ms
+    # of every start, and only a TLS connection needs it.
+    from ..security.x509 import handshake_outcome
 
     def on_secure(layer):
         if handshakes.enabled:

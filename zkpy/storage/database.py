@@ -229,7 +229,7 @@ class DurableLog:
             code = 1
             try:
                 close_inherited_fds()
-                write_snapshot(self.tree, zxid, self.snap_dir)
+                write_snapshot(self.tree, zxid, self.snap_dir, stable=True)
                 code = 0
             finally:
                 os._exit(code)

@@ -296,7 +296,7 @@ def cmd_import_zookeeper(args, out) -> int:
         print("no ZooKeeper snapshot: replaying the logs from the start", file=out)
     print(f"replayed {result.txns_applied} txns from {len(result.logs)} log file(s)", file=out)
     os.makedirs(dest_dir, exist_ok=True)
-    written = write_snapshot(tree, tree.last_zxid, dest_dir)
+    written = write_snapshot(tree, tree.last_zxid, dest_dir, stable=True)
     # Read it back the way zkpy-server will.
     check = restore(dest_dir, dest_dir, repair=False)
     if check.last_zxid != tree.last_zxid or check.node_count() != tree.node_count():
