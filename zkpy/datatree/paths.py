@@ -12,18 +12,23 @@ SYSTEM_PATHS = frozenset({"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/con
 
 
 def is_valid_path(path) -> bool:
+    # Every write checks its path: the usual path is tested with a few
+    # substring and str methods (C loops) before any regex or split.
     if not path or path[0] != "/":
         return False
     if len(path) == 1:
         return True
-    if path[-1] == "/":
-        return False
-    if _BAD_CHARS.search(path):
-        return False
-    for part in path[1:].split("/"):
-        if part == "" or part == "." or part == "..":
-            return False
-    return True
+    if path[-1] == "/" or "//" in path:
+        return False    # an empty name
+    if "/." in path:    # a name "." or ".." (other names may start with a dot)
+        for part in path[1:].split("/"):
+            if part == "." or part == "..":
+                return False
+    if path.isascii():
+        # Of ASCII, the controls (0-31, 127) are what _BAD_CHARS refuses,
+        # and exactly what isprintable() does not accept.
+        return path.isprintable()
+    return _BAD_CHARS.search(path) is None
 
 
 def validate_path(path) -> None:

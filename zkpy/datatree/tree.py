@@ -36,6 +36,7 @@ log = logging.getLogger("zkpy.datatree")
 _CREATED = EventType.NODE_CREATED
 _DELETED = EventType.NODE_DELETED
 _CHANGED = EventType.NODE_DATA_CHANGED
+_MULTI = Op.MULTI
 _CHILDREN = EventType.NODE_CHILDREN_CHANGED
 
 
@@ -204,7 +205,20 @@ class DataTree:
         hold some effects of the txns replayed after it: a create of a node that
         exists, or a change to a node that no longer exists, is then skipped
         (every txn carries absolute values, so the rest converges)."""
-        result = self._replay(txn) if replay else self._apply_txn(txn)
+        if replay:
+            result = self._replay(txn)
+        else:
+            # _apply_txn, inline: once per write on the hot path.
+            events = []
+            t = txn.type
+            if t == _MULTI:
+                result = [self._apply_op(txn, op_type, body, events)
+                          for op_type, body in txn.body[0]]
+            else:
+                result = self._apply_op(txn, t, txn.body, events)
+            if txn.zxid > self.last_zxid:
+                self.last_zxid = txn.zxid
+            result = (result, events)
         if not txn.zxid & _DIGEST_LOG_MASK:
             # DataTree.logZxidDigest: also for replayed txns (as ZooKeeper does
             # when its snapshot holds no digest: zkpy's never do), and with the

@@ -14,6 +14,8 @@ STANDARD = 1
 PERSISTENT = 2
 RECURSIVE = 4
 
+_NONE = ()   # trigger's answer when no one watches
+
 
 class WatchManager:
     __slots__ = ("data", "child", "by_watcher", "recursive_count")
@@ -117,12 +119,18 @@ class WatchManager:
     # --- firing -----------------------------------------------------------------
 
     def trigger(self, path, event_type) -> list:
-        """Watchers to tell about event_type on path, each once, consuming
-        one-shot watches.  The caller sends the events."""
-        fired = {}
+        """Watchers to tell about event_type on path (a sequence), each once,
+        consuming one-shot watches.  The caller sends the events."""
         if event_type == EventType.NODE_CHILDREN_CHANGED:
+            if path not in self.child:
+                return _NONE   # the usual case of a write: nobody watches
+            fired = {}
             self._fire_exact(self.child, True, path, fired)
             return list(fired)
+        if not self.recursive_count and path not in self.data and (
+                event_type != EventType.NODE_DELETED or path not in self.child):
+            return _NONE
+        fired = {}
         self._fire_exact(self.data, False, path, fired)
         if event_type == EventType.NODE_DELETED:
             self._fire_exact(self.child, True, path, fired)

@@ -1,6 +1,8 @@
 """Encoding of reply frames: a ReplyHeader and, on success, the response record.
 Hot path: precompiled structs, one bytes object per frame."""
 
+import struct
+
 from ..protocol.jute import INT, REPLY_HEADER, STAT, Writer
 from ..protocol.opcodes import KeeperState, Op, Xid
 from ..protocol.records import write_acls
@@ -8,6 +10,11 @@ from ..protocol.records import write_acls
 _pack_int = INT.pack
 _pack_header = REPLY_HEADER.pack
 _pack_stat = STAT.pack
+# A whole frame whose body is a Stat (setData, setACL): length, ReplyHeader
+# and Stat in one pack, the reply of every setData.
+_STAT_REPLY = struct.Struct(">i" + REPLY_HEADER.format.lstrip(">") + STAT.format.lstrip(">"))
+_STAT_REPLY_LENGTH = REPLY_HEADER.size + STAT.size
+_pack_stat_reply = _STAT_REPLY.pack
 
 NOTIFICATION_ZXID = -1  # ZooKeeper 3.8 sends -1 in the header of a watch event
 
@@ -49,6 +56,11 @@ def encode_strings(items) -> bytes:
 
 def stat_body(stat) -> bytes:
     return _pack_stat(*stat)
+
+
+def stat_reply(xid: int, zxid: int, stat) -> bytes:
+    """with_body(xid, zxid, stat_body(stat)), packed at once."""
+    return _pack_stat_reply(_STAT_REPLY_LENGTH, xid, zxid, 0, *stat)
 
 
 def get_data_body(data, stat) -> bytes:

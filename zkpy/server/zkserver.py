@@ -286,6 +286,11 @@ class ZooKeeperServer:
         that the client goes back to the server that owns the session."""
         xid, zxid = request.xid, txn.zxid
         t = txn.type
+        if t == Op.SET_DATA or t == Op.SET_ACL:
+            return replies.stat_reply(xid, zxid, result)
+        if t in CREATE_OPS:
+            path, stat = result
+            return replies.with_body(xid, zxid, replies.create_body(request.op, path, stat))
         if t == Op.ERROR:
             if txn.body[0] == Err.SESSION_MOVED:
                 return replies.CLOSE
@@ -294,11 +299,6 @@ class ZooKeeperServer:
             if _moved_in_multi(txn):
                 return replies.CLOSE
             return replies.with_body(xid, zxid, self._multi_body(txn, result))
-        if t in CREATE_OPS:
-            path, stat = result
-            return replies.with_body(xid, zxid, replies.create_body(request.op, path, stat))
-        if t == Op.SET_DATA or t == Op.SET_ACL:
-            return replies.with_body(xid, zxid, replies.stat_body(result))
         if t == Op.RECONFIG:
             # GetDataResponse: the new membership and /zookeeper/config's Stat.
             return replies.with_body(xid, zxid, replies.get_data_body(txn.body[1], result))
