@@ -30,12 +30,24 @@ def read_acl(r: Reader) -> ACL:
 # every create.  The cached lists are shared, so no consumer may change them.
 _ACLS: dict = {}
 _ACLS_MAX = 1024
+_last_acls = None   # (encoding, vector) of the last vector read_acls decoded or found
 _unpack_int = INT.unpack_from
 
 
 def read_acls(r: Reader):
     """A vector of ACL (None for a null vector), decoded once per distinct encoding."""
+    global _last_acls
     buf, start = r.buf, r.pos
+    # Most creates carry the ACL the one before carried: its encoding is
+    # compared in place first (a whole encoded vector delimits itself, so
+    # bytes that match it are that vector).
+    last = _last_acls
+    if last is not None:
+        key, acls = last
+        end = start + len(key)
+        if buf[start:end] == key:
+            r.pos = end
+            return acls
     end = _acls_end(buf, start, r.end)
     if end < 0:
         return r.vector(read_acl)  # unusual: let the reader report what is wrong
@@ -47,6 +59,7 @@ def read_acls(r: Reader):
             _ACLS[key] = acls
     else:
         r.pos = end
+    _last_acls = (key, acls)
     return acls
 
 
