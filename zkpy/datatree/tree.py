@@ -360,9 +360,11 @@ class DataTree:
 
     def create_node(self, zxid, time, body, events):
         path, data, acl, owner, parent_creates = body
-        parent_path, name = split_path(path)
-        parent = self.nodes.get(parent_path)
-        if parent is None or path in self.nodes:
+        i = path.rfind("/")     # split_path, inline: the name is seldom needed
+        parent_path = path[:i] if i > 0 else "/"
+        nodes = self.nodes
+        parent = nodes.get(parent_path)
+        if parent is None or path in nodes:
             # Only a replay over a fuzzy snapshot meets this; the node is in it.
             if parent is not None:
                 before = node_digest(parent_path, parent) if self.digest_enabled else 0
@@ -381,7 +383,7 @@ class DataTree:
             time = self._time
         else:
             self._time = time
-        node = self._new_node(data, acl, zxid, time, owner)
+        node = ZNode(data, self.intern_acl(acl), zxid, time, owner)
         digest = self.digest_enabled
         if digest:
             # Inline (the hot path): the parent's path and data stay, so one
@@ -396,7 +398,15 @@ class DataTree:
                     pcrc = self._parent_crc(parent_path, p)
                 before = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
                                       p.version, p.creates, p.aversion, p.owner), pcrc)
-        self.link(path, node, parent, name)
+        # link(), inline
+        nodes[path] = node
+        children = parent.children
+        if children:
+            children.add(path)
+        else:
+            parent.children = {path}  # its first child (see znode.NO_CHILDREN)
+        if owner:
+            self.file_by_owner(path, owner)
         parent.creates = parent_creates
         if zxid > parent.pzxid:
             parent.pzxid = zxid
@@ -415,7 +425,7 @@ class DataTree:
             self._digest += change
         stat = node.stat()
         if self._quota_roots or parent_path.startswith(_QUOTA_ZOOKEEPER):
-            self._quota_created(parent_path, name, path, data)
+            self._quota_created(parent_path, path[i + 1:], path, data)
         events.append((_CREATED, path, node.acl))
         events.append((_CHILDREN, parent_path, parent.acl))
         return path, stat

@@ -178,7 +178,8 @@ class Prep:
         if path is None or "/" not in path or "\0" in path:
             raise KeeperError(Err.BAD_ARGUMENTS)
         acl = fixup_acl(req.acl, auth_ids, self.providers)
-        parent_path, _ = split_path(path)
+        i = path.rfind("/")     # split_path's parent, inline
+        parent_path = path[:i] if i > 0 else "/"
         parent = self._get(parent_path, overlay)
         if parent is None:
             raise KeeperError(Err.NO_NODE)
