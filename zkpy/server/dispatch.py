@@ -34,7 +34,7 @@ from ..protocol.opcodes import Op, WRITE_OPS, Xid
 from ..protocol.records import REQUEST_DECODERS
 from . import replies
 from .auth import authenticate
-from .reads import READ_HANDLERS
+from .reads import READ_HANDLERS, get_data_reply
 from .request import CLOSED, Request
 
 log = logging.getLogger("zkpy.server")
@@ -43,6 +43,7 @@ _unpack_header = INT_INT.unpack_from
 _header_only = replies.header_only
 _with_body = replies.with_body
 _CLOSE = replies.CLOSE
+_GET_DATA = Op.GET_DATA
 
 
 class RequestDispatch:
@@ -151,6 +152,12 @@ class RequestDispatch:
         if req.decode_error is not None:
             # MarshallingError, or Throttled for a request the RequestThrottler held too long
             return _header_only(xid, zxid, req.decode_error.code)
+        if op == _GET_DATA:
+            # The most frequent request: its reply frame is packed at once.
+            try:
+                return get_data_reply(server, self, req.record, xid, zxid)
+            except KeeperError as e:
+                return _header_only(xid, zxid, e.code)
         if op == Op.PING:
             return _header_only(Xid.PING, zxid, 0)
         handler = READ_HANDLERS.get(op)

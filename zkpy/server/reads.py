@@ -34,6 +34,14 @@ def get_data(server, conn, req):
     return replies.get_data_body(node.data, node.stat())
 
 
+def get_data_reply(server, conn, req, xid, zxid) -> bytes:
+    """get_data's whole reply frame (see RequestDispatch._evaluate)."""
+    node = _node_for_read(server, conn, req.path)
+    if req.watch:
+        server.watches.add_data_watch(req.path, conn)
+    return replies.get_data_reply(xid, zxid, node.data, node.stat())
+
+
 def exists(server, conn, req):
     path = req.path
     if path is None or "\0" in path:

@@ -15,6 +15,10 @@ _pack_stat = STAT.pack
 _STAT_REPLY = struct.Struct(">i" + REPLY_HEADER.format.lstrip(">") + STAT.format.lstrip(">"))
 _STAT_REPLY_LENGTH = REPLY_HEADER.size + STAT.size
 _pack_stat_reply = _STAT_REPLY.pack
+# A getData reply up to its data: length, ReplyHeader, data length.
+_GET_DATA_HEAD = struct.Struct(">i" + REPLY_HEADER.format.lstrip(">") + "i")
+_GET_DATA_LENGTH = REPLY_HEADER.size + 4 + STAT.size   # and the data's
+_pack_get_data_head = _GET_DATA_HEAD.pack
 
 NOTIFICATION_ZXID = -1  # ZooKeeper 3.8 sends -1 in the header of a watch event
 
@@ -61,6 +65,15 @@ def stat_body(stat) -> bytes:
 def stat_reply(xid: int, zxid: int, stat) -> bytes:
     """with_body(xid, zxid, stat_body(stat)), packed at once."""
     return _pack_stat_reply(_STAT_REPLY_LENGTH, xid, zxid, 0, *stat)
+
+
+def get_data_reply(xid: int, zxid: int, data, stat) -> bytes:
+    """with_body(xid, zxid, get_data_body(data, stat)) in two packs: the
+    reply to the most frequent request."""
+    if data is None:
+        return _pack_get_data_head(_GET_DATA_LENGTH, xid, zxid, 0, -1) + _pack_stat(*stat)
+    return (_pack_get_data_head(_GET_DATA_LENGTH + len(data), xid, zxid, 0, len(data))
+            + data + _pack_stat(*stat))
 
 
 def get_data_body(data, stat) -> bytes:
