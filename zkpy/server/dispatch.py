@@ -73,7 +73,8 @@ class RequestDispatch:
         if decoder is None:
             self._unknown_request(xid, op, received)
             return False
-        if op not in WRITE_OPS and op != Op.AUTH and op != Op.SASL and role.refuses_read(self):
+        if role.checks_reads and op not in WRITE_OPS and op != Op.AUTH and op != Op.SASL \
+                and role.refuses_read(self):
             # The session has moved to another server: this connection is
             # closed, without a reply, once the replies before this request
             # are out.  Requests that came in the same batch still go through

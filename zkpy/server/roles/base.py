@@ -57,6 +57,10 @@ class Role:
         """A client of this server showed signs of life; False if its session is gone."""
         return self.server.sessions.touch(sid, now_ms, timeout)
 
+    # Whether refuses_read can ever say yes: dispatch asks it of every read
+    # only where it can.
+    checks_reads = False
+
     def refuses_read(self, conn) -> bool:
         """Must conn be closed instead of answered (its session moved away)?"""
         return False

@@ -73,6 +73,8 @@ class LeaderRole(EnsembleRole):
         if self.server.resume_session_here(conn, sid, timeout):
             self.server.sessions.set_owner(sid, self.my_id)   # it is ours now
 
+    checks_reads = True
+
     def refuses_read(self, conn) -> bool:
         # Writes are checked in prep; every other request here.
         return not self.server.sessions.check_owner(conn.session_id, self.my_id)
