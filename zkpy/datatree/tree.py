@@ -282,9 +282,14 @@ class DataTree:
             if digest:
                 n = node
                 pcrc = _crc32(path.encode()) if path != "/" else 0
-                fields = (n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.version, n.creates,
-                          n.aversion, n.owner)
-                before = _crc32(_pack(*fields), _crc32(old, pcrc) if old else pcrc)
+                czxid = n.czxid
+                pzxid = n.pzxid
+                ctime = n.ctime
+                creates = n.creates
+                aversion = n.aversion
+                owner = n.owner
+                before = _crc32(_pack(czxid, n.mzxid, pzxid, ctime, n.mtime, n.version, creates,
+                                      aversion, owner), _crc32(old, pcrc) if old else pcrc)
             node.data = data
             node.version = version
             node.mzxid = zxid = txn.zxid
@@ -297,8 +302,7 @@ class DataTree:
             if digest:
                 # Of the Stat only mzxid, mtime and version change.
                 self._digest += _crc32(
-                    _pack(fields[0], zxid, fields[2], fields[3], time, version, fields[6],
-                          fields[7], fields[8]),
+                    _pack(czxid, zxid, pzxid, ctime, time, version, creates, aversion, owner),
                     _crc32(data, pcrc) if data else pcrc) - before
             stat = node.stat()
             if self._quota_roots:

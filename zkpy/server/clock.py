@@ -14,12 +14,12 @@ class Clock:
     @staticmethod
     def now_ms() -> int:
         """Monotonic milliseconds (never goes back; unrelated to the date)."""
-        return int(time.monotonic() * 1000)
+        return time.monotonic_ns() // 1_000_000   # (an int throughout: cheaper than a float)
 
     @staticmethod
     def wall_ms() -> int:
         """Milliseconds since the epoch, as System.currentTimeMillis()."""
-        return int(time.time() * 1000)
+        return time.time_ns() // 1_000_000
 
 
 REAL_CLOCK = Clock()
