@@ -159,8 +159,11 @@ class ZooKeeperServer:
         txn = Txn(session_id, cxid, zxid, self.clock.wall_ms(), txn_type, body)
         if waiter is not None:
             # Keyed by (session, cxid): a follower learns a txn's zxid only
-            # when the leader's commit reaches it.
-            self.expect_reply((session_id, cxid), waiter)
+            # when the leader's commit reaches it.  (expect_reply, inline
+            # for the usual case: nothing waits on the key yet.)
+            key = (session_id, cxid)
+            if self.waiting.setdefault(key, waiter) is not waiter:
+                self.expect_reply(key, waiter)
         self.log.append(txn, self.apply)
         return txn
 
@@ -252,7 +255,15 @@ class ZooKeeperServer:
             self.sessions.add(txn.session_id, txn.body[0], self.clock.now_ms())
         if events:
             self.deliver(events)
-        waiter = self.take_waiter((txn.session_id, txn.cxid))
+        # take_waiter, inline (once per txn): one dict operation when, as
+        # usual, one request waits on the key.
+        key = (txn.session_id, txn.cxid)
+        waiter = self.waiting.pop(key, None)
+        if type(waiter) is collections.deque:
+            first = waiter.popleft()
+            if waiter:
+                self.waiting[key] = waiter
+            waiter = first
         if self.audit is not None:
             self.audit.applied(txn, result, events, waiter)
         if waiter is not None:
