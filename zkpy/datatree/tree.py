@@ -21,7 +21,7 @@ from ..protocol.records import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 from . import quota as _quota
 from .digest import (DIGEST_LOG_INTERVAL, EXCLUDED_PREFIX, STAT_PACK as _pack, DigestLog,
                      node_digest, to_long, tree_digest)
-from .paths import split_path
+from .paths import parent_of, split_path
 from .txn import Txn, owner_kind
 from .znode import ZNode
 
@@ -36,7 +36,6 @@ log = logging.getLogger("zkpy.datatree")
 _CREATED = EventType.NODE_CREATED
 _DELETED = EventType.NODE_DELETED
 _CHANGED = EventType.NODE_DATA_CHANGED
-_MULTI = Op.MULTI
 _CHILDREN = EventType.NODE_CHILDREN_CHANGED
 
 
@@ -205,20 +204,7 @@ class DataTree:
         hold some effects of the txns replayed after it: a create of a node that
         exists, or a change to a node that no longer exists, is then skipped
         (every txn carries absolute values, so the rest converges)."""
-        if replay:
-            result = self._replay(txn)
-        else:
-            # _apply_txn, inline: once per write on the hot path.
-            events = []
-            t = txn.type
-            if t == _MULTI:
-                result = [self._apply_op(txn, op_type, body, events)
-                          for op_type, body in txn.body[0]]
-            else:
-                result = self._apply_op(txn, t, txn.body, events)
-            if txn.zxid > self.last_zxid:
-                self.last_zxid = txn.zxid
-            result = (result, events)
+        result = self._replay(txn) if replay else self._apply_txn(txn)
         if not txn.zxid & _DIGEST_LOG_MASK:
             # DataTree.logZxidDigest: also for replayed txns (as ZooKeeper does
             # when its snapshot holds no digest: zkpy's never do), and with the
@@ -340,7 +326,7 @@ class DataTree:
             return None
         raise ValueError(f"unknown txn type {t}")
 
-    def link(self, path, node, parent, name) -> None:
+    def link(self, path, node, parent) -> None:
         """Put node into the tree under parent, filed by its kind (used by
         create and by the snapshot loaders)."""
         self.nodes[path] = node
@@ -364,11 +350,9 @@ class DataTree:
 
     def create_node(self, zxid, time, body, events):
         path, data, acl, owner, parent_creates = body
-        i = path.rfind("/")     # split_path, inline: the name is seldom needed
-        parent_path = path[:i] if i > 0 else "/"
-        nodes = self.nodes
-        parent = nodes.get(parent_path)
-        if parent is None or path in nodes:
+        parent_path = parent_of(path)   # (the name is seldom needed: see the quota below)
+        parent = self.nodes.get(parent_path)
+        if parent is None or path in self.nodes:
             # Only a replay over a fuzzy snapshot meets this; the node is in it.
             if parent is not None:
                 before = node_digest(parent_path, parent) if self.digest_enabled else 0
@@ -387,7 +371,7 @@ class DataTree:
             time = self._time
         else:
             self._time = time
-        node = ZNode(data, self.intern_acl(acl), zxid, time, owner)
+        node = self._new_node(data, acl, zxid, time, owner)
         digest = self.digest_enabled
         if digest:
             # Inline (the hot path): the parent's path and data stay, so one
@@ -402,15 +386,7 @@ class DataTree:
                     pcrc = self._parent_crc(parent_path, p)
                 before = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
                                       p.version, p.creates, p.aversion, p.owner), pcrc)
-        # link(), inline
-        nodes[path] = node
-        children = parent.children
-        if children:
-            children.add(path)
-        else:
-            parent.children = {path}  # its first child (see znode.NO_CHILDREN)
-        if owner:
-            self.file_by_owner(path, owner)
+        self.link(path, node, parent)
         parent.creates = parent_creates
         if zxid > parent.pzxid:
             parent.pzxid = zxid
@@ -429,7 +405,7 @@ class DataTree:
             self._digest += change
         stat = node.stat()
         if self._quota_roots or parent_path.startswith(_QUOTA_ZOOKEEPER):
-            self._quota_created(parent_path, path[i + 1:], path, data)
+            self._quota_created(parent_path, split_path(path)[1], path, data)
         events.append((_CREATED, path, node.acl))
         events.append((_CHILDREN, parent_path, parent.acl))
         return path, stat

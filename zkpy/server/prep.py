@@ -11,7 +11,7 @@ private overlay of those changes, which is merged only if every op passes."""
 import collections
 
 from ..datatree.acl import check_acl, fixup_acl
-from ..datatree.paths import SYSTEM_PATHS, split_path, validate_path
+from ..datatree.paths import SYSTEM_PATHS, parent_of, split_path, validate_path
 from ..datatree.txn import CONTAINER_OWNER, MAX_TTL, owner_kind, ttl_owner
 from ..protocol.errors import Err, KeeperError, MarshallingError
 from ..protocol.opcodes import CREATE_OPS, CreateMode, Op, Perms
@@ -178,8 +178,7 @@ class Prep:
         if path is None or "/" not in path or "\0" in path:
             raise KeeperError(Err.BAD_ARGUMENTS)
         acl = fixup_acl(req.acl, auth_ids, self.providers)
-        i = path.rfind("/")     # split_path's parent, inline
-        parent_path = path[:i] if i > 0 else "/"
+        parent_path = parent_of(path)
         parent = self._get(parent_path, overlay)
         if parent is None:
             raise KeeperError(Err.NO_NODE)

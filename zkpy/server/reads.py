@@ -27,18 +27,22 @@ def _node_for_read(server, conn, path):
     return node
 
 
-def get_data(server, conn, req):
+def _read_data(server, conn, req):
+    """The node a getData reads, its data watch registered."""
     node = _node_for_read(server, conn, req.path)
     if req.watch:
         server.watches.add_data_watch(req.path, conn)
+    return node
+
+
+def get_data(server, conn, req):
+    node = _read_data(server, conn, req)
     return replies.get_data_body(node.data, node.stat())
 
 
 def get_data_reply(server, conn, req, xid, zxid) -> bytes:
     """get_data's whole reply frame (see RequestDispatch._evaluate)."""
-    node = _node_for_read(server, conn, req.path)
-    if req.watch:
-        server.watches.add_data_watch(req.path, conn)
+    node = _read_data(server, conn, req)
     return replies.get_data_reply(xid, zxid, node.data, node.stat())
 
 

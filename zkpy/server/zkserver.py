@@ -159,37 +159,33 @@ class ZooKeeperServer:
         txn = Txn(session_id, cxid, zxid, self.clock.wall_ms(), txn_type, body)
         if waiter is not None:
             # Keyed by (session, cxid): a follower learns a txn's zxid only
-            # when the leader's commit reaches it.  (expect_reply, inline
-            # for the usual case: nothing waits on the key yet.)
-            key = (session_id, cxid)
-            if self.waiting.setdefault(key, waiter) is not waiter:
-                self.expect_reply(key, waiter)
+            # when the leader's commit reaches it.
+            self.expect_reply((session_id, cxid), waiter)
         self.log.append(txn, self.apply)
         return txn
 
     def expect_reply(self, key, request):
         """Remember that request waits for the txn keyed (session id, cxid).
         Usually one request per key; a client that reuses an xid makes a FIFO."""
-        waiting = self.waiting
-        other = waiting.get(key)
-        if other is None:
-            waiting[key] = request
-        elif type(other) is collections.deque:
+        # One dict operation in the usual case (once per write).
+        other = self.waiting.setdefault(key, request)
+        if other is request:
+            return
+        if type(other) is collections.deque:
             other.append(request)
         else:
-            waiting[key] = collections.deque((other, request))
+            self.waiting[key] = collections.deque((other, request))
 
     def take_waiter(self, key):
         """The oldest request waiting on key (txns of a session apply in order)."""
-        waiters = self.waiting.get(key)
-        if waiters is None:
-            return None
+        # One dict operation in the usual case (once per txn): the only
+        # request waiting is popped with its key.
+        waiters = self.waiting.pop(key, None)
         if type(waiters) is not collections.deque:
-            del self.waiting[key]
             return waiters
         request = waiters.popleft()
-        if not waiters:
-            del self.waiting[key]
+        if waiters:
+            self.waiting[key] = waiters
         return request
 
     def prep_and_log(self, request, reply=True, owner=None):
@@ -255,15 +251,7 @@ class ZooKeeperServer:
             self.sessions.add(txn.session_id, txn.body[0], self.clock.now_ms())
         if events:
             self.deliver(events)
-        # take_waiter, inline (once per txn): one dict operation when, as
-        # usual, one request waits on the key.
-        key = (txn.session_id, txn.cxid)
-        waiter = self.waiting.pop(key, None)
-        if type(waiter) is collections.deque:
-            first = waiter.popleft()
-            if waiter:
-                self.waiting[key] = waiter
-            waiter = first
+        waiter = self.take_waiter((txn.session_id, txn.cxid))
         if self.audit is not None:
             self.audit.applied(txn, result, events, waiter)
         if waiter is not None:

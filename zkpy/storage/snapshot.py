@@ -41,7 +41,7 @@ import msgpack
 
 from ..datatree.tree import DataTree
 from ..datatree.znode import NO_CHILDREN, ZNode
-from ..datatree.paths import split_path
+from ..datatree.paths import parent_of
 from .files import write_atomically
 from .txnlog import list_by_zxid
 
@@ -366,8 +366,8 @@ def _read_nodes_v1(tree, unpacker, acls, count) -> None:
     for path in sorted(nodes, key=lambda p: p.count("/")):
         if path == "/":
             continue
-        parent_path, name = split_path(path)
+        parent_path = parent_of(path)
         parent = tree.nodes.get(parent_path)
         if parent is None:
             continue
-        tree.link(path, nodes[path], parent, name)
+        tree.link(path, nodes[path], parent)

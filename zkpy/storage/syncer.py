@@ -18,16 +18,12 @@ import logging
 import os
 import threading
 import time
-import zlib
 
 from .fsyncer import FsyncHelper
 from .files import fsync_dir
-from .txnlog import RECORD, LogFile, log_file_name
+from .txnlog import LogFile, encode_txn, log_file_name
 
 log = logging.getLogger("zkpy.storage")
-
-_pack_record = RECORD.pack
-_crc32 = zlib.crc32
 
 
 class TxnLogSyncer:
@@ -85,8 +81,7 @@ class TxnLogSyncer:
         Returns the size of its record."""
         if self.failed is not None:
             raise self.failed
-        payload = txn.packed()   # encode_txn, inline: once per write
-        record = _pack_record(len(payload), _crc32(payload)) + payload
+        record = encode_txn(txn)
         self.gathering.append((record, txn, on_logged))
         if not self.flush_scheduled:
             self.flush_scheduled = True

@@ -44,7 +44,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from ..datatree.paths import split_path
+from ..datatree.paths import parent_of, split_path
 from ..datatree.tree import DataTree
 from ..datatree.txn import CONTAINER_OWNER, Txn, ttl_owner
 from ..datatree.znode import ZNode
@@ -656,12 +656,12 @@ def snapshot_to_tree(snap: ZkSnapshot) -> DataTree:
         path = zn.path
         if path == "":
             continue
-        parent_path, name = split_path(path)
+        parent_path = parent_of(path)
         parent = tree.nodes.get(parent_path)
         if parent is None:
             raise ZooKeeperFormatError(f"{snap.path}: invalid data tree: no parent "
                                        f"{parent_path} for {path}")
-        tree.link(path, nodes[path], parent, name)
+        tree.link(path, nodes[path], parent)
     tree.last_zxid = snap.zxid
     tree.loaded()   # quota roots and stats (DataTree.setupQuota), the digest
     return tree
