@@ -63,14 +63,20 @@ def run_syncer_with_limit(log_dir, txns, limit):
     return asyncio.run(main())
 
 
-@pytest.mark.parametrize("limit_kb", [8, 32])
-def test_snapshots_by_logged_bytes(tmp_path, limit_kb):
-    # snapCount far beyond the run: every snapshot is the size limit's.
+def _run_with_snap_size_limit(tmp_path, limit_kb):
+    """A workload through a DurableLog with snapSizeLimitInKb=limit_kb and a
+    snapCount far beyond the run: every snapshot is the size limit's.
+    (workload, snapshot dir, log dir)."""
     d = random_workload(random.Random(3), 900)
     config = ServerConfig(data_dir=tmp_path / "data", snap_count=1_000_000,
                           snap_size_limit_kb=limit_kb, pre_alloc_size_kb=8)
     run_durable(config, d.txns)
-    snap_dir, log_dir = dirs(config)
+    return (d, *dirs(config))
+
+
+@pytest.mark.parametrize("limit_kb", [8, 32])
+def test_snapshots_by_logged_bytes(tmp_path, limit_kb):
+    d, snap_dir, log_dir = _run_with_snap_size_limit(tmp_path, limit_kb)
     total = record_bytes(d.txns)
     limit = limit_kb * 1024
     snaps = len(list_snapshots(snap_dir))
@@ -84,11 +90,7 @@ def test_snapshots_by_logged_bytes(tmp_path, limit_kb):
 
 @pytest.mark.parametrize("limit_kb", [0, -1])
 def test_no_snapshots_by_size_when_the_limit_is_off(tmp_path, limit_kb):
-    d = random_workload(random.Random(3), 900)
-    config = ServerConfig(data_dir=tmp_path / "data", snap_count=1_000_000,
-                          snap_size_limit_kb=limit_kb, pre_alloc_size_kb=8)
-    run_durable(config, d.txns)
-    snap_dir, _ = dirs(config)
+    _, snap_dir, _ = _run_with_snap_size_limit(tmp_path, limit_kb)
     assert list_snapshots(snap_dir) == []
 
 
