@@ -207,7 +207,7 @@ class Node:
                             history_limit=sim.history_limit, read_config=read_config,
                             config_text=membership.text().encode(),
                             reconfig_enabled=sim.reconfigs)
-        self.port = ZabPort(self.peer, self.process)
+        self.port = ZabPort(self.peer, self.process, self.call_soon)
         self.server = ZooKeeperServer(sim.config_of(self.id), txn_log=self, tree=tree,
                                       server_id=self.id, clock=sim.clock,
                                       replay_until=self.peer.last_logged)
@@ -234,6 +234,16 @@ class Node:
         d.sync_pending = False
         self.stash.clear()
 
+    def call_soon(self, fn):
+        """fn at the end of this step, by this incarnation: a peer that
+        crashed meanwhile runs nothing more, as a killed process would not."""
+        incarnation = self.incarnation
+        self.sim.loop.call_soon(self._if_same_incarnation, incarnation, fn)
+
+    def _if_same_incarnation(self, incarnation, fn):
+        if self.alive and self.incarnation == incarnation:
+            fn()
+
     def process(self):
         # Effects of what handling an effect does (a proposal made for an
         # application message) come after the batch in hand, as in
@@ -245,8 +255,7 @@ class Node:
     # --- the server's log (QuorumPeer's part): a leader's txns become proposals ---------------
 
     def append(self, txn, on_logged):
-        self.peer.propose(txn)
-        self.process()
+        self.port.propose(txn)
 
     def close(self):
         pass

@@ -106,6 +106,10 @@ class FakePort:
     def to_leader(self, msg):
         self.sent.append(msg)
 
+    def forward(self, msg):
+        # (ZabPort sends the writes of one pass together, in this order.)
+        self.sent.append(msg)
+
 
 class Client:
     """One client connection to the server: frames in, frames out."""

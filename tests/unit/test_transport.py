@@ -13,7 +13,7 @@ from zkpy.storage.forked import fork_bytes
 from zkpy.storage.txnlog import RECORD, encode_txn
 from zkpy.testing import free_port
 from zkpy.zab.messages import DIFF, Commit, NewLeader, Ping, Proposal, Sync
-from zkpy.zab.transport import PeerTransport, decode, encode
+from zkpy.zab.transport import PeerTransport, decode, encode, proposal_size
 
 
 def txn(zxid, data=b"v"):
@@ -160,6 +160,13 @@ async def test_a_forked_child_holds_none_of_the_parents_sockets():
         b.close()
 
 
+def test_proposal_size_is_the_size_of_the_proposals_frame():
+    # What mntr reports per proposal when a batch of them travels together.
+    for size in (0, 1, 4, 100, 300, 70000):
+        t = txn(0x500000001, b"x" * size)
+        assert proposal_size(t) == len(encode(Proposal(t))) - 4, size
+
+
 def test_every_peer_message_comes_back_as_it_was_sent():
     from zkpy.zab import messages as m
     t = txn(0x300000007)
@@ -167,8 +174,10 @@ def test_every_peer_message_comes_back_as_it_was_sent():
         m.Hello(3), m.Vote(2, 0x200000005, 3, 7, "LOOKING"), m.FollowerInfo(1, 5, True, 2),
         m.LeaderInfo(4, 2), m.AckEpoch(3, 0x300000001), m.Sync(m.TRUNC, 5, [t], 6),
         m.Sync(m.SNAP, 5, [], 5, b"snapshot bytes"), m.NewLeader(0x400000000),
-        m.UpToDate(), m.Proposal(t), m.Ack(9), m.Commit(9), m.Inform(t), m.Ping(),
+        m.UpToDate(), m.Proposal(t), m.Proposals((t, txn(0x300000008))), m.Ack(9), m.Commit(9), m.Inform(t), m.Ping(),
         m.App(m.ForwardRequest(0x1234, 7, Op.SET_DATA, b"\x00\x01", [("ip", "1.2.3.4")])),
+        m.App(m.ForwardRequests((m.ForwardRequest(0x1234, 8, Op.DELETE, b"\x02", []),
+                                 m.ForwardRequest(0x1236, 1, Op.CREATE, b"\x03", [])))),
         m.App(m.CreateSession(0x1235, 30000)), m.App(m.Revalidate(0x1235, 4000, 9)),
         m.App(m.Revalidated(9, True)), m.App(m.Touch([1, 2, 3])),
         m.App(m.SyncRequest(0x1235, 8)), m.App(m.Synced(0x1235, 8, 0x300000009)),
@@ -181,10 +190,14 @@ def test_every_peer_message_comes_back_as_it_was_sent():
             # Lists travel as arrays and come back as tuples.
             assert got.payload.auth_ids == (("ip", "1.2.3.4"),)
             got.payload.auth_ids = msg.payload.auth_ids
+        if type(msg) is m.App and type(msg.payload) is m.ForwardRequests:
+            assert [r.auth_ids for r in got.payload.requests] == [(), ()]
+            for r in got.payload.requests:
+                r.auth_ids = []
         if hasattr(msg, "txn"):
             assert got.txn.packed() == msg.txn.packed()
             got.txn = msg.txn
-        if type(msg) is m.Sync:
+        if type(msg) in (m.Sync, m.Proposals):
             assert [x.packed() for x in got.txns] == [x.packed() for x in msg.txns]
             got.txns = msg.txns
         assert got == msg, msg

@@ -2,14 +2,15 @@
 handled together put on the wire.  An ACK covers every proposal up to its
 zxid and a COMMIT every proposal up to its zxid, so a group commit costs one
 ACK per follower and one COMMIT per follower, not one per txn; observers still
-get every txn (INFORM)."""
+get every txn (INFORM).  The txns a leader proposes together travel to each
+follower as one message (Proposals), which it logs as one batch."""
 
 from tests.support.zab import establish_leader
 from zkpy.datatree.txn import Txn
 from zkpy.protocol.opcodes import Op
 from zkpy.zab.messages import (
     DIFF, Ack, AckEpoch, Apply, CheckDigest, Commit, FollowerInfo, Inform, LeaderInfo,
-    NewLeader, Proposal, Send, Sync, UpToDate, Vote,
+    Log, NewLeader, Proposal, Proposals, Send, Sync, UpToDate, Vote,
 )
 from zkpy.zab.peer import ESTABLISHED, FOLLOWING, LEADING, LOOKING, ZabPeer
 from zkpy.zab.quorum import QuorumConfig, make_zxid
@@ -111,6 +112,56 @@ def test_a_follower_acks_a_group_commit_once():
     f.logged(zs[3])
     assert sends(f.take(), Ack) == [(3, Ack(zs[3]))]
     f.receive(3, Commit(zs[3]))
+    assert [e.txn.zxid for e in f.take() if type(e) is Apply] == zs
+
+
+def test_txns_proposed_together_go_to_each_follower_as_one_message():
+    p = leader_of(voters=(1, 2, 3), observers=(4,))
+    z0 = p.next_zxid()
+    txns = [txn(z0 + i) for i in range(4)]
+    p.propose_all(txns)
+    out = p.take()
+    assert [e.txns for e in out if type(e) is Log] == [txns]
+    msgs = sends(out)
+    assert [to for to, _ in msgs] == [1, 2]           # no proposal to the observer
+    assert all(type(m) is Proposals and list(m.txns) == txns for _, m in msgs)
+    assert msgs[0][1] is msgs[1][1]                   # one message, encoded once
+    assert p.last_proposed == z0 + 3 and p.next_zxid() == z0 + 4
+    # Each txn is a proposal of its own: one ACK commits the ones it covers.
+    p.logged(z0 + 3)
+    p.receive(1, Ack(z0 + 1))
+    out = p.take()
+    assert sends(out, Commit) == [(1, Commit(z0 + 1)), (2, Commit(z0 + 1))]
+    assert [e.txn.zxid for e in out if type(e) is Apply] == [z0, z0 + 1]
+    assert [m.txn.zxid for to, m in sends(out, Inform)] == [z0, z0 + 1]
+
+
+def test_a_single_txn_goes_as_a_plain_proposal():
+    p = leader_of()
+    z = p.next_zxid()
+    p.propose_all([txn(z)])
+    assert [type(m) for _, m in sends(p.take())] == [Proposal, Proposal]
+
+
+def test_a_follower_logs_proposals_as_one_batch_and_acks_their_last():
+    f = follower_of_3()
+    zs = [make_zxid(1, i) for i in range(1, 6)]
+    f.receive(3, Proposals(tuple(txn(z) for z in zs[:3])))
+    out = f.take()
+    assert [[t.zxid for t in e.txns] for e in out if type(e) is Log] == [zs[:3]]
+    assert sends(out, Ack) == []
+    # A resent batch that overlaps what is logged: only the new ones are logged.
+    f.receive(3, Proposals(tuple(txn(z) for z in zs[1:5])))
+    out = f.take()
+    assert [[t.zxid for t in e.txns] for e in out if type(e) is Log] == [zs[3:5]]
+    f.receive(3, Proposals(tuple(txn(z) for z in zs[:2])))
+    assert f.take() == []
+    assert f.history_zxids == zs
+    f.logged(zs[2])
+    assert sends(f.take(), Ack) == [(3, Ack(zs[2]))]
+    f.logged(zs[4])
+    assert sends(f.take(), Ack) == [(3, Ack(zs[4]))]
+    f.receive(3, Commit(zs[4]))
     assert [e.txn.zxid for e in f.take() if type(e) is Apply] == zs
 
 

@@ -67,9 +67,9 @@ class PeerFigures:
             self.proposal_latency.add_value(self.clock.now_ms() - at)
             self.counters["commit_count"] += 1
 
-    def received(self, proposal: bool):
+    def received(self, proposal: bool, n: int = 1):
         name = "learner_proposal_received_count" if proposal else "learner_commit_received_count"
-        self.counters[name] += 1
+        self.counters[name] += n
 
     def synced_learner(self, kind):
         self.counters["snap_count" if kind == SNAP else "diff_count"] += 1

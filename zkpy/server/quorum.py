@@ -23,14 +23,14 @@ from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot_by
 from ..storage.txnlog import list_logs, truncate_logs
 from ..zab.messages import (
     SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, InstallSnapshot, Log, Proposal,
-    Reconfigured, RoleChanged, Send, Serving, Sync, Truncate,
+    Proposals, Reconfigured, RoleChanged, Send, Serving, Sync, Truncate,
 )
 from ..zab.peer import ZabPeer
 from ..zab.port import ZabPort
 from ..zab.quorum import QuorumConfig
 from ..zab.quorum_auth import QuorumLinkAuth
 from ..zab.secure_link import LinkSecurity
-from ..zab.transport import PeerTransport, encode
+from ..zab.transport import PeerTransport, encode, proposal_size
 from . import digests
 from .clock import REAL_CLOCK
 from .dynamic_config import backup_static, write_in_force, write_next
@@ -111,7 +111,7 @@ class QuorumPeer:
                             read_config=read_config, config_text=membership.text().encode(),
                             reconfig_enabled=c.reconfig_enabled,
                             connect_limit=c.connect_to_learner_master_limit)
-        self.port = ZabPort(self.core, self._process)
+        self.port = ZabPort(self.core, self._process, loop.call_soon)
         # Logged txns after the snapshot may already be in it (it is fuzzy).
         self.server = ZooKeeperServer(c, txn_log=self, tree=tree, server_id=self.my_id,
                                       clock=self.clock, replay_until=self.core.last_logged)
@@ -160,6 +160,8 @@ class QuorumPeer:
         kind = msg.__class__
         if kind is Proposal or kind is Commit:
             self.figures.received(kind is Proposal)
+        elif kind is Proposals:
+            self.figures.received(True, len(msg.txns))
         if kind is Sync and msg.snapshot is not None:
             # The snapshot's bytes wait here for InstallSnapshot.
             self.stash[msg.zxid] = msg.snapshot
@@ -188,8 +190,7 @@ class QuorumPeer:
 
     def append(self, txn, on_logged):
         self.figures.proposed(txn.zxid)
-        self.core.propose(txn)
-        self._process()
+        self.port.propose(txn)
 
     def close(self):
         if self.durable is not None:
@@ -222,6 +223,9 @@ class QuorumPeer:
             self.last_frame = encode(msg)
             if msg.__class__ is Proposal:
                 self.port.note_proposal_size(len(self.last_frame) - 4)
+            elif msg.__class__ is Proposals:
+                for txn in msg.txns:
+                    self.port.note_proposal_size(proposal_size(txn))
         self.transport.send_frame(to, self.last_frame)
 
     def _log(self, eff):

@@ -174,6 +174,14 @@ class Proposal:
     txn: object
 
 
+@message(36)
+class Proposals:
+    """Several proposals, in zxid order: what a leader proposed in one pass
+    of its event loop travels as one message (one decode, one log batch,
+    one ACK at the follower)."""
+    txns: tuple
+
+
 @message(31)
 class Ack:
     """Every txn up to zxid is durable at the sender (or, for NEWLEADER's
@@ -229,6 +237,17 @@ class ForwardRequest:
     op: int
     payload: bytes
     auth_ids: list
+
+
+@message(57)
+class ForwardRequests:
+    """Several ForwardRequests, in the order the learner's clients sent them:
+    the writes a learner forwards in one pass of its event loop."""
+    requests: tuple
+
+    @classmethod
+    def _from_wire(cls, items):
+        return cls(tuple(from_wire(r) for r in items[0]))
 
 
 @message(51)

@@ -21,8 +21,8 @@ from collections import deque
 from .messages import (
     DIFF, SNAP, TRUNC, Ack, AckEpoch, App, Apply, CheckDigest, Commit, Deliver, Epochs,
     FollowerInfo, Inform, Reconfigured,
-    InstallSnapshot, LeaderInfo, Log, NewLeader, Ping, Proposal, RoleChanged, Send, Serving, Sync,
-    Truncate, UpToDate, Vote,
+    InstallSnapshot, LeaderInfo, Log, NewLeader, Ping, Proposal, Proposals, RoleChanged, Send,
+    Serving, Sync, Truncate, UpToDate, Vote,
 )
 from ..protocol.opcodes import Op
 from .quorum import QuorumConfig, epoch_of, make_zxid
@@ -402,15 +402,20 @@ class ZabPeer:
             # its predecessors): taking it would leave a gap in our log.
             return
         self.leader_heard = self.now
-        if kind is Proposal:
-            txn = msg.txn
-            if txn.zxid <= self.last_logged:
-                return
-            self._append_history([txn])
-            self.out.append(Log([txn]))
-            self._saw_config(txn)
+        if kind is Proposal or kind is Proposals:
+            txns = [msg.txn] if kind is Proposal else msg.txns
+            last = self.last_logged
+            if txns[0].zxid <= last:
+                txns = [t for t in txns if t.zxid > last]
+                if not txns:
+                    return
+            self._append_history(txns)
+            self.out.append(Log(txns))
+            for txn in txns:
+                self._saw_config(txn)
             if self.follow_phase == ESTABLISHED:
-                self.after_logged.append((txn.zxid, Ack(txn.zxid), None))
+                z = txns[-1].zxid
+                self.after_logged.append((z, Ack(z), None))
                 self._flush_after_logged()
         elif kind is Commit:
             if msg.zxid > self.commit_point:
@@ -750,15 +755,23 @@ class ZabPeer:
 
     def propose(self, txn):
         """Broadcast a txn made by the leader's prep (zxid = next_zxid())."""
+        self.propose_all([txn])
+
+    def propose_all(self, txns):
+        """Broadcast txns made by the leader's prep, consecutive from
+        next_zxid(), as one message to each follower (a PROPOSAL for one,
+        Proposals for more): they log them as one batch and ACK its last."""
         assert self.role == LEADING and self.phase == ESTABLISHED, "not an established leader"
-        assert txn.zxid == self.next_zxid(), "proposals must be in zxid order"
-        self.last_proposed = txn.zxid
-        self._append_history([txn])
-        self.out.append(Log([txn]))
-        self.proposals[txn.zxid] = set()
-        self._saw_config(txn)
+        assert txns[0].zxid == self.next_zxid(), "proposals must be in zxid order"
+        self.last_proposed = txns[-1].zxid
+        self._append_history(txns)
+        self.out.append(Log(txns))
+        proposals = self.proposals
+        for txn in txns:
+            proposals[txn.zxid] = set()
+            self._saw_config(txn)
         # One message object for every follower: the driver encodes it once.
-        msg = Proposal(txn)
+        msg = Proposal(txns[0]) if len(txns) == 1 else Proposals(tuple(txns))
         for learner in self.learners.values():
             if learner.phase in (SYNCING, ESTABLISHED) and not learner.observer:
                 self._send(learner.id, msg)

@@ -52,6 +52,14 @@ def encode(msg) -> bytes:
     return _LEN.pack(len(body)) + body
 
 
+def proposal_size(txn) -> int:
+    """The size of encode(Proposal(txn)) without its length: a 2-item array,
+    the tag, and the txn as an ext (1-byte type, its length in 1, 2 or 4 bytes)."""
+    n = len(txn.packed())
+    ext = 2 if n in (1, 2, 4, 8, 16) else 3 if n < 256 else 4 if n < 65536 else 6
+    return 2 + ext + n
+
+
 def decode(body: bytes):
     return from_wire(msgpack.unpackb(body, raw=False, ext_hook=_ext_hook, use_list=False,
                                      strict_map_key=False))

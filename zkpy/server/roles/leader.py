@@ -20,7 +20,8 @@ from ...protocol.jute import Reader
 from ...protocol.opcodes import Op
 from ...protocol.records import REQUEST_DECODERS
 from ...zab.messages import (
-    CreateSession, ForwardRequest, Revalidate, Revalidated, SyncRequest, Synced, Touch,
+    CreateSession, ForwardRequest, ForwardRequests, Revalidate, Revalidated, SyncRequest, Synced,
+    Touch,
 )
 from .. import eager_acl
 from ..membership import Membership
@@ -151,6 +152,9 @@ class LeaderRole(EnsembleRole):
         kind = msg.__class__
         if kind is ForwardRequest:
             self._submit_forwarded(frm, msg)
+        elif kind is ForwardRequests:
+            for request in msg.requests:
+                self._submit_forwarded(frm, request)
         elif kind is Touch:
             now = server.clock.now_ms()
             for sid in msg.session_ids:

@@ -83,8 +83,8 @@ class FollowerRole(EnsembleRole):
             self.refused_upgrades.discard(request)
             return
         self.server.expect_reply((sid, request.xid), request)
-        self.port.to_leader(ForwardRequest(sid, request.xid, request.op, request.payload,
-                                           list(conn.auth_ids)))
+        self.port.forward(ForwardRequest(sid, request.xid, request.op, request.payload,
+                                         list(conn.auth_ids)))
 
     def _upgrade(self, request):
         """Our local session creates an ephemeral: with upgrading on, it
