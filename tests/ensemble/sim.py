@@ -105,7 +105,7 @@ from zkpy.server.zkserver import ZooKeeperServer
 from zkpy.storage.snapshot import parse_snapshot, snapshot_bytes
 from zkpy.server import digests
 from zkpy.zab.messages import (
-    SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, InstallSnapshot, Log,
+    SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, Informs, InstallSnapshot, Log,
     Reconfigured, RoleChanged, Send, Serving, Sync, Truncate,
 )
 from zkpy.zab.peer import LEADING, ZabPeer
@@ -545,7 +545,7 @@ class Simulation:
         kind = eff.__class__
         if kind is Send:
             msg = eff.msg
-            if msg.__class__ is Commit or msg.__class__ is Inform:
+            if msg.__class__ in (Commit, Inform, Informs):
                 digests.stamp(msg, node.server.tree)
             elif msg.__class__ is Sync and msg.kind == SNAP:
                 # The leader's tree as applied now, as the real snapshot bytes.

@@ -174,7 +174,8 @@ def test_every_peer_message_comes_back_as_it_was_sent():
         m.Hello(3), m.Vote(2, 0x200000005, 3, 7, "LOOKING"), m.FollowerInfo(1, 5, True, 2),
         m.LeaderInfo(4, 2), m.AckEpoch(3, 0x300000001), m.Sync(m.TRUNC, 5, [t], 6),
         m.Sync(m.SNAP, 5, [], 5, b"snapshot bytes"), m.NewLeader(0x400000000),
-        m.UpToDate(), m.Proposal(t), m.Proposals((t, txn(0x300000008))), m.Ack(9), m.Commit(9), m.Inform(t), m.Ping(),
+        m.UpToDate(), m.Proposal(t), m.Proposals((t, txn(0x300000008))), m.Ack(9), m.Commit(9), m.Inform(t), m.Informs((t, txn(0x300000008)), 77, 2),
+        m.Ping(),
         m.App(m.ForwardRequest(0x1234, 7, Op.SET_DATA, b"\x00\x01", [("ip", "1.2.3.4")])),
         m.App(m.ForwardRequests((m.ForwardRequest(0x1234, 8, Op.DELETE, b"\x02", []),
                                  m.ForwardRequest(0x1236, 1, Op.CREATE, b"\x03", [])))),
@@ -197,7 +198,7 @@ def test_every_peer_message_comes_back_as_it_was_sent():
         if hasattr(msg, "txn"):
             assert got.txn.packed() == msg.txn.packed()
             got.txn = msg.txn
-        if type(msg) in (m.Sync, m.Proposals):
+        if type(msg) in (m.Sync, m.Proposals, m.Informs):
             assert [x.packed() for x in got.txns] == [x.packed() for x in msg.txns]
             got.txns = msg.txns
         assert got == msg, msg

@@ -1,15 +1,17 @@
 """A leader's and a follower's ZabPeer driven by hand: what several proposals
 handled together put on the wire.  An ACK covers every proposal up to its
 zxid and a COMMIT every proposal up to its zxid, so a group commit costs one
-ACK per follower and one COMMIT per follower, not one per txn; observers still
-get every txn (INFORM).  The txns a leader proposes together travel to each
-follower as one message (Proposals), which it logs as one batch."""
+ACK per follower and one COMMIT per follower, not one per txn; observers get
+every txn, those of one commit in one message (INFORM for one, Informs for
+more).  The txns a leader proposes together travel to each follower as one
+message (Proposals), which it logs as one batch."""
 
 from tests.support.zab import establish_leader
 from zkpy.datatree.txn import Txn
 from zkpy.protocol.opcodes import Op
 from zkpy.zab.messages import (
-    DIFF, Ack, AckEpoch, Apply, CheckDigest, Commit, FollowerInfo, Inform, LeaderInfo,
+    DIFF, Ack, AckEpoch, App, Apply, CheckDigest, Commit, FollowerInfo, Inform, Informs,
+    LeaderInfo,
     Log, NewLeader, Proposal, Proposals, Send, Sync, UpToDate, Vote,
 )
 from zkpy.zab.peer import ESTABLISHED, FOLLOWING, LEADING, LOOKING, ZabPeer
@@ -25,6 +27,12 @@ def txn(zxid):
 def sends(out, kind=None):
     return [(eff.to, eff.msg) for eff in out
             if type(eff) is Send and (kind is None or type(eff.msg) is kind)]
+
+
+def informed(out, to):
+    """The txns INFORM and Informs messages to `to` carry, one list a message."""
+    return [[m.txn] if type(m) is Inform else list(m.txns) for t, m in sends(out)
+            if t == to and type(m) in (Inform, Informs)]
 
 
 def leader_of(voters=(1, 2, 3), observers=()):
@@ -97,7 +105,7 @@ def test_observers_get_every_committed_txn():
     p.logged(zs[-1])
     p.receive(1, Ack(zs[-1]))
     out = p.take()
-    assert [m.txn.zxid for to, m in sends(out, Inform) if to == 4] == zs
+    assert [[t.zxid for t in txns] for txns in informed(out, 4)] == [zs]   # one message
     assert sends(out, Commit) == [(1, Commit(zs[-1])), (2, Commit(zs[-1]))]
 
 
@@ -133,7 +141,7 @@ def test_txns_proposed_together_go_to_each_follower_as_one_message():
     out = p.take()
     assert sends(out, Commit) == [(1, Commit(z0 + 1)), (2, Commit(z0 + 1))]
     assert [e.txn.zxid for e in out if type(e) is Apply] == [z0, z0 + 1]
-    assert [m.txn.zxid for to, m in sends(out, Inform)] == [z0, z0 + 1]
+    assert [[t.zxid for t in txns] for txns in informed(out, 4)] == [[z0, z0 + 1]]
 
 
 def test_a_single_txn_goes_as_a_plain_proposal():
@@ -165,6 +173,38 @@ def test_a_follower_logs_proposals_as_one_batch_and_acks_their_last():
     assert [e.txn.zxid for e in f.take() if type(e) is Apply] == zs
 
 
+def test_a_message_held_for_an_observer_follows_the_inform_of_its_zxid():
+    """A sync an observer asked for is answered right after the txn it
+    waited for, before any later txn: the informs are cut there."""
+    p = leader_of(voters=(1, 2, 3), observers=(4,))
+    zs = propose(p, 2)
+    p.send_app_after_commits(4, "synced")     # waits for zs[1], the last proposed
+    zs += propose(p, 2)
+    p.take()
+    p.logged(zs[-1])
+    p.receive(1, Ack(zs[-1]))
+    out = p.take()
+    to4 = [m for to, m in sends(out) if to == 4]
+    assert [type(m) for m in to4] == [Informs, App, Informs]
+    assert [[t.zxid for t in m.txns] for m in to4 if type(m) is Informs] == [zs[:2], zs[2:]]
+    assert to4[1].payload == "synced"
+
+
+def test_an_observer_logs_and_applies_informs_as_one_batch():
+    f = follower_of_3()
+    f.receive(3, Informs(tuple(txn(make_zxid(1, i)) for i in (1, 2, 3)), 99))
+    out = f.take()
+    assert [[t.zxid for t in e.txns] for e in out if type(e) is Log] == \
+        [[make_zxid(1, i) for i in (1, 2, 3)]]
+    f.logged(make_zxid(1, 3))
+    out = f.take()
+    assert [e.txn.zxid for e in out if type(e) is Apply] == [make_zxid(1, i) for i in (1, 2, 3)]
+    assert [(e.zxid, e.digest) for e in out if type(e) is CheckDigest] == [(make_zxid(1, 3), 99)]
+    # A resent overlap: only what is new is logged.
+    f.receive(3, Informs(tuple(txn(make_zxid(1, i)) for i in (3, 4))))
+    assert [[t.zxid for t in e.txns] for e in f.take() if type(e) is Log] == [[make_zxid(1, 4)]]
+
+
 def test_history_stays_bounded_and_keeps_at_least_its_limit():
     f = follower_of_3()
     f.history_limit = 80
@@ -194,9 +234,11 @@ def test_a_leader_applies_a_txn_before_its_commit_goes_out():
     applied = [i for i, e in enumerate(out) if type(e) is Apply]
     commits = [i for i, e in enumerate(out) if type(e) is Send and type(e.msg) is Commit]
     assert len(applied) == 3 and commits and max(applied) < min(commits)
-    for i, e in enumerate(out):   # each INFORM after the Apply of its txn
-        if type(e) is Send and type(e.msg) is Inform:
-            assert any(type(a) is Apply and a.txn is e.msg.txn for a in out[:i])
+    for i, e in enumerate(out):   # each INFORM after the Apply of its txns
+        if type(e) is Send and type(e.msg) in (Inform, Informs):
+            txns = [e.msg.txn] if type(e.msg) is Inform else e.msg.txns
+            for t in txns:
+                assert any(type(a) is Apply and a.txn is t for a in out[:i])
 
 
 def test_a_follower_checks_the_leaders_digest_once_it_has_applied_the_commit():

@@ -22,8 +22,8 @@ from ..storage.forked import fork_bytes
 from ..storage.snapshot import parse_snapshot, snapshot_bytes, write_snapshot_bytes
 from ..storage.txnlog import list_logs, truncate_logs
 from ..zab.messages import (
-    SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, InstallSnapshot, Log, Proposal,
-    Proposals, Reconfigured, RoleChanged, Send, Serving, Sync, Truncate,
+    SNAP, Apply, CheckDigest, Commit, Deliver, Epochs, Inform, Informs, InstallSnapshot, Log,
+    Proposal, Proposals, Reconfigured, RoleChanged, Send, Serving, Sync, Truncate,
 )
 from ..zab.peer import ZabPeer
 from ..zab.port import ZabPort
@@ -212,7 +212,7 @@ class QuorumPeer:
         to, msg = eff.to, eff.msg
         if msg is not self.last_msg:
             cls = msg.__class__
-            if cls is Commit or cls is Inform:
+            if cls is Commit or cls is Inform or cls is Informs:
                 digests.stamp(msg, self.server.tree)
             elif cls is Sync:
                 self.figures.synced_learner(msg.kind)

@@ -211,6 +211,18 @@ class Inform:
     leader: int = None
 
 
+@message(37)
+class Informs:
+    """Committed txns for an observer, in zxid order (those one commit of the
+    leader covers, up to the next message held for that observer), with
+    the leader's tree digest after the last of them and, for a
+    reconfiguration that is the last, the new configuration's leader (as
+    Inform's)."""
+    txns: tuple
+    digest: int = None
+    leader: int = None
+
+
 @message(34)
 class Ping:
     pass

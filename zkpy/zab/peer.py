@@ -20,7 +20,7 @@ from collections import deque
 
 from .messages import (
     DIFF, SNAP, TRUNC, Ack, AckEpoch, App, Apply, CheckDigest, Commit, Deliver, Epochs,
-    FollowerInfo, Inform, Reconfigured,
+    FollowerInfo, Inform, Informs, Reconfigured,
     InstallSnapshot, LeaderInfo, Log, NewLeader, Ping, Proposal, Proposals, RoleChanged, Send,
     Serving, Sync, Truncate, UpToDate, Vote,
 )
@@ -429,16 +429,20 @@ class ZabPeer:
             self.out.append(Deliver(self.leader_id, msg.payload))
         elif kind is Ping:
             self._send(self.leader_id, Ping())
-        elif kind is Inform:
-            txn = msg.txn
-            if txn.zxid > self.last_logged:
-                self._append_history([txn])
-                self.out.append(Log([txn]))
-                self._saw_config(txn)
-            if txn.zxid > self.commit_point:
-                self.commit_point = txn.zxid
+        elif kind is Inform or kind is Informs:
+            txns = [msg.txn] if kind is Inform else msg.txns
+            last = self.last_logged
+            new = txns if txns[0].zxid > last else [t for t in txns if t.zxid > last]
+            if new:
+                self._append_history(new)
+                self.out.append(Log(new))
+                for txn in new:
+                    self._saw_config(txn)
+            z = txns[-1].zxid
+            if z > self.commit_point:
+                self.commit_point = z
                 if msg.digest is not None:
-                    self.digest_checks.append((txn.zxid, msg.digest))
+                    self.digest_checks.append((z, msg.digest))
             self._apply_committed()
             if self.next_quorum is not None:
                 self._committed_config(msg.leader)
@@ -872,11 +876,15 @@ class ZabPeer:
 
     def _apply_through(self, zxid, observers=(), held=None, leader=None):
         """Apply the committed txns up to zxid; a leader informs its observers
-        of each (after applying it) and sends them what was held for it
-        (leader: the new configuration's, for the inform of the txn zxid)."""
+        of them (once applied: one message for the run of txns up to zxid,
+        or up to a message held for an observer, which follows the inform
+        of its zxid) and sends them what was held (leader: the new
+        configuration's, for the inform that ends at the txn zxid)."""
         hz = self.history_zxids
         i = bisect.bisect_right(hz, self.last_applied)
         checks = self.digest_checks
+        run = []     # applied, not yet told to the observers
+        z = None
         while i < len(hz) and hz[i] <= zxid:
             z = hz[i]
             txn = self.history[i]
@@ -888,12 +896,23 @@ class ZabPeer:
                 if zc == z:
                     self.out.append(CheckDigest(z, digest))
             if observers:
-                inform = Inform(txn, leader=leader if z == zxid else None)
-                for o in observers:
-                    self._send(o, inform)
-                    mine = held.get(o)
-                    while mine and mine[0][0] <= z:
-                        self._send(o, App(mine.pop(0)[1]))
+                run.append(txn)
+                if held and any(held.get(o) and held[o][0][0] <= z for o in observers):
+                    self._inform(observers, run, held, z, leader if z == zxid else None)
+                    run = []
+        if run:
+            self._inform(observers, run, held, z, leader if z == zxid else None)
+
+    def _inform(self, observers, txns, held, z, leader):
+        """Tell the observers of txns (applied, up to z), then send each what
+        was held for it up to z."""
+        msg = Inform(txns[0], leader=leader) if len(txns) == 1 else \
+            Informs(tuple(txns), leader=leader)
+        for o in observers:
+            self._send(o, msg)
+            mine = held.get(o)
+            while mine and mine[0][0] <= z:
+                self._send(o, App(mine.pop(0)[1]))
 
     def _take_held(self, zxid) -> dict:
         """The held application messages due once zxid is committed, by
