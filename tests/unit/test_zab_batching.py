@@ -29,6 +29,11 @@ def sends(out, kind=None):
             if type(eff) is Send and (kind is None or type(eff.msg) is kind)]
 
 
+def log_batches(out):
+    """The zxids of each Log effect, one list an effect."""
+    return [[t.zxid for t in e.txns] for e in out if type(e) is Log]
+
+
 def informed(out, to):
     """The txns INFORM and Informs messages to `to` carry, one list a message."""
     return [[m.txn] if type(m) is Inform else list(m.txns) for t, m in sends(out)
@@ -156,12 +161,12 @@ def test_a_follower_logs_proposals_as_one_batch_and_acks_their_last():
     zs = [make_zxid(1, i) for i in range(1, 6)]
     f.receive(3, Proposals(tuple(txn(z) for z in zs[:3])))
     out = f.take()
-    assert [[t.zxid for t in e.txns] for e in out if type(e) is Log] == [zs[:3]]
+    assert log_batches(out) == [zs[:3]]
     assert sends(out, Ack) == []
     # A resent batch that overlaps what is logged: only the new ones are logged.
     f.receive(3, Proposals(tuple(txn(z) for z in zs[1:5])))
     out = f.take()
-    assert [[t.zxid for t in e.txns] for e in out if type(e) is Log] == [zs[3:5]]
+    assert log_batches(out) == [zs[3:5]]
     f.receive(3, Proposals(tuple(txn(z) for z in zs[:2])))
     assert f.take() == []
     assert f.history_zxids == zs
@@ -194,15 +199,14 @@ def test_an_observer_logs_and_applies_informs_as_one_batch():
     f = follower_of_3()
     f.receive(3, Informs(tuple(txn(make_zxid(1, i)) for i in (1, 2, 3)), 99))
     out = f.take()
-    assert [[t.zxid for t in e.txns] for e in out if type(e) is Log] == \
-        [[make_zxid(1, i) for i in (1, 2, 3)]]
+    assert log_batches(out) == [[make_zxid(1, i) for i in (1, 2, 3)]]
     f.logged(make_zxid(1, 3))
     out = f.take()
     assert [e.txn.zxid for e in out if type(e) is Apply] == [make_zxid(1, i) for i in (1, 2, 3)]
     assert [(e.zxid, e.digest) for e in out if type(e) is CheckDigest] == [(make_zxid(1, 3), 99)]
     # A resent overlap: only what is new is logged.
     f.receive(3, Informs(tuple(txn(make_zxid(1, i)) for i in (3, 4))))
-    assert [[t.zxid for t in e.txns] for e in f.take() if type(e) is Log] == [[make_zxid(1, 4)]]
+    assert log_batches(f.take()) == [[make_zxid(1, 4)]]
 
 
 def test_history_stays_bounded_and_keeps_at_least_its_limit():

@@ -403,16 +403,9 @@ class ZabPeer:
             return
         self.leader_heard = self.now
         if kind is Proposal or kind is Proposals:
-            txns = [msg.txn] if kind is Proposal else msg.txns
-            last = self.last_logged
-            if txns[0].zxid <= last:
-                txns = [t for t in txns if t.zxid > last]
-                if not txns:
-                    return
-            self._append_history(txns)
-            self.out.append(Log(txns))
-            for txn in txns:
-                self._saw_config(txn)
+            txns = self._log_new([msg.txn] if kind is Proposal else msg.txns)
+            if not txns:
+                return
             if self.follow_phase == ESTABLISHED:
                 z = txns[-1].zxid
                 self.after_logged.append((z, Ack(z), None))
@@ -431,13 +424,7 @@ class ZabPeer:
             self._send(self.leader_id, Ping())
         elif kind is Inform or kind is Informs:
             txns = [msg.txn] if kind is Inform else msg.txns
-            last = self.last_logged
-            new = txns if txns[0].zxid > last else [t for t in txns if t.zxid > last]
-            if new:
-                self._append_history(new)
-                self.out.append(Log(new))
-                for txn in new:
-                    self._saw_config(txn)
+            self._log_new(txns)
             z = txns[-1].zxid
             if z > self.commit_point:
                 self.commit_point = z
@@ -555,6 +542,20 @@ class ZabPeer:
         # Up to `settled` the leader's history is committed once the leader is
         # established (UPTODATE says so); what we hold after it are proposals.
         self._synced_point = settled
+
+    def _log_new(self, txns) -> list:
+        """Log, as one batch, those of txns (in zxid order, from the leader)
+        that are not logged here yet; they are returned."""
+        last = self.last_logged
+        if txns[0].zxid <= last:
+            txns = [t for t in txns if t.zxid > last]
+            if not txns:
+                return txns
+        self._append_history(txns)
+        self.out.append(Log(txns))
+        for txn in txns:
+            self._saw_config(txn)
+        return txns
 
     def _append_history(self, txns):
         self.history.extend(txns)
