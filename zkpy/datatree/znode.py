@@ -65,5 +65,9 @@ class ZNode:
                 len(data) if data is not None else 0, n, self.pzxid)
 
     @property
+    def num_children(self) -> int:
+        return len(self.children)
+
+    @property
     def cversion(self) -> int:
         return 2 * self.creates - len(self.children)

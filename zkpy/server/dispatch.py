@@ -29,9 +29,9 @@ request_throttle_max_requests, requests first pass the RequestThrottler
 import logging
 
 from ..protocol.errors import Err, KeeperError, MarshallingError
-from ..protocol.jute import INT_INT, Reader
+from ..protocol.jute import INT_INT
 from ..protocol.opcodes import Op, WRITE_OPS, Xid
-from ..protocol.records import REQUEST_DECODERS
+from ..protocol.records import FRAME_DECODERS
 from . import replies
 from .auth import authenticate
 from .reads import READ_HANDLERS, get_data_reply
@@ -69,7 +69,7 @@ class RequestDispatch:
                 self.close()
             return False
         role = server.role
-        decoder = REQUEST_DECODERS.get(op)
+        decoder = FRAME_DECODERS.get(op)
         if decoder is None:
             self._unknown_request(xid, op, received)
             return False
@@ -88,7 +88,7 @@ class RequestDispatch:
             return False
         error = None
         try:
-            record = decoder(Reader(payload, 8, self.max_frame * 2))
+            record = decoder(payload, self.max_frame * 2)
         except MarshallingError as e:
             if op == Op.AUTH or op == Op.SASL:
                 # ZooKeeper decodes these in the I/O layer; a bad one drops

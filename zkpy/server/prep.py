@@ -48,8 +48,11 @@ _SAME = object()
 
 
 class PendingNode:
-    """What prep needs to know of a node, as of the last prepped txn (its
-    data only for the quota check of a setData: ChangeRecord.data)."""
+    """What prep needs to know of a node that a txn in flight changes, as
+    of the last prepped txn (its data only for the quota check of a
+    setData: ChangeRecord.data).  A node no txn in flight changes is read
+    from the tree itself: a ZNode has the same fields (numChildren as
+    num_children), and prep never changes it."""
     __slots__ = ("version", "aversion", "creates", "num_children", "owner", "acl", "data")
 
     def __init__(self, version, aversion, creates, num_children, owner, acl, data=None):
@@ -61,21 +64,18 @@ class PendingNode:
         self.acl = acl
         self.data = data
 
-    @classmethod
-    def of(cls, node):
-        return cls(node.version, node.aversion, node.creates, len(node.children),
-                   node.owner, node.acl, node.data)
 
-    def copy(self, version=None, aversion=None, creates=None, num_children=None, acl=None,
+def _changed(rec, version=None, aversion=None, creates=None, num_children=None, acl=None,
              data=_SAME):
-        """This record with some fields changed (on the hot path: no **kwargs)."""
-        return PendingNode(self.version if version is None else version,
-                           self.aversion if aversion is None else aversion,
-                           self.creates if creates is None else creates,
-                           self.num_children if num_children is None else num_children,
-                           self.owner,
-                           self.acl if acl is None else acl,
-                           self.data if data is _SAME else data)
+    """A PendingNode: rec (a PendingNode or a ZNode) with some fields changed
+    (on the hot path: no **kwargs)."""
+    return PendingNode(rec.version if version is None else version,
+                       rec.aversion if aversion is None else aversion,
+                       rec.creates if creates is None else creates,
+                       rec.num_children if num_children is None else num_children,
+                       rec.owner,
+                       rec.acl if acl is None else acl,
+                       rec.data if data is _SAME else data)
 
 
 _MISSING = object()
@@ -101,14 +101,15 @@ class Prep:
     # --- the view prep validates against ------------------------------------------
 
     def _get(self, path, overlay):
+        """The node at path as the txns prepped so far leave it: a
+        PendingNode, the ZNode in the tree (read only), or None."""
         rec = overlay.get(path, _MISSING)
         if rec is not _MISSING:
             return rec
         o = self.outstanding.get(path)
         if o is not None:
             return o[1]
-        node = self.tree.nodes.get(path)
-        return None if node is None else PendingNode.of(node)
+        return self.tree.nodes.get(path)
 
     def _check(self, rec, perm, auth_ids):
         if not check_acl(rec.acl, perm, auth_ids, self.skip_acl, self.sasl_any):
@@ -205,8 +206,8 @@ class Prep:
         else:
             owner = 0
         new_creates = creates + 1 if creates != INT_MAX else -(2**31)
-        overlay[parent_path] = parent.copy(creates=new_creates,
-                                           num_children=parent.num_children + 1)
+        overlay[parent_path] = _changed(parent, creates=new_creates,
+                                        num_children=parent.num_children + 1)
         overlay[path] = PendingNode(0, 0, 0, 0, owner, acl, req.data)
         return (path, req.data, acl, owner, new_creates)
 
@@ -225,7 +226,7 @@ class Prep:
             raise KeeperError(Err.BAD_VERSION)
         if node.num_children > 0:
             raise KeeperError(Err.NOT_EMPTY)
-        overlay[parent_path] = parent.copy(num_children=parent.num_children - 1)
+        overlay[parent_path] = _changed(parent, num_children=parent.num_children - 1)
         overlay[path] = None
         return (path,)
 
@@ -241,15 +242,17 @@ class Prep:
             raise KeeperError(Err.NOT_EMPTY)
         parent_path, _ = split_path(path)
         parent = self._get(parent_path, overlay)
-        overlay[parent_path] = parent.copy(num_children=parent.num_children - 1)
+        overlay[parent_path] = _changed(parent, num_children=parent.num_children - 1)
         overlay[path] = None
         return (path,)
 
     def _set_data(self, req, auth_ids, overlay):
         path = req.path
-        validate_path(path)
         node = self._get(path, overlay)
-        if node is None:
+        if node is None or not path:
+            # Only a path that names no node can be invalid: every node's
+            # was validated by its create ("" is the root's alias, no path).
+            validate_path(path)
             raise KeeperError(Err.NO_NODE)
         self._check(node, Perms.WRITE, auth_ids)
         if self.quota is not None:
@@ -257,7 +260,7 @@ class Prep:
         if req.version != -1 and req.version != node.version:
             raise KeeperError(Err.BAD_VERSION)
         version = _next_version(node.version)
-        overlay[path] = node.copy(version=version, data=req.data)
+        overlay[path] = _changed(node, version=version, data=req.data)
         return (path, req.data, version)
 
     def _set_acl(self, req, auth_ids, overlay):
@@ -271,7 +274,7 @@ class Prep:
         if req.version != -1 and req.version != node.aversion:
             raise KeeperError(Err.BAD_VERSION)
         aversion = _next_version(node.aversion)
-        overlay[path] = node.copy(aversion=aversion, acl=acl)
+        overlay[path] = _changed(node, aversion=aversion, acl=acl)
         return (path, acl, aversion)
 
     def _check_version(self, req, auth_ids, overlay):

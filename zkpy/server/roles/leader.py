@@ -16,9 +16,8 @@ local sessions (local_sessions.py)."""
 import logging
 
 from ...protocol.errors import Err, KeeperError, MarshallingError
-from ...protocol.jute import Reader
 from ...protocol.opcodes import Op
-from ...protocol.records import REQUEST_DECODERS
+from ...protocol.records import FRAME_DECODERS
 from ...zab.messages import (
     CreateSession, ForwardRequest, ForwardRequests, Revalidate, Revalidated, SyncRequest, Synced,
     Touch,
@@ -181,11 +180,11 @@ class LeaderRole(EnsembleRole):
     def _submit_forwarded(self, frm, msg):
         origin = RemoteOrigin(msg.session_id, msg.auth_ids)
         record, error = None, None
-        decoder = REQUEST_DECODERS.get(msg.op)
+        decoder = FRAME_DECODERS.get(msg.op)
         try:
             if decoder is None or msg.payload is None:
                 raise MarshallingError("unknown forwarded request")
-            record = decoder(Reader(msg.payload, 8, self.server.config.jute_maxbuffer * 2))
+            record = decoder(msg.payload, self.server.config.jute_maxbuffer * 2)
         except MarshallingError as e:
             error = e
         request = Request(origin, msg.cxid, msg.op, record, self.server.clock.now_ms(), error)
