@@ -211,6 +211,54 @@ def test_the_stored_digest_is_not_used_when_nodes_are_left_out():
     assert copy.digest == reference_digest(copy) != d.tree.digest
 
 
+def test_the_last_parents_digest_follows_every_change_to_it():
+    """Creates and deletes under one parent reuse its digest from the one
+    before; anything else that changes the parent's Stat in between (its
+    setACL, setData, a create or delete under another parent and back, the
+    digest turned off and on) must not leave a stale one behind."""
+    d = Driver()
+    d.create("/p", b"parent")
+    d.create("/q")
+    steps = [
+        lambda: d.create("/p/a"),
+        lambda: d.create("/p/b", b"1"),
+        lambda: d.apply(Op.SET_ACL, ("/p", ACL, d.tree.nodes["/p"].aversion + 1)),
+        lambda: d.create("/p/c"),
+        lambda: d.apply(Op.DELETE, ("/p/a",)),
+        lambda: d.create("/p/d"),
+        lambda: d.apply(Op.SET_DATA, ("/p", b"other", d.tree.nodes["/p"].version + 1)),
+        lambda: d.apply(Op.DELETE, ("/p/b",)),
+        lambda: d.create("/q/x"),
+        lambda: d.create("/p/e"),
+        lambda: d.apply(Op.MULTI, ([(Op.DELETE, ("/p/c",)),
+                                    (Op.CREATE, ("/p/f", b"", ACL, 0, d.creates("/p/f")))],)),
+        lambda: d.tree.set_digest_enabled(False),
+        lambda: d.create("/p/g"),
+        lambda: d.apply(Op.DELETE, ("/p/d",)),
+        lambda: d.tree.set_digest_enabled(True),
+        lambda: d.create("/p/h"),
+        lambda: d.apply(Op.DELETE, ("/p/e",)),
+    ]
+    for i, step in enumerate(steps):
+        step()
+        if d.tree.digest_enabled:
+            assert d.tree.digest == reference_digest(d.tree), f"step {i}"
+
+
+def test_a_replayed_txn_that_changes_the_last_parent_forgets_its_digest():
+    """A replay over a fuzzy snapshot changes a parent on the cold path (a
+    create of a node the snapshot has, a delete of one it lacks)."""
+    d = Driver()
+    d.create("/p")
+    d.create("/p/a")
+    d.tree.apply(d.txn(Op.CREATE, ("/p/a", b"", ACL, 0, 7)), True)   # already there
+    d.create("/p/b")
+    assert d.tree.digest == reference_digest(d.tree)
+    d.tree.apply(d.txn(Op.DELETE, ("/p/gone",)), True)                # already gone
+    d.create("/p/c")
+    assert d.tree.digest == reference_digest(d.tree)
+
+
 def test_digest_off():
     tree = DataTree(digest_enabled=False)
     assert tree.digest is None

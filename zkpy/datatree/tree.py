@@ -81,6 +81,7 @@ class DataTree:
         self._digest = tree_digest(self.nodes) if self.digest_enabled else 0
         self._pcrc_node = None      # see _parent_crc
         self._pcrc = 0
+        self._pdigest = None
 
     # --- the digest and quota bookkeeping as a whole ----------------------------------
 
@@ -100,6 +101,7 @@ class DataTree:
         elif not enabled:
             self._digest = 0
         self.digest_enabled = enabled
+        self._pcrc_node = None   # its digest was not kept while the digest was off
 
     def digest_sum(self):
         """The digest as the tree keeps it (a non-negative sum), for a
@@ -124,14 +126,25 @@ class DataTree:
     def _parent_crc(self, path, node) -> int:
         """The CRC of a parent's path and data, kept for the last parent asked
         about: children are often made one after another under one parent,
-        whose data (maybe large) does not change meanwhile (setData forgets it)."""
+        whose data (maybe large) does not change meanwhile (setData forgets
+        it).  With it, _pdigest: that parent's whole digest as its last
+        child's create or delete left it, or None -- what the next create
+        under it would otherwise compute again as the parent's "before"
+        (ZooKeeper's DataNode keeps every node's digest; one parent's is
+        what saves work here, at no memory per znode).  Whatever else
+        changes the parent's Stat forgets it (_forget_parent_digest)."""
         crc = _crc32(path.encode()) if path != "/" else 0
         data = node.data
         if data:
             crc = _crc32(data, crc)
         self._pcrc_node = node
         self._pcrc = crc
+        self._pdigest = None
         return crc
+
+    def _forget_parent_digest(self, node) -> None:
+        if node is self._pcrc_node:
+            self._pdigest = None
 
     def _node_digest_change(self, path, node, before) -> None:
         """Cold paths: the digest after node (whose digest was `before`) changed."""
@@ -301,6 +314,7 @@ class DataTree:
             digest = self.digest_enabled and not path.startswith(EXCLUDED_PREFIX)
             if digest:
                 before = node_digest(path, node)
+            self._forget_parent_digest(node)
             node.acl = self.intern_acl(acl)
             node.aversion = aversion
             if digest:
@@ -356,6 +370,7 @@ class DataTree:
             # Only a replay over a fuzzy snapshot meets this; the node is in it.
             if parent is not None:
                 before = node_digest(parent_path, parent) if self.digest_enabled else 0
+                self._forget_parent_digest(parent)
                 parent.creates = parent_creates
                 parent.pzxid = max(parent.pzxid, zxid)
                 if self.digest_enabled:
@@ -382,10 +397,13 @@ class DataTree:
                 p = parent
                 if p is self._pcrc_node:
                     pcrc = self._pcrc
+                    before = self._pdigest
                 else:
                     pcrc = self._parent_crc(parent_path, p)
-                before = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
-                                      p.version, p.creates, p.aversion, p.owner), pcrc)
+                    before = None
+                if before is None:
+                    before = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
+                                          p.version, p.creates, p.aversion, p.owner), pcrc)
         self.link(path, node, parent)
         parent.creates = parent_creates
         if zxid > parent.pzxid:
@@ -400,8 +418,10 @@ class DataTree:
                 change = _crc32(_pack(zxid, zxid, zxid, time, time, 0, 0, 0, owner), crc)
             if pcrc is not None:
                 p = parent
-                change += _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
-                                       p.version, p.creates, p.aversion, p.owner), pcrc) - before
+                after = self._pdigest = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
+                                                     p.version, p.creates, p.aversion, p.owner),
+                                               pcrc)
+                change += after - before
             self._digest += change
         stat = node.stat()
         if self._quota_roots or parent_path.startswith(_QUOTA_ZOOKEEPER):
@@ -419,6 +439,7 @@ class DataTree:
             parent = self.nodes.get(parent_path)
             if parent is not None and zxid > parent.pzxid:
                 before = node_digest(parent_path, parent) if self.digest_enabled else 0
+                self._forget_parent_digest(parent)
                 parent.pzxid = zxid
                 if self.digest_enabled:
                     self._node_digest_change(parent_path, parent, before)
@@ -432,12 +453,17 @@ class DataTree:
                 p = parent
                 if p is self._pcrc_node:
                     pcrc = self._pcrc
+                    before = self._pdigest
                 else:
                     pcrc = self._parent_crc(parent_path, p)
-                change = _crc32(_pack(p.czxid, p.mzxid, zxid, p.ctime, p.mtime, p.version,
-                                      p.creates, p.aversion, p.owner), pcrc) \
-                    - _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime, p.version,
-                                   p.creates, p.aversion, p.owner), pcrc)
+                    before = None
+                if before is None:
+                    before = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
+                                          p.version, p.creates, p.aversion, p.owner), pcrc)
+                after = self._pdigest = _crc32(_pack(p.czxid, p.mzxid, zxid, p.ctime, p.mtime,
+                                                     p.version, p.creates, p.aversion, p.owner),
+                                               pcrc)
+                change = after - before
             if not path.startswith(EXCLUDED_PREFIX):
                 n = node
                 crc = _crc32(path.encode())
