@@ -68,7 +68,7 @@ def propose(p, n):
     zs = []
     for _ in range(n):
         z = p.next_zxid()
-        p.propose(txn(z))
+        p.propose_all([txn(z)])
         zs.append(z)
     return zs
 

@@ -51,7 +51,7 @@ def leader(voters=(1, 2, 3), learners=(1, 2, 4, 5)):
 
 def propose(p, make, *args):
     z = p.next_zxid()
-    p.propose(make(z, *args))
+    p.propose_all([make(z, *args)])
     p.logged(z)
     return z
 

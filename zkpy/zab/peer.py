@@ -758,10 +758,6 @@ class ZabPeer:
         """The zxid the next proposal must carry (leader only)."""
         return max(self.last_proposed + 1, make_zxid(self.current_epoch, 1))
 
-    def propose(self, txn):
-        """Broadcast a txn made by the leader's prep (zxid = next_zxid())."""
-        self.propose_all([txn])
-
     def propose_all(self, txns):
         """Broadcast txns made by the leader's prep, consecutive from
         next_zxid(), as one message to each follower (a PROPOSAL for one,
