@@ -19,6 +19,10 @@ _pack_stat_reply = _STAT_REPLY.pack
 _GET_DATA_HEAD = struct.Struct(">i" + REPLY_HEADER.format.lstrip(">") + "i")
 _GET_DATA_LENGTH = REPLY_HEADER.size + 4 + STAT.size   # and the data's
 _pack_get_data_head = _GET_DATA_HEAD.pack
+# A create reply up to its path: length, ReplyHeader, path length.
+_CREATE_HEAD = _GET_DATA_HEAD
+_CREATE_LENGTH = REPLY_HEADER.size + 4     # and the path's (and a Stat's)
+_pack_create_head = _CREATE_HEAD.pack
 
 NOTIFICATION_ZXID = -1  # ZooKeeper 3.8 sends -1 in the header of a watch event
 
@@ -99,6 +103,17 @@ def create_body(op: int, path: str, stat) -> bytes:
     if op == Op.CREATE:
         return encode_string(path)
     return encode_string(path) + _pack_stat(*stat)
+
+
+def create_reply(xid: int, zxid: int, op: int, path: str, stat) -> bytes:
+    """with_body(xid, zxid, create_body(op, path, stat)), with one pack up to
+    the path: the reply to every create."""
+    b = path.encode("utf-8", "surrogatepass")
+    n = len(b)
+    if op == Op.CREATE:
+        return _pack_create_head(_CREATE_LENGTH + n, xid, zxid, 0, n) + b
+    return _pack_create_head(_CREATE_LENGTH + STAT.size + n, xid, zxid, 0, n) + b \
+        + _pack_stat(*stat)
 
 
 def multi_header(op_type: int, done: bool, err: int) -> bytes:
