@@ -45,6 +45,7 @@ from zkpy.storage.snapshot import (
     read_snapshot,
     write_snapshot,
 )
+from zkpy.storage.fsyncer import FsyncHelper
 from zkpy.storage.syncer import TxnLogSyncer
 from zkpy.storage.txnlog import (
     HEADER,
@@ -314,9 +315,11 @@ def test_every_txn_kind_survives_msgpack(tmp_path):
 # --- the syncer on a real event loop ------------------------------------------------
 
 
-def run_syncer(log_dir, txns, roll_at=(), force_sync=True, warn_ms=1000, current=None):
-    """Append txns through a TxnLogSyncer on a real asyncio loop; return the
-    zxids in the order their on_logged callbacks ran, and the syncer."""
+def run_syncer(log_dir, txns, roll_at=(), force_sync=True, warn_ms=1000, current=None,
+               per_iteration=50, pause=0.001):
+    """Append txns through a TxnLogSyncer on a real asyncio loop, per_iteration
+    of them at a time with a sleep of pause seconds between; return the zxids in the order their
+    on_logged callbacks ran, and the syncer."""
     async def main():
         loop = asyncio.get_running_loop()
         s = TxnLogSyncer(str(log_dir), loop, force_sync=force_sync, prealloc_kb=4,
@@ -333,8 +336,8 @@ def run_syncer(log_dir, txns, roll_at=(), force_sync=True, warn_ms=1000, current
             if i in roll_at:
                 s.roll()
             s.append(t, on_logged)
-            if i % 50 == 49:
-                await asyncio.sleep(0.001)
+            if i % per_iteration == per_iteration - 1:
+                await asyncio.sleep(pause)
         if txns:
             await asyncio.wait_for(all_done, 10)
         s.close()
@@ -360,6 +363,53 @@ def test_slow_fsync_is_logged(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="zkpy.storage"):
         run_syncer(tmp_path, d.txns, warn_ms=-1)
     assert "fsync-ing the write ahead log" in caplog.text
+
+
+def test_fsync_helper_answers_batches_handed_over_while_it_syncs(tmp_path):
+    """Batches handed to the helper back to back, without waiting for an
+    answer, are all written at their offsets and answered once each, in
+    order."""
+    path = tmp_path / "log"
+    path.write_bytes(bytes(64 * 1024))
+    chunks = [(str(path), i * 1000, bytes([i + 1]) * (500 + i)) for i in range(40)]
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        answers = []
+        done = loop.create_future()
+
+        def on_done(error, ms):
+            answers.append((error, ms))
+            if len(answers) == len(chunks):
+                done.set_result(None)
+        helper = FsyncHelper(loop, on_done)
+        for chunk in chunks:
+            helper.request([chunk])
+        await asyncio.wait_for(done, 30)
+        helper.close()
+        return answers
+    answers = asyncio.run(main())
+    assert [e for e, _ in answers] == [None] * len(chunks)
+    assert all(ms >= 0 for _, ms in answers)
+    data = path.read_bytes()
+    for _, offset, chunk in chunks:
+        assert data[offset:offset + len(chunk)] == chunk
+
+
+def test_large_batches_wait_for_room_and_keep_their_order(tmp_path):
+    """Records past what may wait in the helper's pipe are held back until
+    an answer comes, then handed over: every txn is acknowledged in zxid
+    order and the log reads back whole."""
+    big = b"z" * 20000
+    txns = [Txn(1, i, i, 1000 + i, Op.SET_DATA, ["/n", big + bytes([i % 256]), i])
+            for i in range(1, 41)]
+    done, s = run_syncer(tmp_path, txns, roll_at=(25,), per_iteration=1,
+                         pause=0)
+    assert done == [t.zxid for t in txns]
+    got = []
+    for _, path in list_logs(tmp_path):
+        got += read_log(path, is_last=False)[0]
+    assert got == txns
 
 
 def test_failing_disk_acknowledges_nothing(tmp_path):

@@ -229,6 +229,10 @@ class DurableLog:
             code = 1
             try:
                 close_inherited_fds()
+                # Background work: the fsync helper and the clients come
+                # first when the cores are busy (a commit waits on the
+                # helper; the snapshot only has to be done by the next one).
+                os.nice(10)
                 write_snapshot(self.tree, zxid, self.snap_dir, stable=True)
                 code = 0
             finally:

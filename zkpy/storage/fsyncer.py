@@ -16,10 +16,17 @@ of it stalled event loop.
 Protocol, one message each way per batch:
     loop -> helper   b"B" + count (>I), then per chunk:
                      path length (>H), file offset (>Q), data length (>I), path, data
-    helper -> loop   b"K\\n"  or  b"E<error>\\n"
+    helper -> loop   b"K<microseconds>\\n"  or  b"E<error>\\n"
 The helper writes every chunk at its offset, then fdatasyncs each file it
 wrote.  A path the helper has not seen before is opened and its directory
-fsynced too, so a new log file's name is durable with its first txn."""
+fsynced too, so a new log file's name is durable with its first txn.
+
+The loop does not wait for one batch's answer before it hands over the next:
+the helper takes every batch that is waiting in the pipe when it is done with
+a sync, writes them all and syncs once, then answers each in order (with how
+long that write and sync took).  So the disk goes from one sync to the next
+without waiting for the loop to read an answer and send more, and a group
+commit takes whatever arrived during the last sync."""
 
 import os
 import struct
@@ -30,28 +37,49 @@ BATCH = struct.Struct(">I")
 CHUNK = struct.Struct(">HQI")
 
 _HELPER = r"""
-import os, struct, sys
+import os, select, struct, sys, time
 BATCH, CHUNK = struct.Struct(">I"), struct.Struct(">HQI")
 fds = {}
-cmd, reply = sys.stdin.buffer, sys.stdout.buffer
+buf = bytearray()
+reply = sys.stdout.buffer
+eof = False
 
-def read_exact(n):
-    data = cmd.read(n)
-    if len(data) != n:
-        sys.exit(0)  # the server closed the pipe
-    return data
+def read_more(wait):
+    # False if nothing was read: no input ready (wait=False), or the server
+    # closed the pipe.
+    global eof
+    if eof or (not wait and not select.select([0], [], [], 0)[0]):
+        return False
+    data = os.read(0, 1 << 20)
+    if not data:
+        eof = True
+        return False
+    buf.extend(data)
+    return True
 
-while True:
-    kind = cmd.read(1)
-    if not kind:
-        break
-    (count,) = BATCH.unpack(read_exact(BATCH.size))
+def next_batch():
+    # The chunks of the first whole batch in buf (taken out of it), or None.
+    if len(buf) < 1 + BATCH.size:
+        return None
+    (count,) = BATCH.unpack_from(buf, 1)
+    pos = 1 + BATCH.size
     chunks = []
     for _ in range(count):
-        plen, offset, dlen = CHUNK.unpack(read_exact(CHUNK.size))
-        chunks.append((read_exact(plen).decode(), offset, read_exact(dlen)))
-    try:
-        paths = []
+        if len(buf) < pos + CHUNK.size:
+            return None
+        plen, offset, dlen = CHUNK.unpack_from(buf, pos)
+        pos += CHUNK.size
+        if len(buf) < pos + plen + dlen:
+            return None
+        path = bytes(buf[pos:pos + plen]).decode()
+        chunks.append((path, offset, bytes(buf[pos + plen:pos + plen + dlen])))
+        pos += plen + dlen
+    del buf[:pos]
+    return chunks
+
+def write_and_sync(batches):
+    paths = []
+    for chunks in batches:
         for path, offset, data in chunks:
             fd = fds.get(path)
             if fd is None:
@@ -66,20 +94,38 @@ while True:
                 data, offset = data[n:], offset + n
             if path not in paths:
                 paths.append(path)
-        for path in paths:
-            os.fdatasync(fds[path])
+    for path in paths:
+        os.fdatasync(fds[path])
+    if paths:
         for path in [p for p in fds if p != paths[-1]]:
             os.close(fds.pop(path))   # a rolled-over file: nothing more comes to it
-        reply.write(b"K\n")
+
+while True:
+    batches = []
+    while True:
+        chunks = next_batch()
+        if chunks is not None:
+            batches.append(chunks)
+        elif not read_more(wait=not batches):
+            break
+    if not batches:
+        break   # the server closed the pipe and every batch is answered
+    start = time.monotonic()
+    try:
+        write_and_sync(batches)
+        line = b"K%d\n" % int((time.monotonic() - start) * 1e6)
     except Exception as e:
-        reply.write(b"E" + str(e).replace("\n", " ").encode() + b"\n")
+        line = b"E" + str(e).replace("\n", " ").encode() + b"\n"
+    reply.write(line * len(batches))
     reply.flush()
 """
 
 
 class FsyncHelper:
     def __init__(self, loop, on_done):
-        """on_done(error or None) runs on the loop for each finished batch."""
+        """on_done(error or None, ms) runs on the loop for each finished
+        batch, in the order they were requested; ms: how long the write and
+        sync it was part of took."""
         self.loop = loop
         self.on_done = on_done
         self.proc = subprocess.Popen([sys.executable, "-c", _HELPER], stdin=subprocess.PIPE,
@@ -97,8 +143,9 @@ class FsyncHelper:
             p = path.encode()
             parts += (CHUNK.pack(len(p), offset, len(data)), p, data)
         msg = memoryview(b"".join(parts))
-        # The helper is idle (one batch at a time), so a message larger than
-        # the pipe's buffer only waits for it to read the rest.
+        # The syncer keeps what is waiting in the pipe small (see
+        # TxnLogSyncer), so a write only waits when a large batch goes to an
+        # idle helper, for the time the helper takes to read it.
         while msg:
             msg = msg[os.write(self.in_fd, msg):]
 
@@ -109,12 +156,15 @@ class FsyncHelper:
             return
         if not data:
             self.loop.remove_reader(self.out_fd)
-            self.on_done(OSError("the fsync helper process died"))
+            self.on_done(OSError("the fsync helper process died"), 0)
             return
         self.buf += data
         while b"\n" in self.buf:
             line, self.buf = self.buf.split(b"\n", 1)
-            self.on_done(None if line == b"K" else OSError(line[1:].decode(errors="replace")))
+            if line[:1] == b"K":
+                self.on_done(None, int(line[1:]) / 1000)
+            else:
+                self.on_done(OSError(line[1:].decode(errors="replace")), 0)
 
     def close(self):
         try:

@@ -11,9 +11,11 @@ event-loop iteration are written together at its end and handed back at once.
 With forceSync=yes the loop hands each batch's records to a helper process
 that writes and fdatasyncs them (fsyncer.py), so that no thread has to win
 the GIL back from a busy loop before a commit is acknowledged, and no write(2)
-stalls the loop behind a journal commit; while one batch is under way the next
-gathers.  The thread remains the fallback."""
+stalls the loop behind a journal commit.  Each loop iteration's batch goes to
+the helper at once; the helper syncs together every batch that waited for its
+last sync to end.  The thread remains the fallback."""
 
+import collections
 import logging
 import os
 import threading
@@ -25,6 +27,11 @@ from .files import fsync_dir
 from .txnlog import RECORD, LogFile, log_file_name
 
 log = logging.getLogger("zkpy.storage")
+
+# Bytes of log records handed to the fsync helper and not answered yet, past
+# which the loop holds further batches back: well under a pipe's 64 KiB, so
+# handing one over never blocks while the helper syncs.
+_PIPE_BUDGET = 32 * 1024
 
 _pack_record = RECORD.pack
 _crc32 = zlib.crc32
@@ -66,7 +73,10 @@ class TxnLogSyncer:
         self.flush_scheduled = False
         self.unsynced = []      # not yet handed to the helper (helper mode)
         self.unsent = []        # their (path, offset, data) chunks
-        self.in_flight = None   # (batch, start) the helper is writing and syncing
+        # (batch, bytes) handed to the helper and not answered yet, oldest
+        # first, and their bytes in all (see _request_sync).
+        self.in_flight = collections.deque()
+        self.in_flight_bytes = 0
         if force_sync:
             try:
                 self.helper = FsyncHelper(loop, self._synced)
@@ -149,27 +159,35 @@ class TxnLogSyncer:
         self._request_sync()
 
     def _request_sync(self):
-        if self.in_flight is None and self.unsynced:
-            self.in_flight = (self.unsynced, time.monotonic())
-            self.unsynced = []
-            chunks, self.unsent = self.unsent, []
-            try:
-                self.helper.request(chunks)
-            except OSError as e:
-                self._fail(e)
-
-    def _synced(self, error):
-        if self.in_flight is None:
+        """Hand what is gathered to the helper at once, even while it syncs
+        earlier batches (it takes them all into its next sync) -- unless
+        that would leave more than _PIPE_BUDGET bytes on their way: a
+        write(2) to a full pipe would block the loop until the helper's
+        sync is done.  What is held back goes when an answer comes."""
+        if not self.unsynced:
             return
-        batch, start = self.in_flight
-        self.in_flight = None
+        size = sum(len(data) for _, _, data in self.unsent)
+        if self.in_flight and self.in_flight_bytes + size > _PIPE_BUDGET:
+            return
+        self.in_flight.append((self.unsynced, size))
+        self.in_flight_bytes += size
+        self.unsynced = []
+        chunks, self.unsent = self.unsent, []
+        try:
+            self.helper.request(chunks)
+        except OSError as e:
+            self._fail(e)
+
+    def _synced(self, error, ms):
+        if not self.in_flight:
+            return
+        batch, size = self.in_flight.popleft()
+        self.in_flight_bytes -= size
         if error is not None:
             self._fail(error)
             return
         self.fsync_count += 1
-        self._warn_if_slow(start)
-        # Hand the helper the next batch first: it writes and syncs while
-        # this one is applied and answered.
+        self._took(ms)
         self._request_sync()
         self._logged(batch)
 
@@ -179,7 +197,10 @@ class TxnLogSyncer:
         self.failed = e
 
     def _warn_if_slow(self, start):
-        took = (time.monotonic() - start) * 1000
+        self._took((time.monotonic() - start) * 1000)
+
+    def _took(self, took):
+        """A write and sync of the log took `took` ms."""
         if self.on_fsync is not None:
             self.on_fsync(took)
         if took > self.warn_ms:
