@@ -6,6 +6,7 @@ import contextlib
 import logging
 import random
 import struct
+import time
 
 import pytest
 
@@ -352,6 +353,35 @@ def test_pipelined_writes_with_the_same_xid_are_all_answered(hosts, base, witnes
         assert [(h.xid, h.err) for h in got] == [(x, 0) for x in xids]
         zxids = [h.zxid for h in got]
         assert zxids == sorted(zxids) and len(set(zxids)) == len(xids)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_frames_cut_anywhere_across_reads(hosts, base, witness, seed):
+    """Requests whose bytes arrive in pieces cut at any point (inside the
+    length, the header, the record; several frames and a part of the next
+    in one piece) are answered as if each had come whole."""
+    rng = random.Random(seed)
+    with RawClient.open(hosts) as c:
+        frames, expect = [], []
+        for i in range(30):
+            xid = 100 + i
+            path = f"{base}/cut{seed}-{i // 2}"
+            if i % 2 == 0:
+                frames.append(encode_request(xid, Op.CREATE,
+                                             CreateRequest(path, b"v%d" % i, OPEN, 0)))
+                expect.append((xid, Op.CREATE, path))
+            else:
+                frames.append(encode_request(xid, Op.GET_DATA, PathWatchRequest(path, False)))
+                expect.append((xid, Op.GET_DATA, b"v%d" % (i - 1)))
+        data = b"".join(frames)
+        cuts = sorted(rng.sample(range(1, len(data)), 40))
+        for a, b in zip([0] + cuts, cuts + [len(data)]):
+            c.send_raw(data[a:b])
+            time.sleep(0.003)   # (so that the pieces arrive in separate reads)
+        for xid, op, want in expect:
+            hdr, body = c.read_reply(op)
+            assert (hdr.xid, hdr.err) == (xid, 0)
+            assert (body if op == Op.CREATE else body[0]) == want
 
 
 # --- null (-1) paths ------------------------------------------------------------------------------

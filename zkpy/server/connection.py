@@ -147,9 +147,22 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
     def data_received(self, data):
         if self.state == CLOSED:
             return
-        self.buf += data
         self.server.stats.bytes_received += len(data)
         self.last_recv = self.clock.now_ms()
+        if self.state == ESTABLISHED and not self.buf and not self.throttled \
+                and not self.processing:
+            # The usual read: whole frames and nothing left from the last.
+            # They are cut from the bytes read (one copy each, where the
+            # buffer costs two); only a partial frame at the end is kept.
+            self.processing = True
+            try:
+                pos = self._process_frames_now(data)
+            finally:
+                self.processing = False
+            if pos < len(data) and self.state != CLOSED:
+                self.buf += data[pos:] if pos else data
+            return
+        self.buf += data
         if self.state == NEW and len(self.buf) >= 4:
             word = bytes(self.buf[:4])
             if word in fourletter.COMMANDS:
@@ -168,12 +181,16 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
             return  # re-entered from a handshake completing inside the loop below
         self.processing = True
         try:
-            self._process_frames_now()
+            buf = self.buf
+            pos = self._process_frames_now(buf)
+            if pos:
+                del buf[:pos]
         finally:
             self.processing = False
 
-    def _process_frames_now(self):
-        buf = self.buf
+    def _process_frames_now(self, buf) -> int:
+        """Dispatch the whole frames at the start of buf (bytes, or self.buf);
+        how many bytes they took."""
         pos = 0
         end = len(buf)
         touched = False
@@ -183,7 +200,7 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
             if n < 0 or n > self.max_frame:
                 log.warning("Len error %d from %s; closing", n, self.peer[0])
                 self.close()
-                return
+                return pos
             if end - pos - 4 < n:
                 break
             payload = bytes(buf[pos + 4:pos + 4 + n])
@@ -194,10 +211,9 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
                 touched = True
                 if self._handle_request(payload, received):
                     break   # reading paused (globalOutstandingLimit): the rest waits in buf
-        if pos:
-            del buf[:pos]
         if touched and self.session_id and self.state == ESTABLISHED:
             self.server.role.touch_session(self.session_id, self.last_recv)
+        return pos
 
     # --- output ---------------------------------------------------------------------------
 

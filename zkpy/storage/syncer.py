@@ -184,7 +184,8 @@ class TxnLogSyncer:
         batch, size = self.in_flight.popleft()
         self.in_flight_bytes -= size
         if error is not None:
-            self._fail(error)
+            if self.failed is None:   # (every batch of a failed sync says so)
+                self._fail(error)
             return
         self.fsync_count += 1
         self._took(ms)
