@@ -25,7 +25,8 @@ any current Linux, which is what zkpy uses."""
 
 import collections
 import struct
-import zlib
+
+from ..crc import crc32
 
 # DigestCalculator.DIGEST_VERSION: what a peer sends with a digest.
 DIGEST_VERSION = 2
@@ -39,7 +40,7 @@ EXCLUDED_PREFIX = "/zookeeper/"   # ZooDefs.ZOOKEEPER_NODE_SUBTREE
 
 _STAT = struct.Struct(">qqqqqiiiq")
 STAT_PACK = _pack = _STAT.pack
-_crc32 = zlib.crc32
+_crc32 = crc32
 _U64 = 1 << 64
 _I64 = 1 << 63
 

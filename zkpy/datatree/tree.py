@@ -13,8 +13,8 @@ restart from snapshot + log, computes the same):
     while no quota root exists."""
 
 import logging
-from zlib import crc32 as _crc32
 
+from ..crc import crc32 as _crc32
 from ..protocol.errors import Err, KeeperError
 from ..protocol.opcodes import CREATE_OPS, EventType, Op
 from ..protocol.records import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE

@@ -35,10 +35,10 @@ import io
 import mmap
 import os
 import struct
-import zlib
 
 import msgpack
 
+from ..crc import crc32
 from ..datatree.tree import DataTree
 from ..datatree.znode import NO_CHILDREN, ZNode
 from ..datatree.paths import parent_of
@@ -73,7 +73,7 @@ class _CrcWriter:
         self.crc = 0
 
     def write(self, b):
-        self.crc = zlib.crc32(b, self.crc)
+        self.crc = crc32(b, self.crc)
         self.f.write(b)
 
 
@@ -245,7 +245,7 @@ def parse_snapshot(buf, path: str = "snapshot") -> DataTree:
     end_magic, crc = TRAILER.unpack_from(buf, len(buf) - TRAILER.size)
     body_end = len(buf) - TRAILER.size
     with memoryview(buf) as view:
-        good = end_magic == MAGIC_END and zlib.crc32(view[:body_end]) == crc
+        good = end_magic == MAGIC_END and crc32(view[:body_end]) == crc
     if not good:
         raise CorruptSnapshotError(f"{path}: checksum mismatch")
     reader = _Reader(buf, HEADER.size, body_end)

@@ -20,8 +20,8 @@ import logging
 import os
 import threading
 import time
-import zlib
 
+from ..crc import crc32
 from .fsyncer import FsyncHelper
 from .files import fsync_dir
 from .txnlog import RECORD, LogFile, log_file_name
@@ -34,7 +34,7 @@ log = logging.getLogger("zkpy.storage")
 _PIPE_BUDGET = 32 * 1024
 
 _pack_record = RECORD.pack
-_crc32 = zlib.crc32
+_crc32 = crc32
 
 
 class TxnLogSyncer:

@@ -12,10 +12,10 @@ it (a crash in the middle of a write) and corruption otherwise."""
 import errno
 import os
 import struct
-import zlib
 
 import msgpack
 
+from ..crc import crc32
 from ..datatree.txn import Txn
 from .files import fsync_dir
 
@@ -45,7 +45,7 @@ def zxid_of_name(name: str, prefix: str) -> int | None:
 
 def encode_txn(txn: Txn) -> bytes:
     payload = txn.packed()
-    return RECORD.pack(len(payload), zlib.crc32(payload)) + payload
+    return RECORD.pack(len(payload), crc32(payload)) + payload
 
 
 def decode_txn(payload: bytes) -> Txn:
@@ -163,7 +163,7 @@ def _whole_record_after(buf, pos: int) -> bool:
     i = buf.find(_TXN_START, pos + 1 + RECORD.size)
     while i != -1:
         length, crc = RECORD.unpack_from(buf, i - RECORD.size)
-        if 0 < length <= end - i and zlib.crc32(view[i:i + length]) == crc:
+        if 0 < length <= end - i and crc32(view[i:i + length]) == crc:
             return True
         i = buf.find(_TXN_START, i + 1)
     return False
@@ -204,7 +204,7 @@ def _scan(path, buf, is_last, txns) -> int:
         start = pos + RECORD.size
         stop = start + length
         payload = buf[start:stop]
-        if stop > end or zlib.crc32(payload) != crc:
+        if stop > end or crc32(payload) != crc:
             if is_last and _all_zero(buf, min(stop, end)) and not _whole_record_after(buf, pos):
                 return pos  # torn tail: a write that never completed
             raise CorruptLogError(f"{path}: offset {pos}: record fails its checksum")
@@ -308,7 +308,7 @@ def _find_record(buf, zxid: int) -> int | None:
             length, crc = RECORD.unpack_from(buf, start - RECORD.size)
             if 0 < length <= len(buf) - start and \
                     _zxid_of_record(buf, start, length) == zxid and \
-                    zlib.crc32(view[start:start + length]) == crc:
+                    crc32(view[start:start + length]) == crc:
                 return start - RECORD.size
         i = buf.find(needle, i + 1)
     return None
