@@ -16,15 +16,16 @@ of it stalled event loop.
 Protocol, one message each way per batch:
     loop -> helper   b"B" + count (>I), then per chunk:
                      path length (>H), file offset (>Q), data length (>I), path, data
-    helper -> loop   b"K<microseconds>\\n"  or  b"E<error>\\n"
+    helper -> loop   b"K<n> <microseconds>\\n"  or  b"E<n> <error>\\n"
 The helper writes every chunk at its offset, then fdatasyncs each file it
 wrote.  A path the helper has not seen before is opened and its directory
 fsynced too, so a new log file's name is durable with its first txn.
 
 The loop does not wait for one batch's answer before it hands over the next:
 the helper takes every batch that is waiting in the pipe when it is done with
-a sync, writes them all and syncs once, then answers each in order (with how
-long that write and sync took).  So the disk goes from one sync to the next
+a sync, writes them all and syncs once, then answers them with one line: how
+many batches that sync covered (the oldest unanswered ones) and how long the
+write and sync took.  So the disk goes from one sync to the next
 without waiting for the loop to read an answer and send more, and a group
 commit takes whatever arrived during the last sync."""
 
@@ -113,19 +114,19 @@ while True:
     start = time.monotonic()
     try:
         write_and_sync(batches)
-        line = b"K%d\n" % int((time.monotonic() - start) * 1e6)
+        line = b"K%d %d\n" % (len(batches), int((time.monotonic() - start) * 1e6))
     except Exception as e:
-        line = b"E" + str(e).replace("\n", " ").encode() + b"\n"
-    reply.write(line * len(batches))
+        line = b"E%d %s\n" % (len(batches), str(e).replace("\n", " ").encode())
+    reply.write(line)
     reply.flush()
 """
 
 
 class FsyncHelper:
     def __init__(self, loop, on_done):
-        """on_done(error or None, ms) runs on the loop for each finished
-        batch, in the order they were requested; ms: how long the write and
-        sync it was part of took."""
+        """on_done(error or None, n, ms) runs on the loop for each sync: it
+        covered the n oldest batches not answered yet, and its write and
+        sync took ms."""
         self.loop = loop
         self.on_done = on_done
         self.proc = subprocess.Popen([sys.executable, "-c", _HELPER], stdin=subprocess.PIPE,
@@ -156,15 +157,16 @@ class FsyncHelper:
             return
         if not data:
             self.loop.remove_reader(self.out_fd)
-            self.on_done(OSError("the fsync helper process died"), 0)
+            self.on_done(OSError("the fsync helper process died"), 0, 0)
             return
         self.buf += data
         while b"\n" in self.buf:
             line, self.buf = self.buf.split(b"\n", 1)
+            n, _, rest = line[1:].partition(b" ")
             if line[:1] == b"K":
-                self.on_done(None, int(line[1:]) / 1000)
+                self.on_done(None, int(n), int(rest) / 1000)
             else:
-                self.on_done(OSError(line[1:].decode(errors="replace")), 0)
+                self.on_done(OSError(rest.decode(errors="replace")), int(n), 0)
 
     def close(self):
         try:

@@ -178,19 +178,24 @@ class TxnLogSyncer:
         except OSError as e:
             self._fail(e)
 
-    def _synced(self, error, ms):
-        if not self.in_flight:
-            return
-        batch, size = self.in_flight.popleft()
-        self.in_flight_bytes -= size
+    def _synced(self, error, n, ms):
+        """The helper's sync of the n oldest batches in flight is done."""
         if error is not None:
-            if self.failed is None:   # (every batch of a failed sync says so)
+            if self.failed is None:
                 self._fail(error)
             return
+        # The batches of one sync are handed back as one: one on_batch (a
+        # follower's one ack), one set of figures.
+        batch = []
+        for _ in range(min(n, len(self.in_flight))):
+            done, size = self.in_flight.popleft()
+            self.in_flight_bytes -= size
+            batch += done
         self.fsync_count += 1
         self._took(ms)
         self._request_sync()
-        self._logged(batch)
+        if batch:
+            self._logged(batch)
 
     def _fail(self, e):
         log.critical("transaction log write failed: %s; no further writes "
