@@ -13,7 +13,7 @@ of that sync is done (block allocation in the preallocated, sparse file joins
 the next journal transaction): measured at over a millisecond per batch, all
 of it stalled event loop.
 
-Protocol, one message each way per batch:
+Protocol: a message from the loop per batch, a line back per sync:
     loop -> helper   b"B" + count (>I), then per chunk:
                      path length (>H), file offset (>Q), data length (>I), path, data
     helper -> loop   b"K<n> <microseconds>\\n"  or  b"E<n> <error>\\n"
@@ -25,9 +25,9 @@ The loop does not wait for one batch's answer before it hands over the next:
 the helper takes every batch that is waiting in the pipe when it is done with
 a sync, writes them all and syncs once, then answers them with one line: how
 many batches that sync covered (the oldest unanswered ones) and how long the
-write and sync took.  So the disk goes from one sync to the next
-without waiting for the loop to read an answer and send more, and a group
-commit takes whatever arrived during the last sync."""
+write and sync took.  So the disk goes from one sync to the next without
+waiting for the loop to read an answer and send more, and a group commit
+takes whatever arrived during the last sync."""
 
 import os
 import struct
