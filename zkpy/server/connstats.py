@@ -36,16 +36,8 @@ class ConnectionStats:
         if xid > 0:
             self.last_cxid = xid
         self.last_zxid = zxid
+        self.latency.add(latency)
         self.packets_sent += 1
-        # LatencyStats.add, written out: a call less per reply.
-        lat = self.latency
-        n = lat.count
-        if n == 0 or latency < lat.min:
-            lat.min = latency
-        if latency > lat.max:
-            lat.max = latency
-        lat.count = n + 1
-        lat.total += latency
 
     def describe(self, conn, brief: bool) -> str:
         """The cons / stat line of conn (brief: stat's, without the session)."""

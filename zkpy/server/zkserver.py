@@ -159,11 +159,8 @@ class ZooKeeperServer:
         txn = Txn(session_id, cxid, zxid, self.clock.wall_ms(), txn_type, body)
         if waiter is not None:
             # Keyed by (session, cxid): a follower learns a txn's zxid only
-            # when the leader's commit reaches it.  (expect_reply's usual
-            # case, written out: a call less per write.)
-            key = (session_id, cxid)
-            if self.waiting.setdefault(key, waiter) is not waiter:
-                self.expect_reply(key, waiter)
+            # when the leader's commit reaches it.
+            self.expect_reply((session_id, cxid), waiter)
         self.log.append(txn, self.apply)
         return txn
 
@@ -266,12 +263,7 @@ class ZooKeeperServer:
         watches = self.watches
         if events and (watches.data or watches.child):   # (else nobody watches anything)
             self.deliver(events)
-        # take_waiter's usual case, written out: a call less per txn.
-        key = (txn.session_id, txn.cxid)
-        waiter = self.waiting.pop(key, None)
-        if type(waiter) is collections.deque:
-            self.waiting[key] = waiter
-            waiter = self.take_waiter(key)
+        waiter = self.take_waiter((txn.session_id, txn.cxid))
         if self.audit is not None:
             self.audit.applied(txn, result, events, waiter)
         if waiter is not None:

@@ -21,10 +21,9 @@ import os
 import threading
 import time
 
-from ..crc import crc32
 from .fsyncer import FsyncHelper
 from .files import fsync_dir
-from .txnlog import RECORD, LogFile, log_file_name
+from .txnlog import LogFile, encode_txn, log_file_name
 
 log = logging.getLogger("zkpy.storage")
 
@@ -32,9 +31,6 @@ log = logging.getLogger("zkpy.storage")
 # which the loop holds further batches back: well under a pipe's 64 KiB, so
 # handing one over never blocks while the helper syncs.
 _PIPE_BUDGET = 32 * 1024
-
-_pack_record = RECORD.pack
-_crc32 = crc32
 
 
 class TxnLogSyncer:
@@ -95,9 +91,7 @@ class TxnLogSyncer:
         Returns the size of its record."""
         if self.failed is not None:
             raise self.failed
-        payload = txn.packed()
-        # encode_txn(txn), written out: a call less per write.
-        record = _pack_record(len(payload), _crc32(payload)) + payload
+        record = encode_txn(txn)
         self.gathering.append((record, txn, on_logged))
         if not self.flush_scheduled:
             self.flush_scheduled = True
