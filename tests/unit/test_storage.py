@@ -365,14 +365,9 @@ def test_slow_fsync_is_logged(tmp_path, caplog):
     assert "fsync-ing the write ahead log" in caplog.text
 
 
-def test_fsync_helper_answers_batches_handed_over_while_it_syncs(tmp_path):
-    """Batches handed to the helper back to back, without waiting for an
-    answer, are all written at their offsets and answered: each sync's
-    answer covers the oldest batches not answered yet."""
-    path = tmp_path / "log"
-    path.write_bytes(bytes(64 * 1024))
-    chunks = [(str(path), i * 1000, bytes([i + 1]) * (500 + i)) for i in range(40)]
-
+def _helper_writes(chunks) -> list:
+    """Hand chunks to a FsyncHelper one batch each, without waiting; the
+    answers (error, batches covered, ms) once every batch is answered."""
     async def main():
         loop = asyncio.get_running_loop()
         answers = []
@@ -388,13 +383,66 @@ def test_fsync_helper_answers_batches_handed_over_while_it_syncs(tmp_path):
         await asyncio.wait_for(done, 30)
         helper.close()
         return answers
-    answers = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_fsync_helper_answers_batches_handed_over_while_it_syncs(tmp_path):
+    """Batches handed to the helper back to back, without waiting for an
+    answer, are all written at their offsets and answered: each sync's
+    answer covers the oldest batches not answered yet."""
+    path = tmp_path / "log"
+    path.write_bytes(bytes(64 * 1024))
+    chunks = [(str(path), i * 1000, bytes([i + 1]) * (500 + i)) for i in range(40)]
+    answers = _helper_writes(chunks)
     assert [e for e, _, _ in answers] == [None] * len(answers)
     assert sum(n for _, n, _ in answers) == len(chunks)
     assert all(n >= 1 and ms >= 0 for _, n, ms in answers)
     data = path.read_bytes()
     for _, offset, chunk in chunks:
         assert data[offset:offset + len(chunk)] == chunk
+
+
+def test_fsync_helper_writes_zeros_ahead_of_the_records(tmp_path):
+    """The blocks just past the last record are written (zeros), so the
+    next syncs need not allocate them; what lies before the first record
+    the helper wrote is left as it was, and the rest of the preallocated
+    size stays a hole."""
+    path = tmp_path / "log"
+    size = 1 << 20
+    with open(path, "wb") as f:
+        f.write(b"H" * 16)
+        f.truncate(size)
+    with open(path, "rb") as f:
+        if os.lseek(f.fileno(), 0, os.SEEK_HOLE) >= size:
+            pytest.skip("this file system does not report holes")
+    chunks, offset = [], 16
+    for i in range(30):
+        data = bytes([i + 1]) * (700 + 37 * i)
+        chunks.append((str(path), offset, data))
+        offset += len(data)
+    assert all(e is None for e, _, _ in _helper_writes(chunks))
+    end = offset
+    step = 1 << 16
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        hole = os.lseek(fd, 0, os.SEEK_HOLE)
+        assert hole >= (end // step + 1) * step, "zeros written up to the next step past the records"
+        assert hole < size, "the rest of the preallocation is still a hole"
+        data = os.pread(fd, size + 1, 0)
+    assert len(data) == size
+    assert data[:16] == b"H" * 16
+    for _, offset, chunk in chunks:
+        assert data[offset:offset + len(chunk)] == chunk
+    assert not any(data[end:]), "zeros after the records"
+
+
+def test_fsync_helper_zeros_stop_at_the_preallocated_size(tmp_path):
+    """Zeros never grow the file: the size is the log's preallocation."""
+    path = tmp_path / "log"
+    path.write_bytes(bytes(5000))
+    answers = _helper_writes([(str(path), 0, b"a" * 3000), (str(path), 3000, b"b" * 3000)])
+    assert all(e is None for e, _, _ in answers)
+    assert path.read_bytes() == b"a" * 3000 + b"b" * 3000
 
 
 def test_large_batches_wait_for_room_and_keep_their_order(tmp_path):
