@@ -1011,10 +1011,10 @@ def run_durable(config, txns, tree=None):
             while count[0] < i - rng.randrange(0, 5):
                 wake.clear()
                 await asyncio.wait_for(wake.wait(), 10)
-            # Let a snapshot under way finish (the next one would wait for
-            # it and take in the txns of both): the number of snapshots then
+            # Let a snapshot under way finish (the next one would be
+            # skipped while it is written): the number of snapshots then
             # depends on the txns alone, not on how fast this machine is.
-            while dl.snapshot_scheduled or dl.snapshot_wanted or (
+            while dl.snapshot_scheduled or (
                     dl.snapshot_thread is not None and dl.snapshot_thread.is_alive()):
                 await asyncio.sleep(0.001)
         while count[0] < len(txns):
@@ -1024,6 +1024,52 @@ def run_durable(config, txns, tree=None):
         dl.close()
         return tree
     return asyncio.run(main())
+
+
+def test_a_snapshot_due_while_one_is_written_is_skipped(tmp_path, caplog):
+    """As in ZooKeeper's SyncRequestProcessor: while a snapshot is being
+    written, the next one that comes due rolls the log and is skipped; the
+    one after comes another snapCount txns later."""
+    d = random_workload(random.Random(21), 40)
+    config = ServerConfig(data_dir=tmp_path / "data", snap_count=10, pre_alloc_size_kb=8)
+    snap_dir, log_dir = dirs(config)
+    tree = restore(snap_dir, log_dir)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        dl = DurableLog(config, loop, tree)
+        logged = []
+
+        async def log_txns(txns):
+            for t in txns:
+                dl.append(t, lambda txn: (tree.apply(txn), logged.append(txn.zxid)))
+            while len(logged) < len(txns) or dl.snapshot_scheduled:
+                await asyncio.sleep(0.001)
+            logged.clear()
+
+        # The writer of an earlier snapshot, still at work.
+        release = threading.Event()
+        writer = threading.Thread(target=release.wait)
+        writer.start()
+        dl.snapshot_thread = writer
+        with caplog.at_level(logging.WARNING, logger="zkpy.storage"):
+            await log_txns(d.txns[:10])
+        assert "Too busy to snap, skipping" in caplog.text
+        assert dl.snapshot_thread is writer, "no second writer"
+        assert list_snapshots(snap_dir) == []
+        release.set()
+        writer.join()
+        # The count starts again from the skipped snapshot: at least
+        # snapCount/2 + 1 more txns before the next.
+        await log_txns(d.txns[10:15])
+        assert dl.snapshot_thread is writer and list_snapshots(snap_dir) == []
+        assert [z for z, _ in list_logs(log_dir)] == [1, 11], "the log rolled at the skip"
+        await log_txns(d.txns[15:20])
+        dl.snapshot_thread.join()
+        assert len(list_snapshots(snap_dir)) == 1
+        dl.close()
+    asyncio.run(main())
+    assert state(restore(snap_dir, log_dir)) == _prefix_state(d, 20)
 
 
 def _snapshot_digest(path):
