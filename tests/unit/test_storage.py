@@ -436,6 +436,46 @@ def test_fsync_helper_writes_zeros_ahead_of_the_records(tmp_path):
     assert not any(data[end:]), "zeros after the records"
 
 
+def _cached(path, offset) -> bool:
+    """Whether the page at offset is in the page cache (a read that may not
+    wait for the disk succeeds)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.preadv(fd, [bytearray(1)], offset, os.RWF_NOWAIT)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_fsync_helper_drops_synced_records_from_the_page_cache(tmp_path):
+    """Once synced, the pages of whole MiBs of records leave the page cache;
+    the page the next record goes to stays, and the records read back."""
+    path = tmp_path / "log"
+    size = 4 << 20
+    with open(path, "wb") as f:
+        f.truncate(size)
+    data = random.Random(5).randbytes(60000)
+    chunks = [(str(path), i * len(data), data) for i in range(50)]   # 3,000,000 bytes
+    assert all(e is None for e, _, _ in _helper_writes(chunks))
+    end = 50 * len(data)
+    assert not _cached(path, 0) and not _cached(path, (1 << 20) + 4096)
+    assert not _cached(path, (2 << 20) - 4096)
+    assert _cached(path, end - 1), "the page the next record goes to"
+    assert path.read_bytes()[:end] == data * 50
+
+
+def test_a_snapshot_written_drops_the_one_before_from_the_page_cache(tmp_path):
+    d = random_workload(random.Random(6), 60)
+    first = write_snapshot(replayed(d.txns[:30]), d.txns[29].zxid, str(tmp_path))
+    assert _cached(first, 0)
+    second = write_snapshot(replayed(d.txns), d.txns[-1].zxid, str(tmp_path))
+    assert not _cached(first, 0), "the older snapshot is only needed if the newer is lost"
+    assert _cached(second, 0), "the newest stays for a restart"
+    assert state(read_snapshot(first)) == state(replayed(d.txns[:30]))
+
+
 def test_fsync_helper_zeros_stop_at_the_preallocated_size(tmp_path):
     """Zeros never grow the file: the size is the log's preallocation."""
     path = tmp_path / "log"

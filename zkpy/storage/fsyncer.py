@@ -19,7 +19,8 @@ Protocol: a message from the loop per batch, a line back per sync:
     helper -> loop   b"K<n> <microseconds>\\n"  or  b"E<n> <error>\\n"
 The helper writes every chunk at its offset, then fdatasyncs each file it
 wrote.  It keeps zeros written a little ahead of the records (zero_ahead), so
-that most syncs find their blocks already allocated.  A path the helper has not seen before is opened and its directory
+that most syncs find their blocks already allocated, and drops the pages of
+synced records from the page cache (drop_synced).  A path the helper has not seen before is opened and its directory
 fsynced too, so a new log file's name is durable with its first txn.
 
 The loop does not wait for one batch's answer before it hands over the next:
@@ -43,8 +44,10 @@ import os, select, struct, sys, time
 BATCH, CHUNK = struct.Struct(">I"), struct.Struct(">HQI")
 ZERO_STEP = 1 << 16
 ZERO_VIEW = memoryview(bytes(ZERO_STEP))
+DROP_STEP = 1 << 20
 fds = {}
 zeroed = {}   # path -> where its records and the zeros written after them end
+dropped = {}  # path -> up to where its synced pages are dropped from the page cache
 buf = bytearray()
 reply = sys.stdout.buffer
 eof = False
@@ -84,6 +87,7 @@ def next_batch():
 
 def write_and_sync(batches):
     paths = []
+    ends = {}
     for chunks in batches:
         for path, offset, data in chunks:
             fd = fds.get(path)
@@ -100,14 +104,36 @@ def write_and_sync(batches):
                 data, offset = data[n:], offset + n
             if offset + ZERO_STEP // 2 > zeroed[path]:
                 zero_ahead(fd, path, offset)
+            ends[path] = offset
             if path not in paths:
                 paths.append(path)
     for path in paths:
         os.fdatasync(fds[path])
+        drop_synced(path, ends[path] & -DROP_STEP)
     if paths:
         for path in [p for p in fds if p != paths[-1]]:
-            os.close(fds.pop(path))   # a rolled-over file: nothing more comes to it
+            # A rolled-over file: nothing more comes to it.
+            uncache(fds[path], 0, 0)
+            os.close(fds.pop(path))
             del zeroed[path]
+            dropped.pop(path, None)
+
+def drop_synced(path, upto):
+    # The server never reads its log back while it runs, so the pages of
+    # records already synced are dropped from the page cache (whole MiBs,
+    # never the page the next record goes to), and their memory is used
+    # again for the next ones.  Pages the kernel has to find anew cost far
+    # more than reused ones where the memory of a virtual machine is backed
+    # on first touch: 50 MiB written took 250 ms into new pages, 9 ms into
+    # reused ones.
+    start = dropped.get(path, 0)
+    if upto > start:
+        uncache(fds[path], start, upto - start)
+        dropped[path] = upto
+
+def uncache(fd, start, length):
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, start, length, os.POSIX_FADV_DONTNEED)
 
 def zero_ahead(fd, path, end):
     # Zeros written (not a hole) up to the next ZERO_STEP boundary past end,

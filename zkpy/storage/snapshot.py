@@ -42,7 +42,7 @@ from ..crc import crc32
 from ..datatree.tree import DataTree
 from ..datatree.znode import NO_CHILDREN, ZNode
 from ..datatree.paths import parent_of
-from .files import write_atomically
+from .files import drop_cached, write_atomically
 from .txnlog import list_by_zxid
 
 MAGIC = b"ZKPYSNAP"
@@ -85,9 +85,15 @@ def write_snapshot(tree: DataTree, zxid: int, snap_dir: str, stable: bool = Fals
     forked child's copy, a tree no one else has): its digest is then the
     digest of what the snapshot holds, and goes in it."""
     os.makedirs(snap_dir, exist_ok=True)
-    return write_atomically(os.path.join(snap_dir, snapshot_file_name(zxid)),
+    path = write_atomically(os.path.join(snap_dir, snapshot_file_name(zxid)),
                             lambda f: dump_snapshot(tree, zxid, f, stable),
                             buffering=1 << 20)
+    # The snapshot before this one is read only if this one is lost: its
+    # pages in the page cache go (drop_cached), this one's stay for a restart.
+    older = [p for z, p in list_snapshots(snap_dir) if z < zxid]
+    if older:
+        drop_cached(older[-1])
+    return path
 
 
 def write_snapshot_bytes(blob, zxid: int, snap_dir: str) -> str:
