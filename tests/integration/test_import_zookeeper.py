@@ -554,13 +554,13 @@ def zkpy_datadir(tmp_path):
 
 
 def _snapshots_done(srv, timeout=30.0):
-    """Wait until no snapshot is being written: one that comes due while
-    another is written is skipped, so without this a slow fsync (a busy
-    disk) could leave a single snapshot."""
+    """Wait until no snapshot is being written or waits its turn: snapshots
+    due while one is written are taken as one when it is done, so without
+    this a slow fsync (a busy disk) could leave a single snapshot."""
     def busy(server):
         dl = server.log
         t = dl.snapshot_thread
-        return dl.snapshot_scheduled or (t is not None and t.is_alive())
+        return dl.snapshot_scheduled or dl.snapshot_wanted or (t is not None and t.is_alive())
     deadline = time.monotonic() + timeout
     while srv.call(busy):
         assert time.monotonic() < deadline, "a snapshot is still being written"

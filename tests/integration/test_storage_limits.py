@@ -22,7 +22,8 @@ def snapshots_done(srv):
     def idle(server):
         log = server.log
         t = log.snapshot_thread
-        return not (log.snapshot_scheduled or (t is not None and t.is_alive()))
+        return not (log.snapshot_scheduled or log.snapshot_wanted or
+                    (t is not None and t.is_alive()))
     deadline = time.monotonic() + 30
     while not srv.call(idle):
         assert time.monotonic() < deadline, "a snapshot never finished"

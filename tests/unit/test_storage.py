@@ -1051,10 +1051,10 @@ def run_durable(config, txns, tree=None):
             while count[0] < i - rng.randrange(0, 5):
                 wake.clear()
                 await asyncio.wait_for(wake.wait(), 10)
-            # Let a snapshot under way finish (the next one would be
-            # skipped while it is written): the number of snapshots then
+            # Let a snapshot under way finish (the next one would wait for
+            # it and take in the txns of both): the number of snapshots then
             # depends on the txns alone, not on how fast this machine is.
-            while dl.snapshot_scheduled or (
+            while dl.snapshot_scheduled or dl.snapshot_wanted or (
                     dl.snapshot_thread is not None and dl.snapshot_thread.is_alive()):
                 await asyncio.sleep(0.001)
         while count[0] < len(txns):
@@ -1066,10 +1066,9 @@ def run_durable(config, txns, tree=None):
     return asyncio.run(main())
 
 
-def test_a_snapshot_due_while_one_is_written_is_skipped(tmp_path, caplog):
-    """As in ZooKeeper's SyncRequestProcessor: while a snapshot is being
-    written, the next one that comes due rolls the log and is skipped; the
-    one after comes another snapCount txns later."""
+def test_a_snapshot_due_while_one_is_written_is_taken_when_it_is_done(tmp_path):
+    """Not skipped (as ZooKeeper would): taken, of the tree as it is then,
+    once the writer of the last one is done."""
     d = random_workload(random.Random(21), 40)
     config = ServerConfig(data_dir=tmp_path / "data", snap_count=10, pre_alloc_size_kb=8)
     snap_dir, log_dir = dirs(config)
@@ -1079,37 +1078,25 @@ def test_a_snapshot_due_while_one_is_written_is_skipped(tmp_path, caplog):
         loop = asyncio.get_running_loop()
         dl = DurableLog(config, loop, tree)
         logged = []
-
-        async def log_txns(txns):
-            for t in txns:
-                dl.append(t, lambda txn: (tree.apply(txn), logged.append(txn.zxid)))
-            while len(logged) < len(txns) or dl.snapshot_scheduled:
-                await asyncio.sleep(0.001)
-            logged.clear()
-
-        # The writer of an earlier snapshot, still at work.
+        for t in d.txns[:10]:
+            dl.append(t, lambda txn: (tree.apply(txn), logged.append(txn.zxid)))
+        # The writer of an earlier snapshot, still at work until released.
         release = threading.Event()
-        writer = threading.Thread(target=release.wait)
+        writer = threading.Thread(target=dl._then_next, args=(release.wait, ()))
         writer.start()
         dl.snapshot_thread = writer
-        with caplog.at_level(logging.WARNING, logger="zkpy.storage"):
-            await log_txns(d.txns[:10])
-        assert "Too busy to snap, skipping" in caplog.text
-        assert dl.snapshot_thread is writer, "no second writer"
-        assert list_snapshots(snap_dir) == []
+        async def until(done):
+            while not done():
+                await asyncio.sleep(0.001)
+        await asyncio.wait_for(until(lambda: len(logged) == 10 and not dl.snapshot_scheduled), 10)
+        assert dl.snapshot_wanted and list_snapshots(snap_dir) == []
         release.set()
-        writer.join()
-        # The count starts again from the skipped snapshot: at least
-        # snapCount/2 + 1 more txns before the next.
-        await log_txns(d.txns[10:15])
-        assert dl.snapshot_thread is writer and list_snapshots(snap_dir) == []
-        assert [z for z, _ in list_logs(log_dir)] == [1, 11], "the log rolled at the skip"
-        await log_txns(d.txns[15:20])
-        dl.snapshot_thread.join()
-        assert len(list_snapshots(snap_dir)) == 1
+        await asyncio.wait_for(until(lambda: dl.snapshot_thread is not writer
+                                     and not dl.snapshot_thread.is_alive()), 10)
         dl.close()
     asyncio.run(main())
-    assert state(restore(snap_dir, log_dir)) == _prefix_state(d, 20)
+    assert [z for z, _ in list_snapshots(snap_dir)] == [d.txns[9].zxid]
+    assert state(restore(snap_dir, log_dir)) == _prefix_state(d, 10)
 
 
 def _snapshot_digest(path):
