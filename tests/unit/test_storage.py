@@ -426,7 +426,8 @@ def test_fsync_helper_writes_zeros_ahead_of_the_records(tmp_path):
     with open(path, "rb") as f:
         fd = f.fileno()
         hole = os.lseek(fd, 0, os.SEEK_HOLE)
-        assert hole >= (end // step + 1) * step, "zeros written up to the next step past the records"
+        assert hole >= (end // step + 1) * step, \
+            "zeros written up to the next step past the records"
         assert hole < size, "the rest of the preallocation is still a hole"
         data = os.pread(fd, size + 1, 0)
     assert len(data) == size
@@ -1085,6 +1086,7 @@ def test_a_snapshot_due_while_one_is_written_is_taken_when_it_is_done(tmp_path):
         writer = threading.Thread(target=dl._then_next, args=(release.wait, ()))
         writer.start()
         dl.snapshot_thread = writer
+
         async def until(done):
             while not done():
                 await asyncio.sleep(0.001)

@@ -20,8 +20,9 @@ Protocol: a message from the loop per batch, a line back per sync:
 The helper writes every chunk at its offset, then fdatasyncs each file it
 wrote.  It keeps zeros written a little ahead of the records (zero_ahead), so
 that most syncs find their blocks already allocated, and drops the pages of
-synced records from the page cache (drop_synced).  A path the helper has not seen before is opened and its directory
-fsynced too, so a new log file's name is durable with its first txn.
+synced records from the page cache (drop_synced).  A path the helper has not
+seen before is opened and its directory fsynced too, so a new log file's name
+is durable with its first txn.
 
 The loop does not wait for one batch's answer before it hands over the next:
 the helper takes every batch that is waiting in the pipe when it is done with
@@ -122,10 +123,7 @@ def drop_synced(path, upto):
     # The server never reads its log back while it runs, so the pages of
     # records already synced are dropped from the page cache (whole MiBs,
     # never the page the next record goes to), and their memory is used
-    # again for the next ones.  Pages the kernel has to find anew cost far
-    # more than reused ones where the memory of a virtual machine is backed
-    # on first touch: 50 MiB written took 250 ms into new pages, 9 ms into
-    # reused ones.
+    # again for the next ones (why that pays: zkpy.storage.files.drop_cached).
     start = dropped.get(path, 0)
     if upto > start:
         uncache(fds[path], start, upto - start)
