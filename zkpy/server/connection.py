@@ -37,6 +37,7 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
         self.state = NEW
         self.buf = bytearray()
         self.out = []
+        self.answered = []   # requests whose replies are in out (their figures not taken yet)
         self.flush_scheduled = False
         self.queue = collections.deque()   # requests not answered yet, in order
         self.session_id = 0
@@ -232,6 +233,9 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
 
     def flush(self):
         self.flush_scheduled = False
+        if self.answered:
+            answered, self.answered = self.answered, []
+            self.server.stats.replied(self.stats, answered, self.clock.now_ms())
         if self.out and self.transport is not None:
             data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
             self.out.clear()

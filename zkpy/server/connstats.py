@@ -1,12 +1,15 @@
 """What cons and stat say about one connection (ServerCnxn's figures): packets
 each way, the last operation and its cxid/zxid, and reply latencies."""
 
+from ..protocol.jute import LONG
 from ..protocol.opcodes import LAST_OP_CODES
 from .addresses import java_ip
 from .request import CLOSED
 from .stats import LatencyStats
 
 _U64 = 0xFFFFFFFFFFFFFFFF
+_reply_zxid = LONG.unpack_from
+_ZXID_AT = 8   # in a reply frame: length, xid, then the zxid
 
 
 class ConnectionStats:
@@ -28,16 +31,22 @@ class ConnectionStats:
         self.last_latency = 0
         self.latency.reset()
 
-    def replied(self, op, xid, zxid, now, latency):
-        """A reply to a request went out (latency: ms since it came in)."""
+    def replied(self, answered, now, latency):
+        """The replies to the requests `answered` went out at monotonic ms
+        now, the last latency ms after its request came in (their latencies
+        are added by ServerStats.replied).  The last reply's figures are
+        kept: its op, its zxid (the reply header's, as ZooKeeper's lzxid),
+        and the last positive cxid."""
+        last = answered[-1]
         self.last_latency = latency
         self.last_response = now
-        self.last_op = op
-        if xid > 0:
-            self.last_cxid = xid
-        self.last_zxid = zxid
-        self.latency.add(latency)
-        self.packets_sent += 1
+        self.last_op = last.op
+        for req in reversed(answered):
+            if req.xid > 0:
+                self.last_cxid = req.xid
+                break
+        self.last_zxid = _reply_zxid(last.reply, _ZXID_AT)[0]
+        self.packets_sent += len(answered)
 
     def describe(self, conn, brief: bool) -> str:
         """The cons / stat line of conn (brief: stat's, without the session)."""

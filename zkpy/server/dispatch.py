@@ -208,13 +208,11 @@ class RequestDispatch:
                 self.enable_recv()
 
     def _send_reply(self, req, frame):
-        server = self.server
-        now = self.clock.now_ms()
-        lat = now - req.received
-        self.stats.replied(req.op, req.xid, server.tree.last_zxid, now, lat)
-        # ZooKeeper counts the reply without its length; a txn's latency is
-        # updatelatency, any other request's readlatency.
-        server.stats.replied(lat, len(frame) - 4, req.op in WRITE_OPS)
+        # Its figures (latency, sizes, the connection's last op) are taken
+        # when the connection's output is flushed, for all the replies of
+        # that write at once (ClientConnection.flush, ServerStats.replied).
+        req.reply = frame
+        self.answered.append(req)
         self.send(frame)
         if self.close_after_flush:
             self.close()

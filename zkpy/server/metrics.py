@@ -9,9 +9,10 @@ in the order its mntr prints them; a figure zkpy has no counterpart for
 the like) stays at zero, so that every key a monitoring agent expects is
 there.  docs/operations.md lists which figures zkpy measures.
 
-Cost: a request's reply updates one Summary (readlatency or updatelatency):
-a few integer operations and one histogram slot.  Quantiles are computed
-only when a view asks for them."""
+Cost: the replies of one write to a client update readlatency or
+updatelatency once per run of equal latencies (ServerStats.replied): a few
+integer operations and one histogram slot.  Quantiles are computed only when
+a view asks for them."""
 
 import math
 import time
@@ -192,8 +193,11 @@ class Summary:
         self.window = []
 
     def add(self, v: int) -> None:
-        """One sample, a non-negative int (the hot path: readlatency and
-        updatelatency take one per reply)."""
+        """One sample, a non-negative int."""
+        self.add_many(v, 1)
+
+    def add_many(self, v: int, times: int) -> None:
+        """The same sample, times times."""
         n = self.count
         if n:
             if v < self.min:
@@ -202,9 +206,9 @@ class Summary:
                 self.max = v
         else:
             self.min = self.max = v
-        self.count = n + 1
-        self.total += v
-        self.hist[v if v < _EXACT else _slot(v)] += 1
+        self.count = n + times
+        self.total += v * times
+        self.hist[v if v < _EXACT else _slot(v)] += times
 
     def add_value(self, v) -> None:
         """A sample of any number (ms as a float, say): rounded, and dropped
