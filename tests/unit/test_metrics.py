@@ -1,11 +1,18 @@
 """ServerMetrics: ZooKeeper 3.8's catalogue, summaries and their quantiles,
 mntr's key shapes, the Prometheus exposition."""
 
+import random
+
 from prometheus_client.parser import text_string_to_metric_families
 
+from zkpy.protocol.opcodes import WRITE_OPS, Op, Xid
+from zkpy.server import replies
+from zkpy.server.connstats import ConnectionStats
 from zkpy.server.metrics import (
     ADVANCED, BASIC, CATALOGUE, COUNTER, Summary, ServerMetrics, WINDOW_S,
 )
+from zkpy.server.request import Request
+from zkpy.server.stats import LatencyStats, ServerStats
 
 
 def test_catalogue_is_zookeepers():
@@ -138,3 +145,65 @@ def test_quota_gauge_sets():
     assert sets["quota_bytes_limit_per_namespace"] == {"app": 500}   # the hard limit wins
     assert sets["quota_count_usage_per_namespace"] == {"app": 1}
     assert sets["quota_bytes_usage_per_namespace"] == {"app": 5}
+
+
+def _answered(rnd, n):
+    """n answered requests: reads and writes, arrival times in a few runs,
+    replies of various sizes, now and then a ping (xid -2)."""
+    out = []
+    received = 1000
+    for i in range(n):
+        if rnd.random() < 0.3:
+            received = 1000 + rnd.randrange(6)
+        kind = rnd.random()
+        if kind < 0.1:
+            req = Request(None, Xid.PING, Op.PING, None, received)
+            req.reply = replies.header_only(Xid.PING, 50 + i, 0)
+        else:
+            op = Op.SET_DATA if kind < 0.5 else Op.GET_DATA
+            req = Request(None, i + 1, op, None, received)
+            req.reply = replies.with_body(i + 1, 50 + i, bytes(rnd.randrange(200)))
+        out.append(req)
+    return out
+
+
+def test_a_batch_of_replies_ends_every_figure_as_replies_taken_one_by_one():
+    """ServerStats.replied takes a connection's replies a write at a time,
+    adding runs of equal latencies at once; ZooKeeper takes them one by one.
+    Every figure must come out the same."""
+    rnd = random.Random(5)
+    stats, conn = ServerStats(), ConnectionStats()
+    read, update, per_conn = Summary(True), Summary(True), LatencyStats()
+    sent = size_total = 0
+    smallest = largest = -1
+    for batch in range(40):
+        now = 1010 + batch
+        answered = _answered(rnd, rnd.randrange(1, 30))
+        stats.replied(conn, answered, now)
+        for req in answered:   # the reference: one reply at a time
+            latency = now - req.received
+            (update if req.op in WRITE_OPS else read).add(latency)
+            per_conn.add(latency)
+            size = len(req.reply) - 4
+            sent += 1
+            size_total += size
+            largest = max(largest, size)
+            smallest = size if smallest < 0 else min(smallest, size)
+        last = answered[-1]
+        assert conn.last_op == last.op
+        assert conn.last_latency == now - last.received
+        assert conn.last_response == now
+        assert conn.last_zxid == int.from_bytes(last.reply[8:16], "big", signed=True)
+        positive = [r.xid for r in answered if r.xid > 0]
+        if positive:
+            assert conn.last_cxid == positive[-1]
+        assert stats.last_response_size == len(last.reply) - 4
+    for got, want in ((stats.read_latency, read), (stats.update_latency, update)):
+        assert (got.count, got.total, got.min, got.max, got.hist) == \
+            (want.count, want.total, want.min, want.max, want.hist)
+    lat = conn.latency
+    assert (lat.count, lat.total, lat.min, lat.max) == \
+        (per_conn.count, per_conn.total, per_conn.min, per_conn.max)
+    assert stats.packets_sent == conn.packets_sent == sent
+    assert stats.response_bytes == size_total
+    assert (stats.min_response_size, stats.max_response_size) == (smallest, largest)
