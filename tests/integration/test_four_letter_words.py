@@ -590,3 +590,68 @@ def test_same_shapes_as_apache_zookeeper():
         assert m_ours[key] == m_theirs[key], key
     for word in ("ruok", "isro", "wchs", "gtmk", "stmk", "crst", "srst"):
         assert mine[word] == theirs[word], word
+
+
+def _handshake_figures(srv) -> list:
+    """A connection's cons figures, step by step: a new session's handshake,
+    requests with cxid 5 and 0, the session resumed on another connection;
+    then srvr's packet counts and mntr's latency counts for all of it."""
+    from zkpy.protocol.opcodes import Op
+    from zkpy.protocol.records import PathWatchRequest
+    from zkpy.rawclient import RawClient
+
+    def figures(sid):
+        line = next(line for line in four_letter(srv, "cons").split("\n")
+                    if f"sid=0x{sid:x}," in line)
+        f = dict(re.findall(r"(recved|sent|lop|lcxid|lzxid)=(\w+)", line))
+        zxid = int(f.pop("lzxid"), 16)
+        # The zxid is the server's own; whether it is 0 is what compares.
+        f["lzxid"] = "0x0" if zxid == 0 else "tree's" if zxid == tree_zxid() else hex(zxid)
+        return f
+
+    def tree_zxid():
+        return int(re.search(r"Zxid: (0x[0-9a-f]+)", four_letter(srv, "srvr")).group(1), 16)
+
+    def mntr_counts():
+        m = parse_mntr(four_letter(srv, "mntr"))
+        return {k: int(m[k]) for k in ("zk_cnt_updatelatency", "zk_cnt_readlatency")}
+
+    host, port = srv.hosts.rsplit(":", 1)
+    four_letter(srv, "srst")
+    before = mntr_counts()
+    steps = []
+    c = RawClient(host, int(port))
+    with c:
+        r = c.connect()
+        steps.append(figures(r.session_id))
+        c.request(Op.EXISTS, PathWatchRequest("/", False), xid=5)
+        steps.append(figures(r.session_id))
+        c.request(Op.EXISTS, PathWatchRequest("/", False), xid=0)
+        steps.append(figures(r.session_id))
+        with RawClient(host, int(port)) as again:
+            again.connect(r.session_id, r.passwd)
+            steps.append(figures(r.session_id))
+    after = mntr_counts()
+    steps.append({k: after[k] - before[k] for k in after})
+    return steps
+
+
+@pytest.mark.apache
+def test_a_connections_figures_through_its_handshake_as_apache_zookeepers():
+    """ZooKeeper counts the ConnectRequest and ConnectResponse as packets,
+    a new session's createSession as a request answered (lop SESS, cxid 0,
+    an update latency), shows a fresh connection's Java defaults (lop null,
+    lcxid 0x0, lzxid 0x0) until its first reply, and takes a cxid of 0 as
+    the last cxid."""
+    from zkpy.testing.apache import ApacheZooKeeper, require_apache
+    from zkpy.testing import ZkpyServer
+
+    require_apache()
+    cfg = {"4lw.commands.whitelist": "*"}
+    with ApacheZooKeeper(extra_cfg=cfg) as apache:
+        theirs = _handshake_figures(apache)
+    with ZkpyServer(config=cfg) as ours:
+        mine = _handshake_figures(ours)
+    assert theirs[0] == {"recved": "1", "sent": "1", "lop": "SESS", "lcxid": "0x0",
+                         "lzxid": "tree's"}   # what is compared is what ZooKeeper does
+    assert mine == theirs

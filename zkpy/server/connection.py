@@ -254,6 +254,9 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
     def _handle_connect(self, payload):
         server = self.server
         role = server.role
+        # A packet received, as any request frame is (packetReceived).
+        self.stats.packets_received += 1
+        server.stats.packets_received += 1
         try:
             req = ConnectRequest.read(Reader(payload))
         except MarshallingError:
@@ -309,6 +312,20 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
         self._send_connect_response(0, 0, _EXPIRED_PASSWD)
         self.close()
 
+    def session_created(self, sid, received, txn):
+        """A new session for this connection (its ConnectRequest came in at
+        monotonic ms received): its createSession is counted as ZooKeeper's
+        FinalRequestProcessor counts a request answered -- with the tree's
+        last zxid, in updatelatency if a txn made the session (txn), else
+        in readlatency (a local or a read-only server's session) -- and the
+        handshake is answered."""
+        now = self.clock.now_ms()
+        latency = now - received
+        self.stats.session_created(self.server.tree.last_zxid, now, latency)
+        stats = self.server.stats
+        (stats.update_latency if txn else stats.read_latency).add(latency)
+        self.handshake_done(sid)
+
     def handshake_done(self, sid):
         """The session is granted (created, or resumed)."""
         if self.state == CLOSED:
@@ -326,6 +343,8 @@ class ClientConnection(RequestDispatch, asyncio.Protocol):
         ro = None if self.read_only_byte is None else self.server.role.read_only
         w = Writer()
         ConnectResponse(0, timeout, sid, passwd, ro).write(w)
+        self.stats.packets_sent += 1
+        self.server.stats.packets_sent += 1
         self.send(INT.pack(len(w.out)) + bytes(w.out))
 
     # --- four-letter words ----------------------------------------------------------------

@@ -2,7 +2,7 @@
 each way, the last operation and its cxid/zxid, and reply latencies."""
 
 from ..protocol.jute import LONG
-from ..protocol.opcodes import LAST_OP_CODES
+from ..protocol.opcodes import LAST_OP_CODES, Op
 from .addresses import java_ip
 from .request import CLOSED
 from .stats import LatencyStats
@@ -20,6 +20,13 @@ class ConnectionStats:
         self.established = 0          # wall ms of the handshake
         self.latency = LatencyStats()
         self.reset()
+        # Until its first reply (or a crst), a connection shows what a new
+        # ServerCnxn shows in ZooKeeper, its fields' Java defaults: lop=null,
+        # lcxid=0x0, lzxid=0x0 (a resumed session's connection keeps them
+        # until its first request is answered).  crst sets NA, none, -1.
+        self.last_op = None
+        self.last_cxid = 0
+        self.last_zxid = 0
 
     def reset(self):
         self.packets_received = 0
@@ -36,17 +43,29 @@ class ConnectionStats:
         now, the last latency ms after its request came in (their latencies
         are added by ServerStats.replied).  The last reply's figures are
         kept: its op, its zxid (the reply header's, as ZooKeeper's lzxid),
-        and the last positive cxid."""
+        and the last cxid that is not negative (pings' and notifications'
+        are)."""
         last = answered[-1]
         self.last_latency = latency
         self.last_response = now
         self.last_op = last.op
         for req in reversed(answered):
-            if req.xid > 0:
+            if req.xid >= 0:
                 self.last_cxid = req.xid
                 break
         self.last_zxid = _reply_zxid(last.reply, _ZXID_AT)[0]
         self.packets_sent += len(answered)
+
+    def session_created(self, zxid, now, latency):
+        """A new session for this connection: ZooKeeper's
+        FinalRequestProcessor takes its createSession (cxid 0) as a request
+        answered; the ConnectResponse itself is counted as a packet sent."""
+        self.last_op = Op.CREATE_SESSION
+        self.last_cxid = 0
+        self.last_zxid = zxid
+        self.last_response = now
+        self.last_latency = latency
+        self.latency.add(latency)
 
     def describe(self, conn, brief: bool) -> str:
         """The cons / stat line of conn (brief: stat's, without the session)."""
@@ -57,7 +76,7 @@ class ConnectionStats:
             return s + ")"
         lat = self.latency
         s += f",sid=0x{conn.session_id & _U64:x}"
-        s += f",lop={_op_name(self.last_op)},est={self.established},to={conn.timeout}"
+        s += f",lop={_op_name(self.last_op) or 'null'},est={self.established},to={conn.timeout}"
         if self.last_cxid is not None:
             s += f",lcxid=0x{self.last_cxid:x}"
         s += f",lzxid=0x{self.last_zxid & _U64:x},lresp={self.last_response}"
@@ -102,4 +121,7 @@ def _signed(n: int) -> int:
 
 
 def _op_name(op):
-    return op if isinstance(op, str) else LAST_OP_CODES.get(op, "NA")
+    """ZooKeeper's code for op (None before the connection's first reply)."""
+    if op is None or isinstance(op, str):
+        return op
+    return LAST_OP_CODES.get(op, "NA")

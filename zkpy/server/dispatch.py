@@ -48,7 +48,8 @@ _GET_DATA = Op.GET_DATA
 
 class RequestDispatch:
     """Needs of its host: server, loop, queue, session_id, auth_ids, peer,
-    max_frame, last_recv, stats, close_after_flush, state, send(), close()."""
+    max_frame, last_recv, stats, answered, close_after_flush, state, send(),
+    close(), session_created()."""
 
     def _handle_request(self, payload, received) -> bool:
         """Dispatch one request frame (received: when, in monotonic ms).
@@ -175,7 +176,7 @@ class RequestDispatch:
     def txn_applied(self, req, txn, result):
         """Called by the server when the txn of a request of ours is applied."""
         if req.op == Op.CREATE_SESSION:
-            self.handshake_done(txn.session_id)
+            self.session_created(txn.session_id, req.received, True)
             return
         req.reply = self.server.write_reply(req, txn, result)
         if req.op == Op.CLOSE_SESSION:

@@ -87,7 +87,7 @@ class LocalSessions:
         server = self.server
         sid = server.sessions.new_session_id()
         server.sessions.add(sid, timeout, server.clock.now_ms(), local=True)
-        conn.handshake_done(sid)
+        conn.session_created(sid, conn.last_recv, False)
 
     def close_local_session(self, request):
         """The client closes its local session: answered in its turn, no txn

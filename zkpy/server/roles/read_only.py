@@ -63,7 +63,7 @@ class ReadOnlyRole(Role):
         server = self.server
         sid = server.sessions.new_session_id()
         server.sessions.add(sid, timeout, server.clock.now_ms())
-        conn.handshake_done(sid)
+        conn.session_created(sid, conn.last_recv, False)
 
     def resume_session(self, conn, sid, timeout):
         self.server.resume_session_here(conn, sid, timeout)
