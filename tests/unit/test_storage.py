@@ -1082,10 +1082,14 @@ def test_a_snapshot_due_while_one_is_written_is_taken_when_it_is_done(tmp_path):
         for t in d.txns[:10]:
             dl.append(t, lambda txn: (tree.apply(txn), logged.append(txn.zxid)))
         # The writer of an earlier snapshot, still at work until released.
-        release = threading.Event()
-        writer = threading.Thread(target=dl._then_next, args=(release.wait, ()))
+        # Its thread outlives its report that it is done (as any thread
+        # does for a moment), until the next snapshot is under way.
+        release, linger = threading.Event(), threading.Event()
+        writer = threading.Thread(
+            target=lambda: (dl._then_next(release.wait, ()), linger.wait(10)))
         writer.start()
         dl.snapshot_thread = writer
+        dl.snapshot_writing = True
 
         async def until(done):
             while not done():
@@ -1095,6 +1099,7 @@ def test_a_snapshot_due_while_one_is_written_is_taken_when_it_is_done(tmp_path):
         release.set()
         await asyncio.wait_for(until(lambda: dl.snapshot_thread is not writer
                                      and not dl.snapshot_thread.is_alive()), 10)
+        linger.set()
         dl.close()
     asyncio.run(main())
     assert [z for z, _ in list_snapshots(snap_dir)] == [d.txns[9].zxid]

@@ -138,6 +138,7 @@ class DurableLog:
         self.bytes_since_snapshot = 0
         self.snapshot_bytes_at = self._next_snapshot_size()
         self.snapshot_thread = None
+        self.snapshot_writing = False   # from a snapshot's start to the loop hearing it is done
         self.snapshot_scheduled = False
         self.snapshot_wanted = False
         self.closing = False
@@ -191,7 +192,7 @@ class DurableLog:
         self.bytes_since_snapshot = 0
         self.snapshot_bytes_at = self._next_snapshot_size()
         self.snapshot_scheduled = False
-        if self.snapshot_thread is not None and self.snapshot_thread.is_alive():
+        if self.snapshot_writing:
             # Still writing the last one: take this one as soon as it is done.
             # (ZooKeeper skips it.  Under a write load that outpaces the
             # snapshots of a large tree, skipping lets the log tail that a
@@ -199,6 +200,7 @@ class DurableLog:
             self.snapshot_wanted = True
             return
         self.snapshot_wanted = False
+        self.snapshot_writing = True
         self.syncer.roll()
         zxid = self.tree.last_zxid
         pid = self._fork_snapshot(zxid)
@@ -211,12 +213,20 @@ class DurableLog:
         self.snapshot_thread.start()
 
     def _then_next(self, target, args):
+        """The snapshot thread: target(*args) writes (or waits for the
+        forked writer of) a snapshot; the loop then hears it is done.  Told
+        on the loop, not judged from this thread being alive, which it still
+        is while the loop already runs what it scheduled."""
         target(*args)
+        try:
+            self.loop.call_soon_threadsafe(self._snapshot_written)
+        except RuntimeError:  # the loop is gone: we are shutting down
+            pass
+
+    def _snapshot_written(self):
+        self.snapshot_writing = False
         if self.snapshot_wanted and not self.closing:
-            try:
-                self.loop.call_soon_threadsafe(self._snapshot)
-            except RuntimeError:  # the loop is gone: we are shutting down
-                pass
+            self._snapshot()
 
     def _fork_snapshot(self, zxid) -> int:
         """Write the snapshot from a forked child: it sees the tree exactly as
