@@ -38,15 +38,14 @@ class ConnectionStats:
         self.last_latency = 0
         self.latency.reset()
 
-    def replied(self, answered, now, latency):
+    def replied(self, answered, now):
         """The replies to the requests `answered` went out at monotonic ms
-        now, the last latency ms after its request came in (their latencies
-        are added by ServerStats.replied).  The last reply's figures are
-        kept: its op, its zxid (the reply header's, as ZooKeeper's lzxid),
-        and the last cxid that is not negative (pings' and notifications'
-        are)."""
+        now (their latencies are added by ServerStats.replied).  The last
+        reply's figures are kept: its op, its latency, its zxid (the reply
+        header's, as ZooKeeper's lzxid), and the last cxid that is not
+        negative (pings' and notifications' are)."""
         last = answered[-1]
-        self.last_latency = latency
+        self.last_latency = now - last.received
         self.last_response = now
         self.last_op = last.op
         for req in reversed(answered):

@@ -127,4 +127,4 @@ class ServerStats:
         self.last_response_size = size
         self.max_response_size = largest
         self.min_response_size = smallest
-        conn_stats.replied(answered, now, run_latency)
+        conn_stats.replied(answered, now)
