@@ -23,7 +23,7 @@ import time
 
 from .fsyncer import FsyncHelper
 from .files import fsync_dir
-from .txnlog import LogFile, encode_txn, log_file_name
+from .txnlog import RECORD, LogFile, encode_records, log_file_name
 
 log = logging.getLogger("zkpy.storage")
 
@@ -53,6 +53,7 @@ class TxnLogSyncer:
         if current is not None:
             path, end = current
             self.file = LogFile(path, self.prealloc, new=False, end=end)
+        # Batches are lists of (txn payload, txn, on_logged).
         self.pending = []       # handed to the syncer thread (under cv)
         self.gathering = []     # appended during this loop iteration (loop only)
         self.roll_requested = False
@@ -91,14 +92,17 @@ class TxnLogSyncer:
         Returns the size of its record."""
         if self.failed is not None:
             raise self.failed
-        record = encode_txn(txn)
-        self.gathering.append((record, txn, on_logged))
+        # Only the payload: the records' headers are packed a batch at
+        # a time when the batch is written (encode_records), which saves a
+        # call and a copy of the payload per txn.
+        payload = txn.packed()
+        self.gathering.append((payload, txn, on_logged))
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.loop.call_soon(self._hand_over if self.thread is not None else
                                 self._flush_helper if self.helper is not None else
                                 self._flush_inline)
-        return len(record)
+        return RECORD.size + len(payload)
 
     def _hand_over(self):
         self.flush_scheduled = False
@@ -266,7 +270,7 @@ class TxnLogSyncer:
     def _place(self, batch, roll):
         """(offset, data): where the helper is to write the batch's records."""
         self._open(batch, roll, sync=False)
-        data = b"".join(rec for rec, _, _ in batch)
+        data = encode_records(batch)
         return self.file.reserve(len(data)), data
 
     def _write_unsent(self):
@@ -281,7 +285,7 @@ class TxnLogSyncer:
 
     def _write(self, batch, roll, sync=True):
         self._open(batch, roll, sync)
-        self.file.write(b"".join(rec for rec, _, _ in batch))
+        self.file.write(encode_records(batch))
         if self.force_sync and sync:
             start = time.monotonic()
             self.file.sync()
