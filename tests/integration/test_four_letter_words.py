@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import socket
 import struct
+import time
 
 import pytest
 
@@ -600,10 +601,18 @@ def _handshake_figures(srv) -> list:
     from zkpy.protocol.records import PathWatchRequest
     from zkpy.rawclient import RawClient
 
-    def figures(sid):
-        line = next(line for line in four_letter(srv, "cons").split("\n")
-                    if f"sid=0x{sid:x}," in line)
-        f = dict(re.findall(r"(recved|sent|lop|lcxid|lzxid)=(\w+)", line))
+    def figures(sid, replies):
+        # ZooKeeper counts a packet sent after its socket write returns, so
+        # the client may have read a reply before it is counted: cons is
+        # read again (a few times at most) until it counts the replies the
+        # client has read.  (A server that never counts them fails below.)
+        for _ in range(50):
+            line = next(line for line in four_letter(srv, "cons").split("\n")
+                        if f"sid=0x{sid:x}," in line)
+            f = dict(re.findall(r"(recved|sent|lop|lcxid|lzxid)=(\w+)", line))
+            if int(f["sent"]) >= replies:
+                break
+            time.sleep(0.02)
         zxid = int(f.pop("lzxid"), 16)
         # The zxid is the server's own; whether it is 0 is what compares.
         f["lzxid"] = "0x0" if zxid == 0 else "tree's" if zxid == tree_zxid() else hex(zxid)
@@ -623,14 +632,14 @@ def _handshake_figures(srv) -> list:
     c = RawClient(host, int(port))
     with c:
         r = c.connect()
-        steps.append(figures(r.session_id))
+        steps.append(figures(r.session_id, 1))
         c.request(Op.EXISTS, PathWatchRequest("/", False), xid=5)
-        steps.append(figures(r.session_id))
+        steps.append(figures(r.session_id, 2))
         c.request(Op.EXISTS, PathWatchRequest("/", False), xid=0)
-        steps.append(figures(r.session_id))
+        steps.append(figures(r.session_id, 3))
         with RawClient(host, int(port)) as again:
             again.connect(r.session_id, r.passwd)
-            steps.append(figures(r.session_id))
+            steps.append(figures(r.session_id, 1))
     after = mntr_counts()
     steps.append({k: after[k] - before[k] for k in after})
     return steps
