@@ -283,38 +283,11 @@ class DataTree:
             return self.delete_node(txn.zxid, body[0], events)
         if t == Op.SET_DATA or t == Op.RECONFIG:   # a reconfig sets /zookeeper/config
             path, data, version = body
-            node = self.nodes[path]
-            old = node.data
-            digest = self.digest_enabled and not path.startswith(EXCLUDED_PREFIX)
-            if node is self._pcrc_node:
-                self._pcrc_node = None
-            if digest:
-                n = node
-                pcrc = _crc32(path.encode()) if path != "/" else 0
-                czxid = n.czxid
-                pzxid = n.pzxid
-                ctime = n.ctime
-                creates = n.creates
-                aversion = n.aversion
-                owner = n.owner
-                before = _crc32(_pack(czxid, n.mzxid, pzxid, ctime, n.mtime, n.version, creates,
-                                      aversion, owner), _crc32(old, pcrc) if old else pcrc)
-            node.data = data
-            node.version = version
-            node.mzxid = zxid = txn.zxid
-            time = txn.time
-            if time == self._time:
-                time = self._time   # see create_node
-            else:
-                self._time = time
-            node.mtime = time
-            if digest:
-                # Of the Stat only mzxid, mtime and version change.
-                self._digest += _crc32(
-                    _pack(czxid, zxid, pzxid, ctime, time, version, creates, aversion, owner),
-                    _crc32(data, pcrc) if data else pcrc) - before
+            old = self.nodes[path].data if self._quota_roots else None
+            node = self.set_data(txn.zxid, txn.time, path, data, version)
             stat = node.stat()
             if self._quota_roots:
+                # After the Stat is taken, as in ZooKeeper's DataTree.setData.
                 self._quota_set_data(path, old, data)
             events.append((_CHANGED, path, node.acl))
             return stat
@@ -371,6 +344,62 @@ class DataTree:
             self.containers.add(path)
         else:
             self.ttls.add(path)
+
+    def apply_set_data(self, txn: Txn) -> ZNode:
+        """apply(txn) for a setData txn of a node outside /zookeeper/,
+        without its event and its Stat: the fast path's (fast_path.py),
+        which takes them from the node returned.  (Outside /zookeeper/ the
+        quota figures never live in the node itself, so they may change
+        before its Stat is taken.)"""
+        path, data, version = txn.body
+        zxid = txn.zxid
+        if self._quota_roots:
+            old = self.nodes[path].data
+            node = self.set_data(zxid, txn.time, path, data, version)
+            self._quota_set_data(path, old, data)
+        else:
+            node = self.set_data(zxid, txn.time, path, data, version)
+        if zxid > self.last_zxid:
+            self.last_zxid = zxid
+        if not zxid & _DIGEST_LOG_MASK:
+            self.digest_log.add(zxid, self._digest)
+        return node
+
+    def set_data(self, zxid, time, path, data, version) -> ZNode:
+        """A setData txn's change to the node at path (which exists): its
+        data, version, mzxid and mtime, and the digest.  Returns the node;
+        the caller takes its Stat, then updates the quota figures (when
+        there are quota roots) and makes the event."""
+        node = self.nodes[path]
+        old = node.data
+        digest = self.digest_enabled and not path.startswith(EXCLUDED_PREFIX)
+        if node is self._pcrc_node:
+            self._pcrc_node = None
+        if digest:
+            n = node
+            pcrc = _crc32(path.encode()) if path != "/" else 0
+            czxid = n.czxid
+            pzxid = n.pzxid
+            ctime = n.ctime
+            creates = n.creates
+            aversion = n.aversion
+            owner = n.owner
+            before = _crc32(_pack(czxid, n.mzxid, pzxid, ctime, n.mtime, n.version, creates,
+                                  aversion, owner), _crc32(old, pcrc) if old else pcrc)
+        node.data = data
+        node.version = version
+        node.mzxid = zxid
+        if time == self._time:
+            time = self._time   # see create_node
+        else:
+            self._time = time
+        node.mtime = time
+        if digest:
+            # Of the Stat only mzxid, mtime and version change.
+            self._digest += _crc32(
+                _pack(czxid, zxid, pzxid, ctime, time, version, creates, aversion, owner),
+                _crc32(data, pcrc) if data else pcrc) - before
+        return node
 
     def create_node(self, zxid, time, body, events):
         path, data, acl, owner, parent_creates = body

@@ -517,7 +517,10 @@ def _frame_path_watch(payload, max_field):
     return PathWatchRequest.read(Reader(payload, 8, max_field))
 
 
-def _frame_set_data(payload, max_field):
+def set_data_fields(payload, max_field):
+    """(path, data, version) of a SetDataRequest frame with a path and
+    non-null data of at most max_field bytes each, None for any other
+    (which SetDataRequest.read decodes, or refuses)."""
     try:
         n = _unpack_int(payload, 8)[0]
         if 0 <= n <= max_field:
@@ -526,10 +529,17 @@ def _frame_set_data(payload, max_field):
             if 0 <= m <= max_field:
                 end = at + 4 + m
                 if end + 4 <= len(payload):
-                    return SetDataRequest(payload[12:at].decode(), payload[at + 4:end],
-                                          _unpack_int(payload, end)[0])
+                    return (payload[12:at].decode(), payload[at + 4:end],
+                            _unpack_int(payload, end)[0])
     except (UnicodeDecodeError, _StructError):
         pass
+    return None
+
+
+def _frame_set_data(payload, max_field):
+    fields = set_data_fields(payload, max_field)
+    if fields is not None:
+        return SetDataRequest(*fields)
     return SetDataRequest.read(Reader(payload, 8, max_field))
 
 

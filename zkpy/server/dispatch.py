@@ -5,6 +5,8 @@ one object, so the hot path pays no extra hop).
     write (WRITE_OPS)     -> the server's role (submit_write): prep, the log
                              or the leader, apply; the reply comes back
                              through txn_applied()
+    usual setData         -> on a standalone server, fast_path.py: the same
+                             steps without the choosing between cases
     sync                  -> the role (submit_sync)
     auth, sasl            -> auth.py
     any other known op    -> answered from the tree (reads.py), at once if
@@ -44,6 +46,7 @@ _header_only = replies.header_only
 _with_body = replies.with_body
 _CLOSE = replies.CLOSE
 _GET_DATA = Op.GET_DATA
+_SET_DATA = Op.SET_DATA
 
 
 class RequestDispatch:
@@ -70,6 +73,9 @@ class RequestDispatch:
                 self.close()
             return False
         role = server.role
+        if op == _SET_DATA and role.takes_fast_path \
+                and server.fast_path.take(self, payload, xid, received):
+            return False    # a usual setData, taken by fast_path.py
         decoder = FRAME_DECODERS.get(op)
         if decoder is None:
             self._unknown_request(xid, op, received)

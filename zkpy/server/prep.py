@@ -79,6 +79,7 @@ def _changed(rec, version=None, aversion=None, creates=None, num_children=None, 
 
 
 _MISSING = object()
+_NO_OVERLAY: dict = {}   # (never written: prep only reads an overlay it is given)
 
 
 class Prep:
@@ -130,6 +131,11 @@ class Prep:
         for path, rec in overlay.items():
             outstanding[path] = (zxid, rec)
         self.changes.append((zxid, overlay))
+
+    def commit_change(self, path, rec, zxid) -> None:
+        """commit_overlay({path: rec}, zxid), for a txn that changes one node."""
+        self.outstanding[path] = (zxid, rec)
+        self.changes.append((zxid, (path,)))
 
     def reset(self) -> None:
         """Forget every outstanding change (their txns will never be applied)."""
@@ -247,9 +253,16 @@ class Prep:
         return (path,)
 
     def _set_data(self, req, auth_ids, overlay):
+        path = req.path
+        body, overlay[path] = self.set_data(path, req.data, req.version, auth_ids, overlay)
+        return body
+
+    def set_data(self, path, data, version, auth_ids, overlay=_NO_OVERLAY):
+        """Validate a setData; returns its txn body and the node as the txn
+        leaves it (a PendingNode), which the caller records.  Raises
+        KeeperError.  (Also the fast path's prep: fast_path.py.)"""
         # The most frequent write: _get, _check and _changed written out
         # here, three calls less per setData.
-        path = req.path
         node = overlay.get(path, _MISSING)
         if node is _MISSING:
             o = self.outstanding.get(path)
@@ -261,16 +274,14 @@ class Prep:
             raise KeeperError(Err.NO_NODE)
         if not check_acl(node.acl, Perms.WRITE, auth_ids, self.skip_acl, self.sasl_any):
             raise KeeperError(Err.NO_AUTH)
-        data = req.data
         if self.quota is not None:
             self.quota.check(self.tree, path, node.data, data, False)
-        version = node.version
-        if req.version != -1 and req.version != version:
+        current = node.version
+        if version != -1 and version != current:
             raise KeeperError(Err.BAD_VERSION)
-        version = version + 1 if version != INT_MAX else -(2**31)
-        overlay[path] = PendingNode(version, node.aversion, node.creates, node.num_children,
-                                    node.owner, node.acl, data)
-        return (path, data, version)
+        version = current + 1 if current != INT_MAX else -(2**31)
+        return (path, data, version), PendingNode(version, node.aversion, node.creates,
+                                                  node.num_children, node.owner, node.acl, data)
 
     def _set_acl(self, req, auth_ids, overlay):
         path = req.path

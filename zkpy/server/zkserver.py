@@ -34,6 +34,7 @@ from . import replies
 from .audit import AuditLog
 from .client_security import ClientSecurity
 from .clock import REAL_CLOCK
+from .fast_path import FastPath
 from .membership import membership_text, set_config_node
 from .prep import Prep
 from .request import CONNECTING, NEW, Request
@@ -114,6 +115,7 @@ class ZooKeeperServer:
         # Writes that wait while the tree is being replaced (a restore):
         # (function, args) to run in order once it is done; None: no hold.
         self.held = None
+        self.fast_path = FastPath(self)
         self.role = StandaloneRole(self)
         self.role.enter()
         self.take_membership()
@@ -163,6 +165,16 @@ class ZooKeeperServer:
             self.expect_reply((session_id, cxid), waiter)
         self.log.append(txn, self.apply)
         return txn
+
+    def log_change(self, session_id, cxid, txn_type, body, path, rec, waiter, on_logged):
+        """_log_txn for a client's txn that changes one node (path, left as
+        rec), which on_logged(txn) applies: the fast path's (fast_path.py)."""
+        zxid = self.next_zxid
+        self.next_zxid = zxid + 1
+        self.prep.commit_change(path, rec, zxid)
+        txn = Txn(session_id, cxid, zxid, self.clock.wall_ms(), txn_type, body)
+        self.expect_reply((session_id, cxid), waiter)
+        self.log.append(txn, on_logged)
 
     def expect_reply(self, key, request):
         """Remember that request waits for the txn keyed (session id, cxid).

@@ -8,6 +8,7 @@ from .base import Role
 class StandaloneRole(Role):
     mode = "standalone"
     serving = True
+    takes_fast_path = True
 
     def create_session(self, conn, timeout):
         self.server.new_session(conn, timeout)
