@@ -1,6 +1,6 @@
 """The fast path (zkpy.server.fast_path) against the general path: the same
 requests, on two standalone servers that differ only in whether a usual
-setData may take the fast path, give every client the same bytes (replies
+setData or create may take the fast path, give every client the same bytes (replies
 and watch events, in the same order), log the same txns, leave the same
 tree, digest and quota figures, and report the same figures."""
 
@@ -13,6 +13,7 @@ from zkpy.protocol.records import (
     ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, CreateRequest, DeleteRequest, MultiRequest,
     PathWatchRequest, ReplyHeader, SetDataRequest, encode_request,
 )
+from zkpy.server import fast_path
 from zkpy.server.config import ServerConfig
 from zkpy.server.zkserver import ZooKeeperServer
 from tests.unit.test_outstanding_limit import Client, Clock, HeldLog, Loop
@@ -55,7 +56,8 @@ SETUP = [
     _create("/q/x", b"12345"),
 ]
 
-WATCHES = [_get("/a", True), _get("/q/x", True), (Op.EXISTS, PathWatchRequest("/n", True))]
+WATCHES = [_get("/a", True), _get("/q/x", True), (Op.EXISTS, PathWatchRequest("/n", True)),
+           (Op.GET_CHILDREN, PathWatchRequest("/q", True))]
 
 # Usual setData requests and every kind the fast path leaves to the
 # general path, mixed with other requests, in one read.
@@ -79,9 +81,26 @@ BURST = [
     _set("/n", b"n2", 0),                # usual: a node a txn in flight creates
     (Op.MULTI, MultiRequest([_set("/a", b"in a multi")])),
     _set("/a", b"three", 3),             # usual: the version the multi leaves
+    _create("/c1", b"c"),                # usual
+    (Op.CREATE2, CreateRequest("/c2", b"c", OPEN, 0)),   # usual
+    _create("/seq-", b"s", flags=2),     # usual: sequential
+    _create("/seq-", b"s", flags=2),     # usual: the next number, the first in flight
+    _create("/eph", b"e", flags=1),      # usual: ephemeral
+    _create("/eph/child"),               # NoChildrenForEphemerals, the parent in flight
+    _create("/c1"),                      # NodeExists, in flight
+    _create("/nope/x"),                  # NoNode: no parent
+    _create("/locked/x"),                # NoAuth on the parent
+    _create("/c1/."),                    # a bad path (its parent in flight)
+    _create("/ttl", flags=5),            # TTL flags on a create: refused
+    _create("/flags4", flags=4),         # container flags on a create: persistent
+    (Op.CREATE_CONTAINER, CreateRequest("/cont", b"", OPEN, 4)),   # a container
+    _create("/q/y", b"yy", list(READ_ACL_UNSAFE)),   # usual: another ACL, a watched parent,
+                                                     # a quota's subtree
 ]
 
-USUAL = 7 + 2   # the usual setData requests in BURST, and the two with one xid
+# The usual writes in BURST (setData, then create), and the two setData
+# requests with one xid.
+USUAL = 7 + 7 + 2
 
 
 def run(fast):
@@ -100,7 +119,7 @@ def run(fast):
     loop.run()
     writer.send_many(BURST)
     # A request the fast path took has no decoded record.
-    taken = [r for r in writer.conn.queue if r.op == Op.SET_DATA and r.record is None]
+    taken = [r for r in writer.conn.queue if r.op in fast_path.OPS and r.record is None]
     loop.run()
     for n in (3, 2, None):   # the log lets the txns through in batches
         server.log.release(n)
@@ -108,7 +127,7 @@ def run(fast):
     # A client that reuses an xid: two setData frames with the same one.
     writer.conn.data_received(encode_request(99, *_set("/a", b"x1"))
                               + encode_request(99, *_set("/a", b"x2")))
-    taken += [r for r in writer.conn.queue if r.op == Op.SET_DATA and r.record is None]
+    taken += [r for r in writer.conn.queue if r.op in fast_path.OPS and r.record is None]
     server.log.release()
     loop.run()
     tree = server.tree
@@ -155,12 +174,18 @@ def test_the_script_does_what_it_says():
     result, _ = run(fast=True)
     burst = _errors(result["writer"])[len(SETUP):len(SETUP) + len(BURST)]
     assert [e for e in burst if e] == [
-        Err.BAD_VERSION, Err.NO_NODE, Err.BAD_ARGUMENTS, Err.NO_AUTH, Err.NO_AUTH, Err.NO_NODE]
-    # Two getData and an exists answered, then /a and /q/x changed, /n created.
-    assert _errors(result["watcher"]) == [0, 0, Err.NO_NODE, 0, 0, 0]
+        Err.BAD_VERSION, Err.NO_NODE, Err.BAD_ARGUMENTS, Err.NO_AUTH, Err.NO_AUTH, Err.NO_NODE,
+        Err.NO_CHILDREN_FOR_EPHEMERALS, Err.NODE_EXISTS, Err.NO_NODE, Err.NO_AUTH,
+        Err.BAD_ARGUMENTS, Err.UNIMPLEMENTED]
+    # Two getData, an exists and a getChildren answered, then /a and /q/x
+    # changed, /n created, a child of /q created.
+    assert _errors(result["watcher"]) == [0, 0, Err.NO_NODE, 0, 0, 0, 0, 0]
     nodes = result["nodes"]
-    # Set by the client, then /q/x's 5 more bytes counted.
-    assert nodes["/zookeeper/quota/q/zookeeper_stats"][1] == b"count=9,bytes=14"
+    # Set by the client, then /q/x's 5 more bytes and /q/y counted.
+    assert nodes["/zookeeper/quota/q/zookeeper_stats"][1] == b"count=10,bytes=16"
+    assert {"/c1", "/c2", "/eph", "/flags4", "/cont", "/q/y"} <= nodes.keys()
+    assert sorted(p for p in nodes if p.startswith("/seq-")) == [
+        "/seq-0000000007", "/seq-0000000008"]
     assert nodes["/q/x"][1] == b"1234567890"
     assert nodes["/a"][1] == b"x2"
     assert nodes["/a"][0][4] == 6   # version: one, two, the multi, three, x1, x2

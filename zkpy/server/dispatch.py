@@ -5,7 +5,7 @@ one object, so the hot path pays no extra hop).
     write (WRITE_OPS)     -> the server's role (submit_write): prep, the log
                              or the leader, apply; the reply comes back
                              through txn_applied()
-    usual setData         -> on a standalone server, fast_path.py: the same
+    usual setData, create -> on a standalone server, fast_path.py: the same
                              steps without the choosing between cases
     sync                  -> the role (submit_sync)
     auth, sasl            -> auth.py
@@ -34,7 +34,7 @@ from ..protocol.errors import Err, KeeperError, MarshallingError
 from ..protocol.jute import INT_INT
 from ..protocol.opcodes import Op, WRITE_OPS, Xid
 from ..protocol.records import FRAME_DECODERS
-from . import replies
+from . import fast_path, replies
 from .auth import authenticate
 from .reads import READ_HANDLERS, get_data_reply
 from .request import CLOSED, Request
@@ -46,7 +46,7 @@ _header_only = replies.header_only
 _with_body = replies.with_body
 _CLOSE = replies.CLOSE
 _GET_DATA = Op.GET_DATA
-_SET_DATA = Op.SET_DATA
+_FAST_OPS = fast_path.OPS
 
 
 class RequestDispatch:
@@ -73,9 +73,9 @@ class RequestDispatch:
                 self.close()
             return False
         role = server.role
-        if op == _SET_DATA and role.takes_fast_path \
-                and server.fast_path.take(self, payload, xid, received):
-            return False    # a usual setData, taken by fast_path.py
+        if op in _FAST_OPS and role.takes_fast_path \
+                and server.fast_path.take(self, payload, op, xid, received):
+            return False    # a usual setData or create, taken by fast_path.py
         decoder = FRAME_DECODERS.get(op)
         if decoder is None:
             self._unknown_request(xid, op, received)

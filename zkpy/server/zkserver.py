@@ -151,9 +151,12 @@ class ZooKeeperServer:
             txn_type, body, overlay = build()
         except KeeperError as e:
             txn_type, body, overlay = Op.ERROR, (e.code,), None
-        return self._log_txn(session_id, cxid, txn_type, body, overlay, waiter)
+        return self.log_txn(session_id, cxid, txn_type, body, overlay, waiter)
 
-    def _log_txn(self, session_id, cxid, txn_type, body, overlay, waiter):
+    def log_txn(self, session_id, cxid, txn_type, body, overlay, waiter, on_logged=None):
+        """Log a txn with the next zxid, its prep overlay made outstanding;
+        on_logged(txn) applies it once logged (self.apply if not given).
+        waiter: the request its reply goes to, if any."""
         zxid = self.next_zxid
         self.next_zxid = zxid + 1
         if overlay:
@@ -163,11 +166,11 @@ class ZooKeeperServer:
             # Keyed by (session, cxid): a follower learns a txn's zxid only
             # when the leader's commit reaches it.
             self.expect_reply((session_id, cxid), waiter)
-        self.log.append(txn, self.apply)
+        self.log.append(txn, on_logged or self.apply)
         return txn
 
     def log_change(self, session_id, cxid, txn_type, body, path, rec, waiter, on_logged):
-        """_log_txn for a client's txn that changes one node (path, left as
+        """log_txn for a client's txn that changes one node (path, left as
         rec), which on_logged(txn) applies: the fast path's (fast_path.py)."""
         zxid = self.next_zxid
         self.next_zxid = zxid + 1
@@ -226,7 +229,7 @@ class ZooKeeperServer:
                 body, txn_type, overlay = self._prep_request(request, sid, owner)
         except KeeperError as e:
             txn_type, body = Op.ERROR, (e.code,)
-        self._log_txn(sid, request.xid, txn_type, body, overlay, request if reply else None)
+        self.log_txn(sid, request.xid, txn_type, body, overlay, request if reply else None)
 
     def _prep_request(self, request, sid, owner):
         """(txn body, txn type, prep overlay) of a client's write; raises KeeperError."""
