@@ -353,28 +353,15 @@ class DataTree:
         before its Stat is taken.)"""
         path, data, version = txn.body
         zxid = txn.zxid
+        old = self.nodes[path].data if self._quota_roots else None
+        node = self.set_data(zxid, txn.time, path, data, version)
         if self._quota_roots:
-            old = self.nodes[path].data
-            node = self.set_data(zxid, txn.time, path, data, version)
             self._quota_set_data(path, old, data)
-        else:
-            node = self.set_data(zxid, txn.time, path, data, version)
         if zxid > self.last_zxid:
             self.last_zxid = zxid
         if not zxid & _DIGEST_LOG_MASK:
             self.digest_log.add(zxid, self._digest)
         return node
-
-    def apply_create(self, txn: Txn, events) -> tuple:
-        """apply(txn) for a create txn (not in a multi, not replayed): the
-        fast path's (fast_path.py).  Returns create_node's (path, Stat)."""
-        zxid = txn.zxid
-        result = self.create_node(zxid, txn.time, txn.body, events)
-        if zxid > self.last_zxid:
-            self.last_zxid = zxid
-        if not zxid & _DIGEST_LOG_MASK:
-            self.digest_log.add(zxid, self._digest)
-        return result
 
     def set_data(self, zxid, time, path, data, version) -> ZNode:
         """A setData txn's change to the node at path (which exists): its

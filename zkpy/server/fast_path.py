@@ -14,10 +14,10 @@ what they decide:
              checks, the same outstanding changes)
     log      ZooKeeperServer.log_change / log_txn: a zxid, the outstanding
              changes, the txn logged (and fsynced) like any other
-    apply    DataTree.apply_set_data / apply_create: the same change to the
-             tree, the digest and the quota figures; then the watches, the
-             reply (replies.stat_reply / create_reply) and the turn of the
-             requests behind it
+    apply    DataTree.apply_set_data / DataTree.apply: the same change to
+             the tree, the digest and the quota figures; then the watches,
+             the reply (replies.stat_reply / create_reply) and the turn of
+             the requests behind it
 
 What that buys (scripts/bench-pipeline, interleaved runs on a 2-core
 machine): a setData costs 6.0 us of event-loop work here against 7.0
@@ -132,8 +132,7 @@ class FastPath:
         """A create txn taken here is logged: ZooKeeperServer.apply's steps
         for it, in its order."""
         server = self.server
-        events = []
-        path, stat = server.tree.apply_create(txn, events)
+        (path, stat), events = server.tree.apply(txn)
         zxid = txn.zxid
         server.prep.applied(zxid)
         watches = server.watches
