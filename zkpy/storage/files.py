@@ -33,13 +33,71 @@ def drop_cached(path: str) -> None:
         os.close(fd)
 
 
-def write_atomically(path: str, write, buffering: int = -1) -> str:
-    """Replace the file at path with what write(f) writes into a binary file."""
+def write_atomically(path: str, write, buffering: int = -1, sync_step: int = 0) -> str:
+    """Replace the file at path with what write(f) writes into a binary file.
+    sync_step: if set, f writes the file out every sync_step bytes and drops
+    what it wrote from the page cache (WrittenOut): for large files written
+    while the server works."""
     tmp = path + ".tmp"
     with open(tmp, "wb", buffering=buffering) as f:
-        write(f)
+        out = WrittenOut(f, sync_step) if sync_step else f
+        write(out)
         f.flush()
         os.fsync(f.fileno())
+        if sync_step:
+            out.all_synced()
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(path) or ".")
     return path
+
+
+class WrittenOut:
+    """A file being written that goes to disk, and out of the page cache,
+    every `step` bytes: fdatasync, then POSIX_FADV_DONTNEED on what it
+    synced.
+
+    For a snapshot written while fsynced writes go on (scripts/bench
+    --force-sync, creates: a 60 MiB snapshot every second or so).  Written
+    whole and fsynced at the end, its pages took fresh memory (see
+    drop_cached) and its writeback came in one burst that the log's
+    fdatasyncs queued behind.  A step of 1 MiB, the same pages reused again
+    and again, took the server from 65.7-68.5k to 71.6-74.2k creates/s
+    (interleaved runs; a step of 4 MiB gave 70-72k, 16 MiB 68-70k, 256 KiB
+    no more than 1 MiB).  The file is not left in the page cache: whoever
+    reads it (a restart) reads it from the disk."""
+
+    def __init__(self, f, step: int):
+        self.f = f
+        self.fd = f.fileno()
+        self.step = step
+        self.written = 0     # bytes handed to write()
+        self.synced = 0      # of which are on disk
+        self.dropped = 0     # of which are dropped from the page cache
+
+    def write(self, b) -> int:
+        n = self.f.write(b)
+        self.written += n
+        if self.written - self.synced >= self.step:
+            self.f.flush()
+            os.fdatasync(self.fd)
+            self.synced = self.written
+            self.drop()
+        return n
+
+    def all_synced(self) -> None:
+        """The whole file is synced (by its writer): drop the rest."""
+        self.synced = self.written
+        self.drop()
+
+    def drop(self) -> None:
+        """Drop the synced pages not dropped yet: whole pages, and the
+        last page of the file (the one the last sync ended in goes with
+        the next if the file goes on)."""
+        if not hasattr(os, "posix_fadvise"):
+            return
+        start = self.dropped & ~(_PAGE - 1)
+        os.posix_fadvise(self.fd, start, self.synced - start, os.POSIX_FADV_DONTNEED)
+        self.dropped = self.synced
+
+
+_PAGE = 4096

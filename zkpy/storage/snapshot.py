@@ -53,6 +53,9 @@ TRAILER = struct.Struct(">8sI")
 SNAP_PREFIX = "snapshot."
 GROUP_SIZE = 1024  # entries in a group at most: bounds what one unpack makes,
 GROUP_BYTES = 4 << 20  # as does this (a group over it is split)
+# A snapshot goes to disk (and out of the page cache) a MiB at a time as it
+# is written: why in files.WrittenOut.
+SYNC_STEP = 1 << 20
 
 
 class CorruptSnapshotError(Exception):
@@ -87,9 +90,9 @@ def write_snapshot(tree: DataTree, zxid: int, snap_dir: str, stable: bool = Fals
     os.makedirs(snap_dir, exist_ok=True)
     path = write_atomically(os.path.join(snap_dir, snapshot_file_name(zxid)),
                             lambda f: dump_snapshot(tree, zxid, f, stable),
-                            buffering=1 << 20)
-    # The snapshot before this one is read only if this one is lost: its
-    # pages in the page cache go (drop_cached), this one's stay for a restart.
+                            buffering=1 << 20, sync_step=SYNC_STEP)
+    # The snapshot before this one may still be in the page cache (one a
+    # leader sent is written whole): only memory is given back.
     older = [p for z, p in list_snapshots(snap_dir) if z < zxid]
     if older:
         drop_cached(older[-1])
@@ -216,11 +219,25 @@ def read_snapshot(path: str) -> DataTree:
             buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except (ValueError, OSError):  # empty, or a file that cannot be mapped
             buf = f.read()
+        else:
+            # It is read whole, from the start, and seldom in the page cache
+            # (files.WrittenOut): all of it asked of the disk at once, not a
+            # readahead window at a time.
+            _advise(buf, "MADV_WILLNEED")
     try:
         return parse_snapshot(buf, path)
     finally:
         if isinstance(buf, mmap.mmap):
             buf.close()
+
+
+def _advise(buf, name) -> None:
+    advice = getattr(mmap, name, None)
+    if advice is not None:
+        try:
+            buf.madvise(advice)
+        except OSError:
+            pass
 
 
 class _Reader:
