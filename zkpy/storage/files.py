@@ -3,6 +3,7 @@ their final name, fsynced, renamed over it, and the directory fsynced, so
 that after a crash the name holds either the old contents or the new ones,
 never a mix or nothing."""
 
+import mmap
 import os
 
 
@@ -71,8 +72,7 @@ class WrittenOut:
         self.fd = f.fileno()
         self.step = step
         self.written = 0     # bytes handed to write()
-        self.synced = 0      # of which are on disk
-        self.dropped = 0     # of which are dropped from the page cache
+        self.synced = 0      # of which are on disk, and out of the page cache
 
     def write(self, b) -> int:
         n = self.f.write(b)
@@ -80,24 +80,18 @@ class WrittenOut:
         if self.written - self.synced >= self.step:
             self.f.flush()
             os.fdatasync(self.fd)
-            self.synced = self.written
-            self.drop()
+            self._synced_to(self.written)
         return n
 
     def all_synced(self) -> None:
         """The whole file is synced (by its writer): drop the rest."""
-        self.synced = self.written
-        self.drop()
+        self._synced_to(self.written)
 
-    def drop(self) -> None:
-        """Drop the synced pages not dropped yet: whole pages, and the
-        last page of the file (the one the last sync ended in goes with
-        the next if the file goes on)."""
-        if not hasattr(os, "posix_fadvise"):
-            return
-        start = self.dropped & ~(_PAGE - 1)
-        os.posix_fadvise(self.fd, start, self.synced - start, os.POSIX_FADV_DONTNEED)
-        self.dropped = self.synced
-
-
-_PAGE = 4096
+    def _synced_to(self, end) -> None:
+        """Everything up to end is on disk: drop what was not dropped yet.
+        Whole pages go, and the file's last page; the page an earlier sync
+        ended in goes with the next."""
+        if hasattr(os, "posix_fadvise"):
+            start = self.synced & ~(mmap.PAGESIZE - 1)
+            os.posix_fadvise(self.fd, start, end - start, os.POSIX_FADV_DONTNEED)
+        self.synced = end

@@ -223,21 +223,13 @@ def read_snapshot(path: str) -> DataTree:
             # It is read whole, from the start, and seldom in the page cache
             # (files.WrittenOut): all of it asked of the disk at once, not a
             # readahead window at a time.
-            _advise(buf, "MADV_WILLNEED")
+            if hasattr(mmap, "MADV_WILLNEED"):
+                buf.madvise(mmap.MADV_WILLNEED)
     try:
         return parse_snapshot(buf, path)
     finally:
         if isinstance(buf, mmap.mmap):
             buf.close()
-
-
-def _advise(buf, name) -> None:
-    advice = getattr(mmap, name, None)
-    if advice is not None:
-        try:
-            buf.madvise(advice)
-        except OSError:
-            pass
 
 
 class _Reader:

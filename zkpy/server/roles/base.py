@@ -57,7 +57,7 @@ class Role:
         """A client of this server showed signs of life; False if its session is gone."""
         return self.server.sessions.touch(sid, now_ms, timeout)
 
-    # Whether a usual setData may take the fast path (fast_path.py): only
+    # Whether a usual setData or create may take the fast path (fast_path.py): only
     # where the general path would prep, log and apply it here and now.
     takes_fast_path = False
 
