@@ -94,13 +94,16 @@ BURST = [
     _create("/ttl", flags=5),            # TTL flags on a create: refused
     _create("/flags4", flags=4),         # container flags on a create: persistent
     (Op.CREATE_CONTAINER, CreateRequest("/cont", b"", OPEN, 4)),   # a container
+    _create("/cont/x", b"x"),            # usual: a container's child, the container in flight
+    (Op.CREATE2, CreateRequest("/es-", b"e", OPEN, 3)),   # usual: ephemeral sequential,
+                                                          # its Stat in the reply
     _create("/q/y", b"yy", list(READ_ACL_UNSAFE)),   # usual: another ACL, a watched parent,
                                                      # a quota's subtree
 ]
 
 # The usual writes in BURST (setData, then create), and the two setData
 # requests with one xid.
-USUAL = 7 + 7 + 2
+USUAL = 7 + 9 + 2
 
 
 def run(fast):
@@ -183,7 +186,10 @@ def test_the_script_does_what_it_says():
     nodes = result["nodes"]
     # Set by the client, then /q/x's 5 more bytes and /q/y counted.
     assert nodes["/zookeeper/quota/q/zookeeper_stats"][1] == b"count=10,bytes=16"
-    assert {"/c1", "/c2", "/eph", "/flags4", "/cont", "/q/y"} <= nodes.keys()
+    assert {"/c1", "/c2", "/eph", "/flags4", "/cont", "/cont/x", "/q/y"} <= nodes.keys()
+    # The ephemeral sequential create2 is the writer's, as /eph is.
+    assert [n[0][7] for p, n in nodes.items() if p.startswith("/es-")] == [nodes["/eph"][0][7]]
+    assert nodes["/eph"][0][7] != 0
     assert sorted(p for p in nodes if p.startswith("/seq-")) == [
         "/seq-0000000007", "/seq-0000000008"]
     assert nodes["/q/x"][1] == b"1234567890"

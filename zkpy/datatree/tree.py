@@ -21,7 +21,7 @@ from ..protocol.records import ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 from . import quota as _quota
 from .digest import (DIGEST_LOG_INTERVAL, EXCLUDED_PREFIX, STAT_PACK as _pack, DigestLog,
                      node_digest, to_long, tree_digest)
-from .paths import parent_of, split_path
+from .paths import split_path
 from .txn import Txn, owner_kind
 from .znode import ZNode
 
@@ -64,6 +64,8 @@ class DataTree:
         self.sessions: dict[int, int] = {}     # live session id -> timeout (ms)
         self.last_zxid = 0
         self._acl_cache: dict = {}
+        self._last_acl = None       # the last ACL create_node interned, and what it became
+        self._last_interned = None
         self._time = 0    # the last txn time a znode was given (create_node)
         root = self._new_node(b"", OPEN_ACL_UNSAFE, 0, 0, 0)
         self.nodes["/"] = root
@@ -363,6 +365,17 @@ class DataTree:
             self.digest_log.add(zxid, self._digest)
         return node
 
+    def apply_create(self, txn: Txn, events) -> tuple:
+        """apply(txn) for a create txn that is not replayed: the fast
+        path's (fast_path.py), without apply's choosing between cases."""
+        zxid = txn.zxid
+        result = self.create_node(zxid, txn.time, txn.body, events)
+        if zxid > self.last_zxid:
+            self.last_zxid = zxid
+        if not zxid & _DIGEST_LOG_MASK:
+            self.digest_log.add(zxid, self._digest)
+        return result
+
     def set_data(self, zxid, time, path, data, version) -> ZNode:
         """A setData txn's change to the node at path (which exists): its
         data, version, mzxid and mtime, and the digest.  Returns the node;
@@ -401,9 +414,13 @@ class DataTree:
 
     def create_node(self, zxid, time, body, events):
         path, data, acl, owner, parent_creates = body
-        parent_path = parent_of(path)   # (the name is seldom needed: see the quota below)
-        parent = self.nodes.get(parent_path)
-        if parent is None or path in self.nodes:
+        # (parent_of, link, _new_node and ZNode.stat written out below: the
+        # create every client write of a new znode comes through)
+        i = path.rfind("/")
+        parent_path = path[:i] if i > 0 else "/"   # (the name is seldom needed: see the quota)
+        nodes = self.nodes
+        parent = nodes.get(parent_path)
+        if parent is None or path in nodes:
             # Only a replay over a fuzzy snapshot meets this; the node is in it.
             if parent is not None:
                 before = node_digest(parent_path, parent) if self.digest_enabled else 0
@@ -423,7 +440,10 @@ class DataTree:
             time = self._time
         else:
             self._time = time
-        node = self._new_node(data, acl, zxid, time, owner)
+        if acl is not self._last_acl:   # (the ACL of the create before, most of the time)
+            self._last_acl = acl
+            self._last_interned = self.intern_acl(acl)
+        node = ZNode(data, self._last_interned, zxid, time, owner)
         digest = self.digest_enabled
         if digest:
             # Inline (the hot path): the parent's path and data stay, so one
@@ -441,7 +461,14 @@ class DataTree:
                 if before is None:
                     before = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
                                           p.version, p.creates, p.aversion, p.owner), pcrc)
-        self.link(path, node, parent)
+        nodes[path] = node
+        children = parent.children
+        if children:
+            children.add(path)
+        else:
+            parent.children = {path}  # its first child (see znode.NO_CHILDREN)
+        if owner:
+            self.file_by_owner(path, owner)
         parent.creates = parent_creates
         if zxid > parent.pzxid:
             parent.pzxid = zxid
@@ -460,7 +487,11 @@ class DataTree:
                                                pcrc)
                 change += after - before
             self._digest += change
-        stat = node.stat()
+        # ZNode.stat() of a new node: containers and TTL nodes show
+        # ephemeralOwner 0, no children, cversion 0.
+        stat = (zxid, zxid, time, time, 0, 0, 0,
+                owner if not owner or owner_kind(owner) == "ephemeral" else 0,
+                len(data) if data is not None else 0, 0, zxid)
         if self._quota_roots or parent_path.startswith(_QUOTA_ZOOKEEPER):
             self._quota_created(parent_path, split_path(path)[1], path, data)
         events.append((_CREATED, path, node.acl))

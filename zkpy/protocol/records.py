@@ -543,7 +543,11 @@ def _frame_set_data(payload, max_field):
     return SetDataRequest.read(Reader(payload, 8, max_field))
 
 
-def _frame_create(payload, max_field):
+def create_fields(payload, max_field):
+    """(path, data, acl, flags) of a CreateRequest frame with a path and
+    non-null data of at most max_field bytes each, and the ACL vector the
+    create before carried (read_acls), None for any other (which
+    CreateRequest.read decodes, or refuses)."""
     try:
         n = _unpack_int(payload, 8)[0]
         last = _last_acls
@@ -555,10 +559,17 @@ def _frame_create(payload, max_field):
                 key, acls = last
                 acl_end = end + len(key)
                 if payload[end:acl_end] == key and acl_end + 4 <= len(payload):
-                    return CreateRequest(payload[12:at].decode(), payload[at + 4:end], acls,
-                                         _unpack_int(payload, acl_end)[0])
+                    return (payload[12:at].decode(), payload[at + 4:end], acls,
+                            _unpack_int(payload, acl_end)[0])
     except (UnicodeDecodeError, _StructError):
         pass
+    return None
+
+
+def _frame_create(payload, max_field):
+    fields = create_fields(payload, max_field)
+    if fields is not None:
+        return CreateRequest(*fields)
     return CreateRequest.read(Reader(payload, 8, max_field))
 
 

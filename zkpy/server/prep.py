@@ -11,7 +11,7 @@ private overlay of those changes, which is merged only if every op passes."""
 import collections
 
 from ..datatree.acl import check_acl, fixup_acl
-from ..datatree.paths import SYSTEM_PATHS, parent_of, split_path, validate_path
+from ..datatree.paths import SYSTEM_PATHS, is_valid_path, parent_of, split_path, validate_path
 from ..datatree.txn import CONTAINER_OWNER, MAX_TTL, owner_kind, ttl_owner
 from ..protocol.errors import Err, KeeperError, MarshallingError
 from ..protocol.opcodes import CREATE_OPS, CreateMode, Op, Perms
@@ -79,6 +79,9 @@ def _changed(rec, version=None, aversion=None, creates=None, num_children=None, 
 
 
 _MISSING = object()
+_CREATE_PERM = Perms.CREATE
+_SEQUENTIAL_FLAG = 2    # CreateMode flags 2 and 3 (of the fast path's 0-3)
+_EPHEMERAL_FLAG = 1     # 1 and 3
 _NO_OVERLAY: dict = {}   # (never written: prep only reads an overlay it is given)
 
 
@@ -256,6 +259,46 @@ class Prep:
         path = req.path
         body, overlay[path] = self.set_data(path, req.data, req.version, auth_ids, overlay)
         return body
+
+    def create(self, path, data, acls, flags, session_id, auth_ids, overlay):
+        """The fast path's prep of a create or create2 with flags 0-3
+        (persistent or ephemeral, sequential or not) and no ttl
+        (fast_path.py): _create's checks in _create's order, written out
+        for these modes -- a dozen calls less per create.  Returns its txn
+        body and records the change in overlay; None where _create would
+        raise (the general path then answers with its error)."""
+        if "/" not in path or "\0" in path:
+            return None
+        acl = fixup_acl(acls, auth_ids, self.providers)
+        i = path.rfind("/")
+        parent_path = path[:i] if i > 0 else "/"
+        parent = overlay.get(parent_path, _MISSING)
+        if parent is _MISSING:
+            o = self.outstanding.get(parent_path)
+            parent = o[1] if o is not None else self.tree.nodes.get(parent_path)
+        if parent is None or not check_acl(parent.acl, _CREATE_PERM, auth_ids, self.skip_acl,
+                                           self.sasl_any):
+            return None
+        creates = parent.creates
+        if flags & _SEQUENTIAL_FLAG:   # 2 and 3
+            path = path + ("%010d" % creates if creates >= 0 else "%011d" % creates)
+        if not is_valid_path(path):
+            return None
+        node = overlay.get(path, _MISSING)
+        if node is _MISSING:
+            o = self.outstanding.get(path)
+            node = o[1] if o is not None else self.tree.nodes.get(path)
+        if node is not None:
+            return None
+        if parent.owner and owner_kind(parent.owner) == "ephemeral":
+            return None
+        owner = session_id if flags & _EPHEMERAL_FLAG else 0   # 1 and 3
+        new_creates = creates + 1 if creates != INT_MAX else -(2**31)
+        overlay[parent_path] = PendingNode(parent.version, parent.aversion, new_creates,
+                                           parent.num_children + 1, parent.owner, parent.acl,
+                                           parent.data)
+        overlay[path] = PendingNode(0, 0, 0, 0, owner, acl, data)
+        return (path, data, acl, owner, new_creates)
 
     def set_data(self, path, data, version, auth_ids, overlay=_NO_OVERLAY):
         """Validate a setData; returns its txn body and the node as the txn
