@@ -245,6 +245,52 @@ def test_the_last_parents_digest_follows_every_change_to_it():
             assert d.tree.digest == reference_digest(d.tree), f"step {i}"
 
 
+def test_a_nodes_kept_digest_follows_every_change_to_it():
+    """Every node keeps its own CRC (ZNode.digest) for its next change: a
+    setData of /p between each other change to /p -- its setACL, a child
+    made or deleted (alone and in a multi), replayed txns, the digest off
+    and on, a session closed with its ephemeral child -- must start from
+    /p as it is, not as a setData before left it."""
+    d = Driver()
+    d.apply(Op.CREATE_SESSION, (30000,), session=0x77)
+    d.create("/p", b"parent")
+    d.create("/q")
+
+    def set_p():
+        d.apply(Op.SET_DATA, ("/p", b"v%d" % d.zxid, d.tree.nodes["/p"].version + 1))
+
+    changes = [
+        lambda: d.apply(Op.SET_ACL, ("/p", ACL, d.tree.nodes["/p"].aversion + 1)),
+        lambda: d.create("/p/a"),
+        lambda: d.create("/q/x"),
+        lambda: d.apply(Op.DELETE, ("/p/a",)),
+        lambda: d.apply(Op.MULTI, ([(Op.CREATE, ("/p/b", b"", ACL, 0, d.creates("/p/b"))),
+                                    (Op.SET_DATA, ("/p", b"m", d.tree.nodes["/p"].version + 1))],)),
+        lambda: d.tree.apply(d.txn(Op.CREATE, ("/p/b", b"", ACL, 0, 99)), True),  # there
+        lambda: d.tree.apply(d.txn(Op.DELETE, ("/p/gone",)), True),               # gone
+        lambda: d.tree.set_digest_enabled(False),
+        lambda: d.create("/p/c"),
+        lambda: d.apply(Op.SET_DATA, ("/p", b"off", d.tree.nodes["/p"].version + 1)),
+        lambda: d.apply(Op.DELETE, ("/p/c",)),
+        lambda: d.tree.set_digest_enabled(True),
+        lambda: d.create("/p/e", b"", 0x77),
+        lambda: d.apply(Op.CLOSE_SESSION, (["/p/e"],), session=0x77),
+        lambda: d.apply(Op.DELETE, ("/p/b",)),
+    ]
+    for i, change in enumerate(changes):
+        set_p()
+        change()
+        set_p()
+        if d.tree.digest_enabled:
+            assert d.tree.digest == reference_digest(d.tree), f"change {i}"
+    # A node loaded from a snapshot keeps nothing yet.
+    loaded = parse_snapshot(snapshot_bytes(d.tree, d.zxid, stable=True))
+    assert loaded.nodes["/p"].digest is None
+    d = Driver(loaded)
+    set_p()
+    assert loaded.digest == reference_digest(loaded)
+
+
 def test_a_replayed_txn_that_changes_the_last_parent_forgets_its_digest():
     """A replay over a fuzzy snapshot changes a parent on the cold path (a
     create of a node the snapshot has, a delete of one it lacks)."""

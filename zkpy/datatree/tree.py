@@ -83,7 +83,6 @@ class DataTree:
         self._digest = tree_digest(self.nodes) if self.digest_enabled else 0
         self._pcrc_node = None      # see _parent_crc
         self._pcrc = 0
-        self._pdigest = None
 
     # --- the digest and quota bookkeeping as a whole ----------------------------------
 
@@ -100,6 +99,8 @@ class DataTree:
         enabled = bool(enabled)
         if enabled and not self.digest_enabled:
             self._digest = tree_digest(self.nodes)
+            for node in self.nodes.values():
+                node.digest = None   # not kept while the digest was off
         elif not enabled:
             self._digest = 0
         self.digest_enabled = enabled
@@ -129,24 +130,21 @@ class DataTree:
         """The CRC of a parent's path and data, kept for the last parent asked
         about: children are often made one after another under one parent,
         whose data (maybe large) does not change meanwhile (setData forgets
-        it).  With it, _pdigest: that parent's whole digest as its last
-        child's create or delete left it, or None -- what the next create
-        under it would otherwise compute again as the parent's "before"
-        (ZooKeeper's DataNode keeps every node's digest; one parent's is
-        what saves work here, at no memory per znode).  Whatever else
-        changes the parent's Stat forgets it (_forget_parent_digest)."""
+        it).  The parent's whole digest, its "before", is the node's own
+        (ZNode.digest)."""
         crc = _crc32(path.encode()) if path != "/" else 0
         data = node.data
         if data:
             crc = _crc32(data, crc)
         self._pcrc_node = node
         self._pcrc = crc
-        self._pdigest = None
         return crc
 
-    def _forget_parent_digest(self, node) -> None:
-        if node is self._pcrc_node:
-            self._pdigest = None
+    @staticmethod
+    def _forget_digest(node) -> None:
+        """node's Stat changes on a cold path: the digest it keeps is stale
+        (the next change computes it afresh)."""
+        node.digest = None
 
     def _node_digest_change(self, path, node, before) -> None:
         """Cold paths: the digest after node (whose digest was `before`) changed."""
@@ -299,7 +297,7 @@ class DataTree:
             digest = self.digest_enabled and not path.startswith(EXCLUDED_PREFIX)
             if digest:
                 before = node_digest(path, node)
-            self._forget_parent_digest(node)
+            self._forget_digest(node)
             node.acl = self.intern_acl(acl)
             node.aversion = aversion
             if digest:
@@ -395,8 +393,10 @@ class DataTree:
             creates = n.creates
             aversion = n.aversion
             owner = n.owner
-            before = _crc32(_pack(czxid, n.mzxid, pzxid, ctime, n.mtime, n.version, creates,
-                                  aversion, owner), _crc32(old, pcrc) if old else pcrc)
+            before = n.digest   # (what the last change to it left, if known: see ZNode)
+            if before is None:
+                before = _crc32(_pack(czxid, n.mzxid, pzxid, ctime, n.mtime, n.version,
+                                      creates, aversion, owner), _crc32(old, pcrc) if old else pcrc)
         node.data = data
         node.version = version
         node.mzxid = zxid
@@ -407,9 +407,10 @@ class DataTree:
         node.mtime = time
         if digest:
             # Of the Stat only mzxid, mtime and version change.
-            self._digest += _crc32(
+            after = node.digest = _crc32(
                 _pack(czxid, zxid, pzxid, ctime, time, version, creates, aversion, owner),
-                _crc32(data, pcrc) if data else pcrc) - before
+                _crc32(data, pcrc) if data else pcrc)
+            self._digest += after - before
         return node
 
     def create_node(self, zxid, time, body, events):
@@ -424,7 +425,7 @@ class DataTree:
             # Only a replay over a fuzzy snapshot meets this; the node is in it.
             if parent is not None:
                 before = node_digest(parent_path, parent) if self.digest_enabled else 0
-                self._forget_parent_digest(parent)
+                self._forget_digest(parent)
                 parent.creates = parent_creates
                 parent.pzxid = max(parent.pzxid, zxid)
                 if self.digest_enabled:
@@ -452,12 +453,8 @@ class DataTree:
                 pcrc = None
             else:
                 p = parent
-                if p is self._pcrc_node:
-                    pcrc = self._pcrc
-                    before = self._pdigest
-                else:
-                    pcrc = self._parent_crc(parent_path, p)
-                    before = None
+                pcrc = self._pcrc if p is self._pcrc_node else self._parent_crc(parent_path, p)
+                before = p.digest
                 if before is None:
                     before = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
                                           p.version, p.creates, p.aversion, p.owner), pcrc)
@@ -479,12 +476,13 @@ class DataTree:
                 crc = _crc32(path.encode())
                 if data:
                     crc = _crc32(data, crc)
+                # (not kept in the new node: an int per znode, 32 bytes, for
+                # the few a setData changes later; see ZNode.digest)
                 change = _crc32(_pack(zxid, zxid, zxid, time, time, 0, 0, 0, owner), crc)
             if pcrc is not None:
                 p = parent
-                after = self._pdigest = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
-                                                     p.version, p.creates, p.aversion, p.owner),
-                                               pcrc)
+                after = p.digest = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
+                                                p.version, p.creates, p.aversion, p.owner), pcrc)
                 change += after - before
             self._digest += change
         # ZNode.stat() of a new node: containers and TTL nodes show
@@ -507,7 +505,7 @@ class DataTree:
             parent = self.nodes.get(parent_path)
             if parent is not None and zxid > parent.pzxid:
                 before = node_digest(parent_path, parent) if self.digest_enabled else 0
-                self._forget_parent_digest(parent)
+                self._forget_digest(parent)
                 parent.pzxid = zxid
                 if self.digest_enabled:
                     self._node_digest_change(parent_path, parent, before)
@@ -519,27 +517,25 @@ class DataTree:
             if zxid > parent.pzxid and not parent_path.startswith(EXCLUDED_PREFIX):
                 # Of the parent's Stat only pzxid changes (cversion counts creates).
                 p = parent
-                if p is self._pcrc_node:
-                    pcrc = self._pcrc
-                    before = self._pdigest
-                else:
-                    pcrc = self._parent_crc(parent_path, p)
-                    before = None
+                pcrc = self._pcrc if p is self._pcrc_node else self._parent_crc(parent_path, p)
+                before = p.digest
                 if before is None:
                     before = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
                                           p.version, p.creates, p.aversion, p.owner), pcrc)
-                after = self._pdigest = _crc32(_pack(p.czxid, p.mzxid, zxid, p.ctime, p.mtime,
-                                                     p.version, p.creates, p.aversion, p.owner),
-                                               pcrc)
+                after = p.digest = _crc32(_pack(p.czxid, p.mzxid, zxid, p.ctime, p.mtime,
+                                                p.version, p.creates, p.aversion, p.owner), pcrc)
                 change = after - before
             if not path.startswith(EXCLUDED_PREFIX):
                 n = node
-                crc = _crc32(path.encode())
-                data = n.data
-                if data:
-                    crc = _crc32(data, crc)
-                change -= _crc32(_pack(n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.version,
-                                       n.creates, n.aversion, n.owner), crc)
+                gone = n.digest
+                if gone is None:
+                    crc = _crc32(path.encode())
+                    data = n.data
+                    if data:
+                        crc = _crc32(data, crc)
+                    gone = _crc32(_pack(n.czxid, n.mzxid, n.pzxid, n.ctime, n.mtime, n.version,
+                                        n.creates, n.aversion, n.owner), crc)
+                change -= gone
             self._digest += change
         if zxid > parent.pzxid:
             parent.pzxid = zxid

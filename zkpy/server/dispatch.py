@@ -107,7 +107,8 @@ class RequestDispatch:
         # pause comes before the submission, whose reply may come at once.
         # Pings and the client's other negative xids never pause a connection.
         if op in WRITE_OPS:
-            req = Request(self, xid, op, record, received, error, payload, pending=True)
+            req = Request(self, xid, op, record, received, error, payload)
+            req.pending = True
             self.queue.append(req)
             n = server.in_process
             server.in_process = n + 1
@@ -118,7 +119,8 @@ class RequestDispatch:
             role.submit_write(req)
             return False
         if op == Op.SYNC:
-            req = Request(self, xid, op, record, received, error, pending=True)
+            req = Request(self, xid, op, record, received, error)
+            req.pending = True
             self.queue.append(req)
             n = server.in_process
             server.in_process = n + 1

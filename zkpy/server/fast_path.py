@@ -69,30 +69,28 @@ class FastPath:
         if server.audit is not None or server.prep.quota is not None \
                 or server.held is not None or server.in_process > server.outstanding_limit:
             return False    # not a usual server (see above)
-        if op == _SET_DATA:
-            return self._take_set_data(conn, payload, xid, received)
-        return self._take_create(conn, payload, op, xid, received)
-
-    # --- setData ------------------------------------------------------------------------
-
-    def _take_set_data(self, conn, payload, xid, received) -> bool:
+        if op != _SET_DATA:
+            return self._take_create(conn, payload, op, xid, received)
+        # A setData, the most frequent write, is taken here (a call less).
         fields = set_data_fields(payload, conn.max_frame * 2)
         if fields is None:
             return False
         path, data, version = fields
         if path.startswith(_SYSTEM_SUBTREE):
             return False
-        server = self.server
         try:
             body, rec = server.prep.set_data(path, data, version, conn.auth_ids)
         except KeeperError:
             return False
-        request = Request(conn, xid, _SET_DATA, None, received, pending=True)
+        request = Request(conn, xid, _SET_DATA, None, received)
+        request.pending = True
         conn.queue.append(request)
         server.in_process += 1
         server.log_change(conn.session_id, xid, _SET_DATA, body, path, rec, request,
                           self._applied_set_data)
         return True
+
+    # --- setData ------------------------------------------------------------------------
 
     def applied(self, txn):
         """A setData txn taken here is logged: ZooKeeperServer.apply's steps
@@ -135,7 +133,8 @@ class FastPath:
             return False
         if body is None:
             return False
-        request = Request(conn, xid, op, None, received, pending=True)
+        request = Request(conn, xid, op, None, received)
+        request.pending = True
         conn.queue.append(request)
         server.in_process += 1
         server.log_txn(sid, xid, op, body, overlay, request, self._applied_create)

@@ -10,8 +10,7 @@ class Request:
     __slots__ = ("conn", "xid", "op", "record", "reply", "received", "decode_error", "payload",
                  "pending")
 
-    def __init__(self, conn, xid, op, record, received, decode_error=None, payload=None,
-                 pending=False):
+    def __init__(self, conn, xid, op, record, received, decode_error=None, payload=None):
         self.conn = conn
         self.xid = xid
         self.op = op
@@ -23,4 +22,4 @@ class Request:
         # True while the reply waits on the pipeline (a write, a sync): the
         # requests behind it wait too.  Otherwise it is answered from the
         # tree when its turn comes.
-        self.pending = pending
+        self.pending = False

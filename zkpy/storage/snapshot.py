@@ -333,6 +333,7 @@ def _read_nodes(tree, unpacker, acls, count) -> bool:
             n.ctime = n.mtime = ctime
             n.version = n.creates = n.aversion = n.owner = 0
             n.children = empty
+            n.digest = None
             path = prefix + name
             nodes[path] = n
             add(path)
@@ -343,6 +344,7 @@ def _read_nodes(tree, unpacker, acls, count) -> bool:
             n.acl = acls[ai]
             n.owner = owner
             n.children = empty
+            n.digest = None
             path = prefix + name
             nodes[path] = n
             add(path)
