@@ -36,6 +36,8 @@ and the general path takes the request from the start: every error is the
 general path's, with its order of checks.  The reply and its figures are
 made as for any write."""
 
+import collections
+
 from ..protocol.errors import KeeperError, MarshallingError
 from ..protocol.opcodes import EventType, Op
 from ..protocol.records import FRAME_DECODERS, create_fields, set_data_fields
@@ -60,6 +62,11 @@ class FastPath:
         # once (a method looked up on the instance is a new object each time).
         self._applied_set_data = self.applied
         self._applied_create = self.applied_create
+        # The requests taken here, in the order of their txns in the log,
+        # which is the order they are applied in: each txn's request is
+        # the first one left (ZooKeeperServer.expect_reply's dict, keyed by
+        # session and xid, is the general path's way; a deque is cheaper).
+        self.waiters = collections.deque()
 
     def take(self, conn, payload, op, xid, received) -> bool:
         """Take a setData, create or create2 frame (its header read, its
@@ -86,7 +93,8 @@ class FastPath:
         request.pending = True
         conn.queue.append(request)
         server.in_process += 1
-        server.log_change(conn.session_id, xid, _SET_DATA, body, path, rec, request,
+        self.waiters.append(request)
+        server.log_change(conn.session_id, xid, _SET_DATA, body, path, rec,
                           self._applied_set_data)
         return True
 
@@ -95,6 +103,7 @@ class FastPath:
     def applied(self, txn):
         """A setData txn taken here is logged: ZooKeeperServer.apply's steps
         for it, in its order."""
+        request = self.waiters.popleft()
         server = self.server
         node = server.tree.apply_set_data(txn)
         zxid = txn.zxid
@@ -102,13 +111,11 @@ class FastPath:
         watches = server.watches
         if watches.data or watches.child:   # (else nobody watches anything)
             server.deliver(((_CHANGED, txn.body[0], node.acl),))
-        request = server.take_waiter((txn.session_id, txn.cxid))
-        if request is not None:
-            request.reply = stat_reply(request.xid, zxid, node.stat())
-            conn = request.conn   # sent now if it is first in line (txn_applied's last step)
-            queue = conn.queue    # (empty if the connection is gone)
-            if queue and queue[0] is request:
-                conn.drain()
+        request.reply = stat_reply(request.xid, zxid, node.stat())
+        conn = request.conn   # sent now if it is first in line (txn_applied's last step)
+        queue = conn.queue    # (empty if the connection is gone)
+        if queue and queue[0] is request:
+            conn.drain()
         server.role.applied(txn)
 
     # --- create -------------------------------------------------------------------------
@@ -137,12 +144,14 @@ class FastPath:
         request.pending = True
         conn.queue.append(request)
         server.in_process += 1
-        server.log_txn(sid, xid, op, body, overlay, request, self._applied_create)
+        self.waiters.append(request)
+        server.log_txn(sid, xid, op, body, overlay, None, self._applied_create)
         return True
 
     def applied_create(self, txn):
         """A create txn taken here is logged: ZooKeeperServer.apply's steps
         for it, in its order."""
+        request = self.waiters.popleft()
         server = self.server
         events = []
         path, stat = server.tree.apply_create(txn, events)
@@ -151,11 +160,9 @@ class FastPath:
         watches = server.watches
         if watches.data or watches.child:   # (else nobody watches anything)
             server.deliver(events)
-        request = server.take_waiter((txn.session_id, txn.cxid))
-        if request is not None:
-            request.reply = create_reply(request.xid, zxid, request.op, path, stat)
-            conn = request.conn   # sent now if it is first in line (txn_applied's last step)
-            queue = conn.queue    # (empty if the connection is gone)
-            if queue and queue[0] is request:
-                conn.drain()
+        request.reply = create_reply(request.xid, zxid, request.op, path, stat)
+        conn = request.conn   # sent now if it is first in line (txn_applied's last step)
+        queue = conn.queue    # (empty if the connection is gone)
+        if queue and queue[0] is request:
+            conn.drain()
         server.role.applied(txn)

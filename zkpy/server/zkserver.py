@@ -169,15 +169,15 @@ class ZooKeeperServer:
         self.log.append(txn, on_logged or self.apply)
         return txn
 
-    def log_change(self, session_id, cxid, txn_type, body, path, rec, waiter, on_logged):
+    def log_change(self, session_id, cxid, txn_type, body, path, rec, on_logged):
         """log_txn for a client's txn that changes one node (path, left as
-        rec), which on_logged(txn) applies: the fast path's (fast_path.py)."""
+        rec), which on_logged(txn) applies and answers: the fast path's
+        (fast_path.py, which keeps its own waiting requests)."""
         zxid = self.next_zxid
         self.next_zxid = zxid + 1
         self.prep.commit_change(path, rec, zxid)
-        txn = Txn(session_id, cxid, zxid, self.clock.wall_ms(), txn_type, body)
-        self.expect_reply((session_id, cxid), waiter)
-        self.log.append(txn, on_logged)
+        self.log.append(Txn(session_id, cxid, zxid, self.clock.wall_ms(), txn_type, body),
+                        on_logged)
 
     def expect_reply(self, key, request):
         """Remember that request waits for the txn keyed (session id, cxid).
