@@ -425,15 +425,19 @@ def test_a_follower_that_crashes_during_sync_loses_no_committed_txn():
 
 def test_a_follower_whose_tree_diverges_notices_and_syncs_again_by_snap():
     """The leader's tree digest travels with every commit; a follower whose
-    tree differs (here: a register's data changed behind the pipeline's back)
-    finds out at the next commit, counts it, and syncs again by SNAP."""
+    tree differs (here: a register's data changed on that follower alone,
+    outside any txn, by the tree's own bookkeeping -- its digest moves, the
+    leader's does not) finds out at the next commit, counts it, and syncs
+    again by SNAP."""
     sim = Simulation(5, faults=False)
     sim.run(0)
     sim.run_until(lambda: all(n.serving for n in sim.nodes.values()) and len(sim.G) >= 5)
     leader = next(n for n in sim.nodes.values() if n.peer.role == LEADING)
     victim = next(n for n in sim.nodes.values() if n is not leader)
     node = victim.server.tree.nodes[REGISTERS[0]]
-    node.data = b"garbage"                   # no txn, no digest update: a diverged tree
+    # Only the data differs from the leader's node (the same version, mzxid
+    # and mtime): a diverged tree.
+    victim.server.tree.set_data(node.mzxid, node.mtime, REGISTERS[0], b"garbage", node.version)
     sim.digest_mismatches_expected = True
     committed = len(sim.G)
     sim.run_until(lambda: victim.server.stats.digest_mismatches > 0)
