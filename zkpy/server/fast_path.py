@@ -31,10 +31,10 @@ globalOutstandingLimit; a setData when its frame decodes as the fast
 decoder reads it (records.set_data_fields) and its path is outside
 /zookeeper/; a create when it is a create or create2 with the flags of a
 persistent or ephemeral node, sequential or not, whose record decodes
-(records.create_fields, or the full decoder); and prep passes it.  Any other returns False before anything is changed,
-and the general path takes the request from the start: every error is the
-general path's, with its order of checks.  The reply and its figures are
-made as for any write."""
+(records.create_fields, or the full decoder); and prep passes it.  Any
+other returns False before anything is changed, and the general path takes
+the request from the start: every error is the general path's, with its
+order of checks.  The reply and its figures are made as for any write."""
 
 import collections
 
