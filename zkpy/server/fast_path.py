@@ -60,7 +60,7 @@ class FastPath:
         self.server = server
         # What the log calls back once a txn taken here is logged, bound
         # once (a method looked up on the instance is a new object each time).
-        self._applied_set_data = self.applied
+        self._applied_set_data = self.applied_set_data
         self._applied_create = self.applied_create
         # The requests taken here, in the order of their txns in the log,
         # which is the order they are applied in: each txn's request is
@@ -96,7 +96,7 @@ class FastPath:
 
     # --- setData ------------------------------------------------------------------------
 
-    def applied(self, txn):
+    def applied_set_data(self, txn):
         """A setData txn taken here is logged: ZooKeeperServer.apply's steps
         for it, in its order."""
         request = self.waiters.popleft()
@@ -107,12 +107,7 @@ class FastPath:
         watches = server.watches
         if watches.data or watches.child:   # (else nobody watches anything)
             server.deliver(((_CHANGED, txn.body[0], node.acl),))
-        request.reply = stat_reply(request.xid, zxid, node.stat())
-        conn = request.conn   # sent now if it is first in line (txn_applied's last step)
-        queue = conn.queue    # (empty if the connection is gone)
-        if queue and queue[0] is request:
-            conn.drain()
-        server.role.applied(txn)
+        self._answered(request, stat_reply(request.xid, zxid, node.stat()), txn)
 
     # --- create -------------------------------------------------------------------------
 
@@ -152,12 +147,7 @@ class FastPath:
         watches = server.watches
         if watches.data or watches.child:   # (else nobody watches anything)
             server.deliver(events)
-        request.reply = create_reply(request.xid, zxid, request.op, path, stat)
-        conn = request.conn   # sent now if it is first in line (txn_applied's last step)
-        queue = conn.queue    # (empty if the connection is gone)
-        if queue and queue[0] is request:
-            conn.drain()
-        server.role.applied(txn)
+        self._answered(request, create_reply(request.xid, zxid, request.op, path, stat), txn)
 
     # --- both ---------------------------------------------------------------------------
 
@@ -170,3 +160,14 @@ class FastPath:
         conn.queue.append(request)
         self.server.in_process += 1
         self.waiters.append(request)
+
+    def _answered(self, request, reply, txn) -> None:
+        """The last steps of ZooKeeperServer.apply for a txn taken here:
+        its reply, sent now if it is first in line (txn_applied's last
+        step), then the role told."""
+        request.reply = reply
+        conn = request.conn
+        queue = conn.queue    # (empty if the connection is gone)
+        if queue and queue[0] is request:
+            conn.drain()
+        self.server.role.applied(txn)
