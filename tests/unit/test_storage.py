@@ -440,7 +440,10 @@ def test_fsync_helper_writes_zeros_ahead_of_the_records(tmp_path):
 
 def _cached(path, offset) -> bool:
     """Whether the page at offset is in the page cache (a read that may not
-    wait for the disk succeeds)."""
+    wait for the disk succeeds).  A probe that misses starts a readahead of
+    the pages after it (read_ahead_kb, 8 MiB on some disks): a file's pages
+    are probed from its end back, so that no probe reads ahead into one
+    still to come."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.preadv(fd, [bytearray(1)], offset, os.RWF_NOWAIT)
@@ -462,9 +465,9 @@ def test_fsync_helper_drops_synced_records_from_the_page_cache(tmp_path):
     chunks = [(str(path), i * len(data), data) for i in range(50)]   # 3,000,000 bytes
     assert all(e is None for e, _, _ in _helper_writes(chunks))
     end = 50 * len(data)
-    assert not _cached(path, 0) and not _cached(path, (1 << 20) + 4096)
-    assert not _cached(path, (2 << 20) - 4096)
     assert _cached(path, end - 1), "the page the next record goes to"
+    assert not _cached(path, (2 << 20) - 4096)
+    assert not _cached(path, (1 << 20) + 4096) and not _cached(path, 0)
     assert path.read_bytes()[:end] == data * 50
 
 
@@ -490,13 +493,14 @@ def test_a_large_file_goes_to_disk_and_out_of_the_page_cache_as_it_is_written(tm
         for k in range(0, len(data), 50_000):
             f.write(data[k:k + 50_000])
             if k >= 2 << 20 and not seen:   # past the second step
-                seen.append((_cached(path + ".tmp", 0),
-                             _cached(path + ".tmp", (1 << 20) - 4096)))
+                last, first = (_cached(path + ".tmp", (1 << 20) - 4096),
+                               _cached(path + ".tmp", 0))
+                seen.append((first, last))
 
     write_atomically(path, write, sync_step=1 << 20)
     assert seen == [(False, False)], "the first MiB is synced and dropped while writing"
     # (Not the pages probed above: a probe that misses starts a readahead.)
-    assert not any(_cached(path, off) for off in (2 << 20, 3 << 20, len(data) - 1))
+    assert not any(_cached(path, off) for off in (len(data) - 1, 3 << 20, 2 << 20))
     with open(path, "rb") as f:
         assert f.read() == data
 
