@@ -242,6 +242,10 @@ class DurableLog:
             code = 1
             try:
                 close_inherited_fds()
+                # The writer keeps a tuple per znode until it has written
+                # them all, then exits: a collection would find nothing to
+                # free (off, it serialises 500,000 znodes in 0.34 s, not 0.37).
+                gc.disable()
                 # Background work: the fsync helper and the clients come
                 # first when the cores are busy (a commit waits on the
                 # helper; the snapshot only has to be done by the next one).

@@ -8,6 +8,7 @@ Used where a leader serialises its whole tree for a follower it syncs by SNAP;
 the periodic snapshots (database.py) fork in the same way."""
 
 import fcntl
+import gc
 import logging
 import os
 import threading
@@ -54,6 +55,7 @@ def fork_bytes(make, loop, on_done) -> bool:
         code = 1
         try:
             close_inherited_fds(keep=(w,))
+            gc.disable()   # (see database.py's _fork_snapshot)
             view = memoryview(make())
             while view:
                 view = view[os.write(w, view):]
