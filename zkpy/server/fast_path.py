@@ -13,11 +13,11 @@ what they decide:
     prep     setData: Prep.set_data; create: Prep.create (_create's
              checks for these modes, in its order; the same outstanding
              changes)
-    log      ZooKeeperServer.log_change / log_txn: a zxid, the outstanding
+    log      ZooKeeperServer.log_change / log_create: a zxid, the outstanding
              changes, the txn logged (and fsynced) like any other
     apply    DataTree.apply_set_data / apply_create: the same change to
              the tree, the digest and the quota figures; then the watches,
-             the reply (replies.stat_reply / create_reply) and the turn of
+             the reply (replies.node_stat_reply / create_reply) and the turn of
              the requests behind it
 
 What that buys (scripts/bench-pipeline, interleaved runs on a 2-core
@@ -41,7 +41,7 @@ import collections
 from ..protocol.errors import KeeperError, MarshallingError
 from ..protocol.opcodes import EventType, Op
 from ..protocol.records import FRAME_DECODERS, create_fields, set_data_fields
-from .replies import create_reply, stat_reply
+from .replies import create_reply, node_stat_reply
 from .request import Request
 
 _SET_DATA = Op.SET_DATA
@@ -101,13 +101,14 @@ class FastPath:
         for it, in its order."""
         request = self.waiters.popleft()
         server = self.server
+        node_path = txn.body[0]
         node = server.tree.apply_set_data(txn)
         zxid = txn.zxid
-        server.prep.applied(zxid)
+        server.prep.applied_change(node_path, zxid)
         watches = server.watches
         if watches.data or watches.child:   # (else nobody watches anything)
-            server.deliver(((_CHANGED, txn.body[0], node.acl),))
-        self._answered(request, stat_reply(request.xid, zxid, node.stat()), txn)
+            server.deliver(((_CHANGED, node_path, node.acl),))
+        self._answered(request, node_stat_reply(request.xid, zxid, node))
 
     # --- create -------------------------------------------------------------------------
 
@@ -132,7 +133,7 @@ class FastPath:
         if body is None:
             return False
         self._wait(conn, xid, op, received)
-        server.log_txn(sid, xid, op, body, overlay, None, self._applied_create)
+        server.log_create(sid, xid, op, body, overlay, self._applied_create)
         return True
 
     def applied_create(self, txn):
@@ -143,11 +144,12 @@ class FastPath:
         events = []
         path, stat = server.tree.apply_create(txn, events)
         zxid = txn.zxid
-        server.prep.applied(zxid)
+        i = path.rfind("/")
+        server.prep.applied_changes(path, path[:i] if i > 0 else "/", zxid)
         watches = server.watches
         if watches.data or watches.child:   # (else nobody watches anything)
             server.deliver(events)
-        self._answered(request, create_reply(request.xid, zxid, request.op, path, stat), txn)
+        self._answered(request, create_reply(request.xid, zxid, request.op, path, stat))
 
     # --- both ---------------------------------------------------------------------------
 
@@ -161,13 +163,15 @@ class FastPath:
         self.server.in_process += 1
         self.waiters.append(request)
 
-    def _answered(self, request, reply, txn) -> None:
+    def _answered(self, request, reply) -> None:
         """The last steps of ZooKeeperServer.apply for a txn taken here:
         its reply, sent now if it is first in line (txn_applied's last
-        step), then the role told."""
+        step)."""
         request.reply = reply
         conn = request.conn
         queue = conn.queue    # (empty if the connection is gone)
         if queue and queue[0] is request:
             conn.drain()
-        self.server.role.applied(txn)
+        # (role.applied(txn) is not called: the fast path runs on a
+        # standalone server, whose role has nothing to do once a txn is
+        # applied.)

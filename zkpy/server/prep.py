@@ -136,9 +136,36 @@ class Prep:
         self.changes.append((zxid, overlay))
 
     def commit_change(self, path, rec, zxid) -> None:
-        """commit_overlay({path: rec}, zxid), for a txn that changes one node."""
+        """commit_overlay({path: rec}, zxid), for a txn of the fast path
+        that changes one node: applied_change(path, zxid), not applied(),
+        forgets it (it is not in `changes`, which saves a tuple and a
+        deque entry per setData)."""
         self.outstanding[path] = (zxid, rec)
-        self.changes.append((zxid, (path,)))
+
+    def commit_changes(self, overlay, zxid) -> None:
+        """commit_change for a fast-path txn that changes the nodes of
+        overlay (a create: the node and its parent); applied_changes
+        forgets them."""
+        outstanding = self.outstanding
+        for path, rec in overlay.items():
+            outstanding[path] = (zxid, rec)
+
+    def applied_changes(self, path, parent_path, zxid) -> None:
+        """applied_change for the two nodes a create changes."""
+        outstanding = self.outstanding
+        o = outstanding.get(path)
+        if o is not None and o[0] == zxid:
+            del outstanding[path]
+        o = outstanding.get(parent_path)
+        if o is not None and o[0] == zxid:
+            del outstanding[parent_path]
+
+    def applied_change(self, path, zxid) -> None:
+        """The txn zxid of commit_change(path, ...) is in the tree.  (Every
+        txn before it was applied first, each forgetting its own changes.)"""
+        o = self.outstanding.get(path)
+        if o is not None and o[0] == zxid:   # (not if a later txn changed it again)
+            del self.outstanding[path]
 
     def reset(self) -> None:
         """Forget every outstanding change (their txns will never be applied)."""

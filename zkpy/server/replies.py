@@ -4,6 +4,7 @@ Hot path: precompiled structs, one bytes object per frame."""
 import struct
 
 from ..protocol.jute import INT, REPLY_HEADER, STAT, Writer
+from ..datatree.txn import owner_kind
 from ..protocol.opcodes import KeeperState, Op, Xid
 from ..protocol.records import write_acls
 
@@ -69,6 +70,20 @@ def stat_body(stat) -> bytes:
 def stat_reply(xid: int, zxid: int, stat) -> bytes:
     """with_body(xid, zxid, stat_body(stat)), packed at once."""
     return _pack_stat_reply(_STAT_REPLY_LENGTH, xid, zxid, 0, *stat)
+
+
+def node_stat_reply(xid: int, zxid: int, node) -> bytes:
+    """stat_reply(xid, zxid, node.stat()), packed from the node's fields
+    (no Stat tuple made): the reply of a setData on the fast path."""
+    owner = node.owner
+    if owner and owner_kind(owner) != "ephemeral":
+        owner = 0  # containers and TTL nodes show ephemeralOwner 0
+    n = len(node.children)
+    data = node.data
+    return _pack_stat_reply(_STAT_REPLY_LENGTH, xid, zxid, 0, node.czxid, node.mzxid,
+                            node.ctime, node.mtime, node.version, 2 * node.creates - n,
+                            node.aversion, owner, len(data) if data is not None else 0, n,
+                            node.pzxid)
 
 
 def get_data_reply(xid: int, zxid: int, data, stat) -> bytes:

@@ -179,6 +179,15 @@ class ZooKeeperServer:
         self.log.append(Txn(session_id, cxid, zxid, self.clock.wall_ms(), txn_type, body),
                         on_logged)
 
+    def log_create(self, session_id, cxid, txn_type, body, overlay, on_logged):
+        """log_change for a create of the fast path, which changes the nodes
+        of overlay (the node and its parent)."""
+        zxid = self.next_zxid
+        self.next_zxid = zxid + 1
+        self.prep.commit_changes(overlay, zxid)
+        self.log.append(Txn(session_id, cxid, zxid, self.clock.wall_ms(), txn_type, body),
+                        on_logged)
+
     def expect_reply(self, key, request):
         """Remember that request waits for the txn keyed (session id, cxid).
         Usually one request per key; a client that reuses an xid makes a FIFO."""
