@@ -365,7 +365,8 @@ class DataTree:
 
     def apply_create(self, txn: Txn, events) -> tuple:
         """apply(txn) for a create txn that is not replayed: the fast
-        path's (fast_path.py), without apply's choosing between cases."""
+        path's (fast_path.py), without apply's choosing between cases.
+        Its events go to the list events, or nowhere if it is None."""
         zxid = txn.zxid
         result = self.create_node(zxid, txn.time, txn.body, events)
         if zxid > self.last_zxid:
@@ -492,8 +493,9 @@ class DataTree:
                 len(data) if data is not None else 0, 0, zxid)
         if self._quota_roots or parent_path.startswith(_QUOTA_ZOOKEEPER):
             self._quota_created(parent_path, split_path(path)[1], path, data)
-        events.append((_CREATED, path, node.acl))
-        events.append((_CHILDREN, parent_path, parent.acl))
+        if events is not None:
+            events.append((_CREATED, path, node.acl))
+            events.append((_CHILDREN, parent_path, parent.acl))
         return path, stat
 
     def delete_node(self, zxid, path, events):

@@ -141,13 +141,14 @@ class FastPath:
         for it, in its order."""
         request = self.waiters.popleft()
         server = self.server
-        events = []
+        watches = server.watches
+        # (no events made when nobody watches anything)
+        events = [] if watches.data or watches.child else None
         path, stat = server.tree.apply_create(txn, events)
         zxid = txn.zxid
         i = path.rfind("/")
         server.prep.applied_changes(path, path[:i] if i > 0 else "/", zxid)
-        watches = server.watches
-        if watches.data or watches.child:   # (else nobody watches anything)
+        if events:
             server.deliver(events)
         self._answered(request, create_reply(request.xid, zxid, request.op, path, stat))
 

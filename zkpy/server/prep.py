@@ -99,6 +99,9 @@ class Prep:
         # quota_exceeded: the counter set refusals are counted in.
         self.quota = QuotaChecker(exceeded_per_namespace=quota_exceeded) if enforce_quota else None
         self.outstanding: dict[str, tuple] = {}   # path -> (zxid, PendingNode | None)
+        # The last ACL vector a create gave that fixes up the same for any
+        # connection (no "auth" entry), and its fixup (see create).
+        self._acls_given = self._acls_fixed = None
         # (zxid, paths it changed) in zxid order: what applied() may forget.
         self.changes = collections.deque()
 
@@ -296,7 +299,15 @@ class Prep:
         raise (the general path then answers with its error)."""
         if "/" not in path or "\0" in path:
             return None
-        acl = fixup_acl(acls, auth_ids, self.providers)
+        if acls is self._acls_given:
+            # The ACL vector the create before gave (the decoder hands the
+            # same object for the same encoding): its fixup again, without
+            # fixup_acl's hashing of the vector to find it.
+            acl = self._acls_fixed
+        else:
+            acl = fixup_acl(acls, auth_ids, self.providers)
+            if not any(a[1] == "auth" for a in acls):   # (its fixup depends on auth_ids)
+                self._acls_given, self._acls_fixed = acls, acl
         i = path.rfind("/")
         parent_path = path[:i] if i > 0 else "/"
         parent = overlay.get(parent_path, _MISSING)
