@@ -3,8 +3,8 @@ Hot path: precompiled structs, one bytes object per frame."""
 
 import struct
 
-from ..protocol.jute import INT, REPLY_HEADER, STAT, Writer
 from ..datatree.txn import owner_kind
+from ..protocol.jute import INT, REPLY_HEADER, STAT, Writer
 from ..protocol.opcodes import KeeperState, Op, Xid
 from ..protocol.records import write_acls
 
