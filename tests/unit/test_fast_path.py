@@ -9,9 +9,10 @@ from pathlib import Path
 from zkpy.protocol.errors import Err
 from zkpy.protocol.jute import INT, Reader
 from zkpy.protocol.opcodes import Op
+from zkpy.datatree.acl import digest_id
 from zkpy.protocol.records import (
-    ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, CreateRequest, DeleteRequest, MultiRequest,
-    PathWatchRequest, ReplyHeader, SetDataRequest, encode_request,
+    ACL, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, AuthPacket, CreateRequest, DeleteRequest,
+    MultiRequest, PathWatchRequest, ReplyHeader, SetDataRequest, encode_request,
 )
 from zkpy.server import fast_path
 from zkpy.server.config import ServerConfig
@@ -101,14 +102,20 @@ BURST = [
                                                      # a quota's subtree
 ]
 
-# The usual writes in BURST (setData, then create), and the two setData
-# requests with one xid.
-USUAL = 7 + 9 + 2
+# The usual writes in BURST (setData, then create), the two setData
+# requests with one xid, and the writer's create with the "auth" ACL.
+USUAL = 7 + 9 + 2 + 1
+
+# The same "auth" ACL vector, in the same bytes, from two connections that
+# authenticated as different digest users: each node it makes has its own
+# creator's id (a fixup that depends on the connection).
+AUTH_ACL = [ACL(31, "auth", "")]
 
 
-def run(fast):
+def run(fast, watched=True):
     """Run the script on a new server; what every client saw, what was
-    logged and left, and how many setData requests took the fast path."""
+    logged and left, and how many setData requests took the fast path.
+    watched=False: no watch is set (a write then makes no event)."""
     loop = Loop()
     config = ServerConfig(data_dir=Path("/nonexistent"), tick_time=2000)
     server = ZooKeeperServer(config, RecordingLog(), clock=Clock())
@@ -118,8 +125,9 @@ def run(fast):
     loop.run()
     server.log.release()
     loop.run()
-    watcher.send_many(WATCHES)
-    loop.run()
+    if watched:
+        watcher.send_many(WATCHES)
+        loop.run()
     writer.send_many(BURST)
     # A request the fast path took has no decoded record.
     taken = [r for r in writer.conn.queue if r.op in fast_path.OPS and r.record is None]
@@ -131,6 +139,14 @@ def run(fast):
     writer.conn.data_received(encode_request(99, *_set("/a", b"x1"))
                               + encode_request(99, *_set("/a", b"x2")))
     taken += [r for r in writer.conn.queue if r.op in fast_path.OPS and r.record is None]
+    server.log.release()
+    loop.run()
+    for client, name in ((writer, "/w-auth"), (watcher, "/o-auth")):
+        client.send(Op.AUTH, AuthPacket(0, "digest", name[1:2].encode() + b":pw"))
+        client.send(*_create(name, b"", AUTH_ACL))
+        if client is writer:
+            taken += [r for r in writer.conn.queue if r.op in fast_path.OPS and r.record is None]
+        loop.run()
     server.log.release()
     loop.run()
     tree = server.tree
@@ -153,11 +169,12 @@ def run(fast):
 
 
 def test_the_fast_path_gives_what_the_general_path_gives():
-    fast, taken = run(fast=True)
-    general, none = run(fast=False)
-    assert taken == USUAL and none == 0
-    for key in fast:
-        assert fast[key] == general[key], key
+    for watched in (True, False):
+        fast, taken = run(fast=True, watched=watched)
+        general, none = run(fast=False, watched=watched)
+        assert taken == USUAL and none == 0
+        for key in fast:
+            assert fast[key] == general[key], (key, watched)
 
 
 def _errors(out):
@@ -182,7 +199,8 @@ def test_the_script_does_what_it_says():
         Err.BAD_ARGUMENTS, Err.UNIMPLEMENTED]
     # Two getData, an exists and a getChildren answered, then /a and /q/x
     # changed, /n created, a child of /q created.
-    assert _errors(result["watcher"]) == [0, 0, Err.NO_NODE, 0, 0, 0, 0, 0]
+    # Then its auth and its create.
+    assert _errors(result["watcher"]) == [0, 0, Err.NO_NODE, 0, 0, 0, 0, 0, 0, 0]
     nodes = result["nodes"]
     # Set by the client, then /q/x's 5 more bytes and /q/y counted.
     assert nodes["/zookeeper/quota/q/zookeeper_stats"][1] == b"count=10,bytes=16"
@@ -195,3 +213,7 @@ def test_the_script_does_what_it_says():
     assert nodes["/q/x"][1] == b"1234567890"
     assert nodes["/a"][1] == b"x2"
     assert nodes["/a"][0][4] == 6   # version: one, two, the multi, three, x1, x2
+    assert nodes["/w-auth"][2] == (ACL(31, "digest", digest_id("w:pw")),)
+    assert nodes["/o-auth"][2] == (ACL(31, "digest", digest_id("o:pw")),)
+    unwatched, _ = run(fast=True, watched=False)
+    assert _errors(unwatched["watcher"]) == [0, 0]   # no watch: no event
