@@ -83,6 +83,10 @@ class DataTree:
         self._digest = tree_digest(self.nodes) if self.digest_enabled else 0
         self._pcrc_node = None      # see _parent_crc
         self._pcrc = 0
+        # The parent create_node last changed, whose part of the digest is
+        # settled later (see _settle), and the CRC of its path and data.
+        self._stale = None
+        self._stale_pcrc = 0
 
     # --- the digest and quota bookkeeping as a whole ----------------------------------
 
@@ -92,6 +96,8 @@ class DataTree:
         64-bit value ZooKeeper prints and puts in its txns; None when the
         digest is off.  A follower compares this, right after applying a
         txn, with the digest the leader had after the same txn."""
+        if self._stale is not None:
+            self._settle()
         return to_long(self._digest) if self.digest_enabled else None
 
     def set_digest_enabled(self, enabled: bool) -> None:
@@ -105,10 +111,13 @@ class DataTree:
             self._digest = 0
         self.digest_enabled = enabled
         self._pcrc_node = None   # its digest was not kept while the digest was off
+        self._stale = None
 
     def digest_sum(self):
         """The digest as the tree keeps it (a non-negative sum), for a
         snapshot of this tree as it stands; None when the digest is off."""
+        if self._stale is not None:
+            self._settle()
         return self._digest if self.digest_enabled else None
 
     def loaded(self, digest=None) -> None:
@@ -117,6 +126,7 @@ class DataTree:
         after reading a snapshot, and take the digest (digest_sum() of the
         tree the nodes came from) or compute it from scratch."""
         self._pcrc_node = None
+        self._stale = None
         self._quota_stats.clear()
         self.quota.clear()
         self._setup_quota()
@@ -139,6 +149,23 @@ class DataTree:
         self._pcrc_node = node
         self._pcrc = crc
         return crc
+
+    def _settle(self) -> None:
+        """Add to the digest the change of the parent create_node left stale.
+
+        Children are often made one after another under one parent, each
+        changing the parent's Stat (its cversion and pzxid): the parent's
+        part of the digest is taken afresh once, when something else needs
+        it, not at every create.  Until then the parent's ZNode.digest is
+        still the part the digest holds for it, which is what a setData or a
+        delete of it subtracts; every other change to the tree, and every
+        reader of the digest, settles first."""
+        p = self._stale
+        self._stale = None
+        after = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime, p.version,
+                             p.creates, p.aversion, p.owner), self._stale_pcrc)
+        self._digest += after - p.digest
+        p.digest = after
 
     @staticmethod
     def _forget_digest(node) -> None:
@@ -232,6 +259,8 @@ class DataTree:
             # DataTree.logZxidDigest: also for replayed txns (as ZooKeeper does
             # when its snapshot holds no digest: zkpy's never do), and with the
             # digest off (its value is then 0, as in ZooKeeper).
+            if self._stale is not None:
+                self._settle()
             self.digest_log.add(txn.zxid, self._digest)
         return result
 
@@ -292,6 +321,8 @@ class DataTree:
             events.append((_CHANGED, path, node.acl))
             return stat
         if t == Op.SET_ACL:
+            if self._stale is not None:
+                self._settle()
             path, acl, aversion = body
             node = self.nodes[path]
             digest = self.digest_enabled and not path.startswith(EXCLUDED_PREFIX)
@@ -360,6 +391,8 @@ class DataTree:
         if zxid > self.last_zxid:
             self.last_zxid = zxid
         if not zxid & _DIGEST_LOG_MASK:
+            if self._stale is not None:
+                self._settle()
             self.digest_log.add(zxid, self._digest)
         return node
 
@@ -372,6 +405,8 @@ class DataTree:
         if zxid > self.last_zxid:
             self.last_zxid = zxid
         if not zxid & _DIGEST_LOG_MASK:
+            if self._stale is not None:
+                self._settle()
             self.digest_log.add(zxid, self._digest)
         return result
 
@@ -412,6 +447,8 @@ class DataTree:
                 _pack(czxid, zxid, pzxid, ctime, time, version, creates, aversion, owner),
                 _crc32(data, pcrc) if data else pcrc)
             self._digest += after - before
+            if node is self._stale:
+                self._stale = None   # (its part of the digest is its own again)
         return node
 
     def create_node(self, zxid, time, body, events):
@@ -424,6 +461,8 @@ class DataTree:
         parent = nodes.get(parent_path)
         if parent is None or path in nodes:
             # Only a replay over a fuzzy snapshot meets this; the node is in it.
+            if self._stale is not None:
+                self._settle()
             if parent is not None:
                 before = node_digest(parent_path, parent) if self.digest_enabled else 0
                 self._forget_digest(parent)
@@ -450,15 +489,19 @@ class DataTree:
         if digest:
             # Inline (the hot path): the parent's path and data stay, so one
             # CRC of them serves its Stat before and after.
-            if parent_path.startswith(EXCLUDED_PREFIX):
-                pcrc = None
-            else:
-                p = parent
+            p = parent
+            if p is not self._stale and not parent_path.startswith(EXCLUDED_PREFIX):
+                # The parent's part of the digest is taken before this
+                # change and settled later (_settle), once for the children
+                # made under it one after another.
+                if self._stale is not None:
+                    self._settle()
                 pcrc = self._pcrc if p is self._pcrc_node else self._parent_crc(parent_path, p)
-                before = p.digest
-                if before is None:
-                    before = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
-                                          p.version, p.creates, p.aversion, p.owner), pcrc)
+                if p.digest is None:
+                    p.digest = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
+                                            p.version, p.creates, p.aversion, p.owner), pcrc)
+                self._stale = p
+                self._stale_pcrc = pcrc
         nodes[path] = node
         children = parent.children
         if children:
@@ -480,11 +523,6 @@ class DataTree:
                 # (not kept in the new node: an int per znode, 32 bytes, for
                 # the few a setData changes later; see ZNode.digest)
                 change = _crc32(_pack(zxid, zxid, zxid, time, time, 0, 0, 0, owner), crc)
-            if pcrc is not None:
-                p = parent
-                after = p.digest = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
-                                                p.version, p.creates, p.aversion, p.owner), pcrc)
-                change += after - before
             self._digest += change
         # ZNode.stat() of a new node: containers and TTL nodes show
         # ephemeralOwner 0, no children, cversion 0.
@@ -499,6 +537,8 @@ class DataTree:
         return path, stat
 
     def delete_node(self, zxid, path, events):
+        if self._stale is not None:
+            self._settle()
         node = self.nodes.pop(path, None)
         parent_path, name = split_path(path)
         if node is None:
