@@ -85,9 +85,21 @@ def ip_matches(spec: str, address: str) -> bool:
 
 _BUILT_IN = frozenset({"world", "auth", "digest", "ip"})
 
-# Fixed-up ACLs of lists without the auth scheme (whose result depends on
-# nobody's ids): clients send the same few lists over and over.
-_FIXED: dict = {}
+class FixedAcls:
+    """The fixed-up ACL lists of one set of schemes, for lists without the
+    auth scheme (whose result depends on nobody's ids): clients send the
+    same few lists over and over.  By the list's entries, and the last list
+    asked about by identity: the decoder hands the same list object for the
+    same bytes (records.read_acls), and nothing changes it afterwards, so
+    the usual create finds its fixup without hashing the list again."""
+    __slots__ = ("by_entries", "last_given", "last_fixed")
+
+    def __init__(self):
+        self.by_entries: dict = {}
+        self.last_given = self.last_fixed = None
+
+
+_FIXED = FixedAcls()
 _FIXED_MAX = 4096
 
 
@@ -95,22 +107,25 @@ def fixup_acl(acls, auth_ids, providers=None) -> tuple:
     """Validate and expand an ACL list for create/setACL (InvalidACL on failure).
     auth_ids: the (scheme, id) pairs the connection holds.  providers: the
     server's registered schemes (zkpy.server.client_security.ClientSecurity:
-    ``schemes``, ``valid_id(scheme, id)``, its own ``acl_cache``); without
-    it, world, digest and ip are the schemes there are."""
+    ``schemes``, ``valid_id(scheme, id)``, its own ``acl_cache``, a
+    FixedAcls); without it, world, digest and ip are the schemes there are."""
     if not acls:
         raise KeeperError(Err.INVALID_ACL)
     cache = _FIXED if providers is None else providers.acl_cache
+    if acls is cache.last_given:
+        return cache.last_fixed
+    by_entries = cache.by_entries
     try:
         key = tuple(acls)
-        fixed = cache.get(key)
+        fixed = by_entries.get(key)
     except TypeError:  # lists inside: not from the decoder
         key = fixed = None
-    if fixed is not None:
-        return fixed
-    fixed = _fixup(acls, auth_ids, providers)
-    if key is not None and len(cache) < _FIXED_MAX and \
-            not any(a[1] == "auth" for a in acls):
-        cache[key] = fixed
+    if fixed is None:
+        fixed = _fixup(acls, auth_ids, providers)
+        if key is None or len(by_entries) >= _FIXED_MAX or any(a[1] == "auth" for a in acls):
+            return fixed
+        by_entries[key] = fixed
+    cache.last_given, cache.last_fixed = acls, fixed
     return fixed
 
 

@@ -84,9 +84,10 @@ class DataTree:
         self._pcrc_node = None      # see _parent_crc
         self._pcrc = 0
         # The parent create_node last changed, whose part of the digest is
-        # settled later (see _settle), and the CRC of its path and data.
+        # settled later (see _settle).  While there is one, it is
+        # _pcrc_node: nothing asks _parent_crc about another parent, or
+        # changes its data, without settling it first.
         self._stale = None
-        self._stale_pcrc = 0
 
     # --- the digest and quota bookkeeping as a whole ----------------------------------
 
@@ -96,8 +97,7 @@ class DataTree:
         64-bit value ZooKeeper prints and puts in its txns; None when the
         digest is off.  A follower compares this, right after applying a
         txn, with the digest the leader had after the same txn."""
-        if self._stale is not None:
-            self._settle()
+        self._settle()
         return to_long(self._digest) if self.digest_enabled else None
 
     def set_digest_enabled(self, enabled: bool) -> None:
@@ -116,8 +116,7 @@ class DataTree:
     def digest_sum(self):
         """The digest as the tree keeps it (a non-negative sum), for a
         snapshot of this tree as it stands; None when the digest is off."""
-        if self._stale is not None:
-            self._settle()
+        self._settle()
         return self._digest if self.digest_enabled else None
 
     def loaded(self, digest=None) -> None:
@@ -159,13 +158,22 @@ class DataTree:
         it, not at every create.  Until then the parent's ZNode.digest is
         still the part the digest holds for it, which is what a setData or a
         delete of it subtracts; every other change to the tree, and every
-        reader of the digest, settles first."""
+        reader of the digest, settles first (a call that finds nothing stale
+        does nothing)."""
         p = self._stale
+        if p is None:
+            return
         self._stale = None
         after = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime, p.version,
-                             p.creates, p.aversion, p.owner), self._stale_pcrc)
+                             p.creates, p.aversion, p.owner), self._pcrc)
         self._digest += after - p.digest
         p.digest = after
+
+    def _log_digest(self, zxid) -> None:
+        """The digest after txn zxid into the digest log (every
+        DIGEST_LOG_INTERVAL txns)."""
+        self._settle()
+        self.digest_log.add(zxid, self._digest)
 
     @staticmethod
     def _forget_digest(node) -> None:
@@ -259,9 +267,7 @@ class DataTree:
             # DataTree.logZxidDigest: also for replayed txns (as ZooKeeper does
             # when its snapshot holds no digest: zkpy's never do), and with the
             # digest off (its value is then 0, as in ZooKeeper).
-            if self._stale is not None:
-                self._settle()
-            self.digest_log.add(txn.zxid, self._digest)
+            self._log_digest(txn.zxid)
         return result
 
     def _replay(self, txn: Txn):
@@ -321,8 +327,7 @@ class DataTree:
             events.append((_CHANGED, path, node.acl))
             return stat
         if t == Op.SET_ACL:
-            if self._stale is not None:
-                self._settle()
+            self._settle()
             path, acl, aversion = body
             node = self.nodes[path]
             digest = self.digest_enabled and not path.startswith(EXCLUDED_PREFIX)
@@ -391,9 +396,7 @@ class DataTree:
         if zxid > self.last_zxid:
             self.last_zxid = zxid
         if not zxid & _DIGEST_LOG_MASK:
-            if self._stale is not None:
-                self._settle()
-            self.digest_log.add(zxid, self._digest)
+            self._log_digest(zxid)
         return node
 
     def apply_create(self, txn: Txn, events) -> tuple:
@@ -405,9 +408,7 @@ class DataTree:
         if zxid > self.last_zxid:
             self.last_zxid = zxid
         if not zxid & _DIGEST_LOG_MASK:
-            if self._stale is not None:
-                self._settle()
-            self.digest_log.add(zxid, self._digest)
+            self._log_digest(zxid)
         return result
 
     def set_data(self, zxid, time, path, data, version) -> ZNode:
@@ -461,8 +462,7 @@ class DataTree:
         parent = nodes.get(parent_path)
         if parent is None or path in nodes:
             # Only a replay over a fuzzy snapshot meets this; the node is in it.
-            if self._stale is not None:
-                self._settle()
+            self._settle()
             if parent is not None:
                 before = node_digest(parent_path, parent) if self.digest_enabled else 0
                 self._forget_digest(parent)
@@ -494,14 +494,12 @@ class DataTree:
                 # The parent's part of the digest is taken before this
                 # change and settled later (_settle), once for the children
                 # made under it one after another.
-                if self._stale is not None:
-                    self._settle()
+                self._settle()
                 pcrc = self._pcrc if p is self._pcrc_node else self._parent_crc(parent_path, p)
                 if p.digest is None:
                     p.digest = _crc32(_pack(p.czxid, p.mzxid, p.pzxid, p.ctime, p.mtime,
                                             p.version, p.creates, p.aversion, p.owner), pcrc)
                 self._stale = p
-                self._stale_pcrc = pcrc
         nodes[path] = node
         children = parent.children
         if children:
@@ -537,8 +535,7 @@ class DataTree:
         return path, stat
 
     def delete_node(self, zxid, path, events):
-        if self._stale is not None:
-            self._settle()
+        self._settle()
         node = self.nodes.pop(path, None)
         parent_path, name = split_path(path)
         if node is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from ..datatree.acl import FixedAcls
 from ..security.providers import registered_schemes, unknown_provider_classes
 from ..security.sasl import AuthEnforcer, SaslServerFactory
 from .config import hashlib_name
@@ -35,7 +36,7 @@ class ClientSecurity:
         self.schemes = registered_schemes(config)
         self.digest_alg = hashlib_name(config.digest_auth_alg) or "sha1"
         self.sasl_any = config.sasl_let_any_user_do_x
-        self.acl_cache: dict = {}   # fixed-up ACL lists (valid for these schemes)
+        self.acl_cache = FixedAcls()   # fixed-up ACL lists (valid for these schemes)
         # The TLS context of the secure client port (and of a port that
         # takes both, client.portUnification).
         self.tls_context = None

@@ -146,8 +146,10 @@ class FastPath:
         events = [] if watches.data or watches.child else None
         path, stat = server.tree.apply_create(txn, events)
         zxid = txn.zxid
+        prep = server.prep
+        prep.applied_change(path, zxid)
         i = path.rfind("/")
-        server.prep.applied_changes(path, path[:i] if i > 0 else "/", zxid)
+        prep.applied_change(path[:i] if i > 0 else "/", zxid)
         if events:
             server.deliver(events)
         self._answered(request, create_reply(request.xid, zxid, request.op, path, stat))

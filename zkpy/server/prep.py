@@ -99,9 +99,6 @@ class Prep:
         # quota_exceeded: the counter set refusals are counted in.
         self.quota = QuotaChecker(exceeded_per_namespace=quota_exceeded) if enforce_quota else None
         self.outstanding: dict[str, tuple] = {}   # path -> (zxid, PendingNode | None)
-        # The last ACL vector a create gave that fixes up the same for any
-        # connection (no "auth" entry), and its fixup (see create).
-        self._acls_given = self._acls_fixed = None
         # (zxid, paths it changed) in zxid order: what applied() may forget.
         self.changes = collections.deque()
 
@@ -133,9 +130,7 @@ class Prep:
                     del outstanding[path]
 
     def commit_overlay(self, overlay, zxid) -> None:
-        outstanding = self.outstanding
-        for path, rec in overlay.items():
-            outstanding[path] = (zxid, rec)
+        self.commit_changes(overlay, zxid)
         self.changes.append((zxid, overlay))
 
     def commit_change(self, path, rec, zxid) -> None:
@@ -147,21 +142,11 @@ class Prep:
 
     def commit_changes(self, overlay, zxid) -> None:
         """commit_change for a fast-path txn that changes the nodes of
-        overlay (a create: the node and its parent); applied_changes
-        forgets them."""
+        overlay (a create: the node and its parent); applied_change of
+        each forgets them."""
         outstanding = self.outstanding
         for path, rec in overlay.items():
             outstanding[path] = (zxid, rec)
-
-    def applied_changes(self, path, parent_path, zxid) -> None:
-        """applied_change for the two nodes a create changes."""
-        outstanding = self.outstanding
-        o = outstanding.get(path)
-        if o is not None and o[0] == zxid:
-            del outstanding[path]
-        o = outstanding.get(parent_path)
-        if o is not None and o[0] == zxid:
-            del outstanding[parent_path]
 
     def applied_change(self, path, zxid) -> None:
         """The txn zxid of commit_change(path, ...) is in the tree.  (Every
@@ -299,15 +284,7 @@ class Prep:
         raise (the general path then answers with its error)."""
         if "/" not in path or "\0" in path:
             return None
-        if acls is self._acls_given:
-            # The ACL vector the create before gave (the decoder hands the
-            # same object for the same encoding): its fixup again, without
-            # fixup_acl's hashing of the vector to find it.
-            acl = self._acls_fixed
-        else:
-            acl = fixup_acl(acls, auth_ids, self.providers)
-            if not any(a[1] == "auth" for a in acls):   # (its fixup depends on auth_ids)
-                self._acls_given, self._acls_fixed = acls, acl
+        acl = fixup_acl(acls, auth_ids, self.providers)
         i = path.rfind("/")
         parent_path = path[:i] if i > 0 else "/"
         parent = overlay.get(parent_path, _MISSING)
