@@ -46,10 +46,16 @@ BATCH, CHUNK = struct.Struct(">I"), struct.Struct(">HQI")
 ZERO_STEP = 1 << 16
 ZERO_VIEW = memoryview(bytes(ZERO_STEP))
 DROP_STEP = 1 << 20
-fds = {}
-zeroed = {}   # path -> where its records and the zeros written after them end
-dropped = {}  # path -> up to where its synced pages are dropped from the page cache
-sizes = {}   # path -> its size (the log's preallocation) when last looked at
+class LogFile:
+    # A log file the helper writes: where its records and the zeros written
+    # after them end, up to where its synced pages are dropped from the page
+    # cache, and its size (the log's preallocation) when last looked at.
+    __slots__ = ("fd", "zeroed", "dropped", "size")
+
+    def __init__(self, fd, zeroed):
+        self.fd, self.zeroed, self.dropped, self.size = fd, zeroed, 0, 0
+
+files = {}   # path -> LogFile
 buf = bytearray()
 # One read takes what is in the pipe, up to a MiB, into this buffer: os.read
 # would make a new bytes object of the size asked for each time, which
@@ -97,64 +103,61 @@ def write_and_sync(batches):
     ends = {}
     for chunks in batches:
         for path, offset, data in chunks:
-            fd = fds.get(path)
-            if fd is None:
-                fd = fds[path] = os.open(path, os.O_WRONLY)
-                zeroed[path] = offset
+            f = files.get(path)
+            if f is None:
+                f = files[path] = LogFile(os.open(path, os.O_WRONLY), offset)
                 d = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
                 try:
                     os.fsync(d)
                 finally:
                     os.close(d)
             while data:
-                n = os.pwrite(fd, data, offset)
+                n = os.pwrite(f.fd, data, offset)
                 data, offset = data[n:], offset + n
-            if offset + ZERO_STEP // 2 > zeroed[path]:
-                zero_ahead(fd, path, offset)
+            if offset + ZERO_STEP // 2 > f.zeroed:
+                zero_ahead(f, offset)
             ends[path] = offset
             if path not in paths:
                 paths.append(path)
     for path in paths:
-        os.fdatasync(fds[path])
-        drop_synced(path, ends[path] & -DROP_STEP)
+        f = files[path]
+        os.fdatasync(f.fd)
+        drop_synced(f, ends[path] & -DROP_STEP)
     if paths:
-        for path in [p for p in fds if p != paths[-1]]:
+        for path in [p for p in files if p != paths[-1]]:
             # A rolled-over file: nothing more comes to it.
-            uncache(fds[path], 0, 0)
-            os.close(fds.pop(path))
-            del zeroed[path]
-            dropped.pop(path, None)
-            sizes.pop(path, None)
+            fd = files.pop(path).fd
+            uncache(fd, 0, 0)
+            os.close(fd)
 
-def drop_synced(path, upto):
+def drop_synced(f, upto):
     # The server never reads its log back while it runs, so the pages of
     # records already synced are dropped from the page cache (whole MiBs,
     # never the page the next record goes to), and their memory is used
     # again for the next ones (why that pays: zkpy.storage.files.drop_cached).
-    start = dropped.get(path, 0)
-    if upto > start:
-        uncache(fds[path], start, upto - start)
-        dropped[path] = upto
+    if upto > f.dropped:
+        uncache(f.fd, f.dropped, upto - f.dropped)
+        f.dropped = upto
 
 def uncache(fd, start, length):
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, start, length, os.POSIX_FADV_DONTNEED)
 
-def zero_ahead(fd, path, end):
+def zero_ahead(f, end):
     # Zeros written (not a hole) up to the next ZERO_STEP boundary past end,
     # within the preallocated size.  An fdatasync that covers only blocks
     # already written needs no journal commit; one that covers blocks of a
     # hole does (their allocation).  So the allocation is paid once per
     # ZERO_STEP, not by every sync: 130 -> 90 us per fdatasync on ext4.
-    start = max(zeroed[path], end)
+    start = max(f.zeroed, end)
     stop = (end + ZERO_STEP) // ZERO_STEP * ZERO_STEP
-    if stop > sizes.get(path, 0):
+    if stop > f.size:
         # Past the size last seen: the server may have grown it since.
-        sizes[path] = os.fstat(fd).st_size
-        stop = min(stop, sizes[path])
+        f.size = os.fstat(f.fd).st_size
+        stop = min(stop, f.size)
     if stop > start:
-        stop = start + os.pwrite(fd, ZERO_VIEW[:stop - start], start)
-    zeroed[path] = max(stop, end)
+        stop = start + os.pwrite(f.fd, ZERO_VIEW[:stop - start], start)
+    f.zeroed = max(stop, end)
 
 while True:
     batches = []
