@@ -819,6 +819,25 @@ def test_snapshot_groups_of_large_znodes_are_split(tmp_path, monkeypatch):
         assert n == 1 or len(msgpack.packb(g, use_bin_type=True)) <= 10_000
 
 
+@pytest.mark.parametrize("stable", [True, False])
+@pytest.mark.parametrize("order", ["created", "shuffled"])
+def test_snapshot_groups_are_written_as_they_fill_parents_first(tmp_path, monkeypatch,
+                                                                 order, stable):
+    """A group is written as soon as it is full (two entries here), after
+    what is left of the groups above it; a tree whose node table is not in
+    creation order (as one loaded from a FORMAT 1 snapshot) has its groups
+    written at the end, parents first.  Either way nothing is left out."""
+    monkeypatch.setattr(snapshot, "GROUP_SIZE", 2)
+    d = random_workload(random.Random(23), 600)
+    expected = state(d.tree)
+    if order == "shuffled":
+        items = list(d.tree.nodes.items())
+        random.Random(5).shuffle(items)
+        d.tree.nodes = dict(items)
+    path = write_snapshot(d.tree, d.tree.last_zxid, str(tmp_path), stable=stable)
+    assert state(read_snapshot(path)) == expected
+
+
 def _write_format_1(tree, zxid, path):
     """A snapshot in the first format: [path, 11 values] per node, any order."""
     import msgpack
