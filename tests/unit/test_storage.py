@@ -16,9 +16,11 @@ import mmap
 import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,7 +41,7 @@ from zkpy.protocol.records import (
 )
 from zkpy.server.config import ServerConfig
 from zkpy.server.prep import Prep
-from zkpy.storage import snapshot, txnlog
+from zkpy.storage import database, forked, snapshot, txnlog
 from zkpy.storage.database import DataDirError, DurableLog, dirs, purge, restore
 from zkpy.storage.snapshot import (
     CorruptSnapshotError,
@@ -1179,6 +1181,76 @@ def test_a_snapshot_due_while_one_is_written_is_taken_when_it_is_done(tmp_path):
         dl.close()
     asyncio.run(main())
     assert [z for z, _ in list_snapshots(snap_dir)] == [d.txns[9].zxid]
+    assert state(restore(snap_dir, log_dir)) == _prefix_state(d, 10)
+
+
+@pytest.mark.skipif(not forked.CAN_IDLE, reason="no pidfd or SCHED_IDLE (not Linux 5.3+)")
+@pytest.mark.parametrize("busy", [False, True])
+def test_a_snapshot_writer_starved_at_sched_idle_is_replaced_by_one_at_nice_10(
+        tmp_path, monkeypatch, caplog, busy):
+    """The writer runs at SCHED_IDLE.  Here it computes for a second before
+    it writes.  Given a core, it is left to it however long it takes; with
+    its only core busy (another process on it at the usual priority), it is
+    killed once it has waited STARVED_AFTER seconds for the core, what it
+    wrote is removed, and the snapshot is taken again by a writer at nice
+    10 (the one after that is idle again)."""
+    d = random_workload(random.Random(22), 40)
+    config = ServerConfig(data_dir=tmp_path / "data", snap_count=10, pre_alloc_size_kb=8)
+    snap_dir, log_dir = dirs(config)
+    tree = restore(snap_dir, log_dir)
+    write = database.write_snapshot
+
+    def writer(tree, zxid, snap_dir, stable):   # runs in the forked writer
+        if os.sched_getscheduler(0) == os.SCHED_IDLE:
+            with open(os.path.join(snap_dir, "snapshot.%x.tmp" % zxid), "wb") as f:
+                f.write(b"ZKPYSNAP")
+            end = time.process_time() + 1
+            while time.process_time() < end:
+                pass
+        else:
+            assert os.getpriority(os.PRIO_PROCESS, 0) == 10
+        return write(tree, zxid, snap_dir, stable)
+    monkeypatch.setattr(database, "write_snapshot", writer)
+    monkeypatch.setattr(forked, "STARVED_AFTER", 0.3)
+    monkeypatch.setattr(forked, "_LOOK_EVERY", 0.05)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        dl = DurableLog(config, loop, tree)
+        logged = []
+        for t in d.txns[:10]:
+            dl.append(t, lambda txn: (tree.apply(txn), logged.append(txn.zxid)))
+
+        async def until(done):
+            while not done():
+                await asyncio.sleep(0.001)
+        await asyncio.wait_for(until(lambda: list_snapshots(snap_dir)
+                                     and not dl.snapshot_writing), 30)
+        assert dl.idle_writer   # the next one is idle (again)
+        dl.close()
+    cores = os.sched_getaffinity(0)
+    hog = None
+    if busy:   # this thread, the writers it forks and hog on one core
+        core = min(cores)
+        os.sched_setaffinity(0, {core})
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        os.sched_setaffinity(hog.pid, {core})
+    try:
+        with caplog.at_level(logging.WARNING, logger="zkpy.storage"):
+            asyncio.run(main())
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+        os.sched_setaffinity(0, cores)
+    # The first writer's snapshot is of the tree before the txns were
+    # applied (the log calls for it as it takes the tenth); a second one's,
+    # of the tree after all ten.
+    zxid = d.txns[9].zxid if busy else 0
+    assert [z for z, _ in list_snapshots(snap_dir)] == [zxid]
+    assert [n for n in os.listdir(snap_dir) if n.startswith("snapshot.")] == \
+        ["snapshot.%x" % zxid]   # (what a killed writer wrote is gone)
+    assert ("for a core at SCHED_IDLE" in caplog.text) == busy
     assert state(restore(snap_dir, log_dir)) == _prefix_state(d, 10)
 
 

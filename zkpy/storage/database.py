@@ -11,10 +11,12 @@ import threading
 import time
 
 from ..datatree.tree import DataTree
-from .forked import enter_child
-from .snapshot import CorruptSnapshotError, list_snapshots, read_snapshot, write_snapshot
+from . import forked
+from .forked import enter_child, enter_idle, wait_unless_starved
+from .snapshot import (CorruptSnapshotError, list_snapshots, read_snapshot, snapshot_file_name,
+                       write_snapshot)
 from .syncer import TxnLogSyncer
-from .files import fsync_dir
+from .files import fsync_dir, tmp_path
 from .txnlog import CorruptLogError, list_logs, scan_log, truncate_at
 
 log = logging.getLogger("zkpy.storage")
@@ -141,6 +143,8 @@ class DurableLog:
         self.snapshot_writing = False   # from a snapshot's start to the loop hearing it is done
         self.snapshot_scheduled = False
         self.snapshot_wanted = False
+        self.idle_writer = forked.CAN_IDLE   # the next writer at SCHED_IDLE (forked.py)
+        self.starved = False   # set by the snapshot thread: its idle writer was killed
         self.closing = False
         self.snapshot_time = None   # a Summary of snapshot write times (ms), if observed
 
@@ -203,9 +207,10 @@ class DurableLog:
         self.snapshot_writing = True
         self.syncer.roll()
         zxid = self.tree.last_zxid
-        pid = self._fork_snapshot(zxid)
+        idle, self.idle_writer = self.idle_writer, forked.CAN_IDLE
+        pid = self._fork_snapshot(zxid, idle)
         if pid:
-            target, args = self._reap_snapshot, (pid, zxid)
+            target, args = self._reap_snapshot, (pid, zxid, idle)
         else:
             target, args = self._write_snapshot, (zxid,)
         self.snapshot_thread = threading.Thread(
@@ -225,13 +230,18 @@ class DurableLog:
 
     def _snapshot_written(self):
         self.snapshot_writing = False
+        if self.starved:   # taken again now, by a writer at nice 10
+            self.starved = False
+            self.idle_writer = False
+            self.snapshot_wanted = True
         if self.snapshot_wanted and not self.closing:
             self._snapshot()
 
-    def _fork_snapshot(self, zxid) -> int:
+    def _fork_snapshot(self, zxid, idle=False) -> int:
         """Write the snapshot from a forked child: it sees the tree exactly as
         it is now (copy-on-write) and serialises it without taking the GIL
-        from the event loop.  0 if fork is not available."""
+        from the event loop; at SCHED_IDLE if idle, else at nice 10.  0 if
+        fork is not available."""
         if not hasattr(os, "fork"):
             return 0
         try:
@@ -245,16 +255,32 @@ class DurableLog:
                 # Background work: the fsync helper and the clients come
                 # first when the cores are busy (a commit waits on the
                 # helper; the snapshot only has to be done by the next one).
-                os.nice(10)
+                if idle:
+                    enter_idle()
+                else:
+                    os.nice(10)
                 write_snapshot(self.tree, zxid, self.snap_dir, stable=True)
                 code = 0
             finally:
                 os._exit(code)
         return pid
 
-    def _reap_snapshot(self, pid, zxid):
+    def _reap_snapshot(self, pid, zxid, idle=False):
         start = time.monotonic()
-        _, status = os.waitpid(pid, 0)
+        if not idle:
+            _, status = os.waitpid(pid, 0)
+        else:
+            status = wait_unless_starved(pid)
+            if status is None:
+                try:   # what it had written
+                    os.unlink(tmp_path(os.path.join(self.snap_dir, snapshot_file_name(zxid))))
+                except FileNotFoundError:
+                    pass
+                log.warning("Snapshot at zxid 0x%x: its writer waited %.0f s for a core at "
+                            "SCHED_IDLE (every core busy); taken again at nice 10",
+                            zxid, forked.STARVED_AFTER)
+                self.starved = True
+                return
         if self.snapshot_time is not None:
             self.snapshot_time.add_value((time.monotonic() - start) * 1000)
         if os.waitstatus_to_exitcode(status) == 0:

@@ -34,12 +34,17 @@ def drop_cached(path: str) -> None:
         os.close(fd)
 
 
+def tmp_path(path: str) -> str:
+    """Where write_atomically writes the file at path until it is whole."""
+    return path + ".tmp"
+
+
 def write_atomically(path: str, write, buffering: int = -1, sync_step: int = 0) -> str:
     """Replace the file at path with what write(f) writes into a binary file.
     sync_step: if set, f writes the file out every sync_step bytes and drops
     what it wrote from the page cache (WrittenOut): for large files written
     while the server works."""
-    tmp = path + ".tmp"
+    tmp = tmp_path(path)
     with open(tmp, "wb", buffering=buffering) as f:
         out = WrittenOut(f, sync_step) if sync_step else f
         write(out)

@@ -11,7 +11,10 @@ import fcntl
 import gc
 import logging
 import os
+import select
+import signal
 import threading
+import time
 
 log = logging.getLogger("zkpy.storage")
 
@@ -36,6 +39,73 @@ def enter_child(keep=()) -> None:
 
 
 _MAX_FD = max(os.sysconf("SC_OPEN_MAX"), 1 << 16)
+
+
+# Background children (the periodic snapshot's writer) run at SCHED_IDLE:
+# they get only the CPU time nothing else wants, and a thread of the server
+# or of a client that wakes takes their core at once (the kernel counts a
+# core that runs only such tasks as idle when it places a waking thread).
+# At nice 10 the writer kept its core for a slice while the fsync helper or
+# a client waited (fsynced creates, a snapshot every second or so, six
+# interleaved rounds: 60.2k -> 63.7k a second, p99 2.5-3.9 -> 2.1-2.8 ms).
+# A SCHED_IDLE task gets next to nothing while every core is busy, though,
+# and an unprivileged process cannot leave that class (RLIMIT_NICE): one
+# that has waited STARVED_AFTER seconds in all for a core is killed, for
+# its work to be done again at nice 10.  Its parent watches it through a
+# pidfd (Linux 5.3); without one, a child stays at nice 10.
+STARVED_AFTER = 5.0
+_LOOK_EVERY = 1.0   # seconds between looks at how long it has waited
+
+
+def _can_watch() -> bool:
+    if not (hasattr(os, "pidfd_open") and hasattr(os, "SCHED_IDLE")):
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+CAN_IDLE = _can_watch()
+
+
+def enter_idle() -> None:
+    """In a background child (after enter_child): SCHED_IDLE where its
+    parent can watch it (wait_unless_starved), else nice 10."""
+    os.nice(10)
+    if CAN_IDLE:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+
+
+def wait_unless_starved(pid):
+    """Reap child pid, which enter_idle() made idle; or kill it once it has
+    waited STARVED_AFTER seconds for a core.  Its wait status, or None if it
+    was starved and killed."""
+    fd = os.pidfd_open(pid)   # (an unreaped child's pid stays its own)
+    try:
+        start = time.monotonic()
+        while not select.select([fd], [], [], _LOOK_EVERY)[0]:
+            waited = _runqueue_wait(pid)
+            if waited is None:   # (a kernel without schedstat: time at work)
+                waited = time.monotonic() - start
+            if waited >= STARVED_AFTER:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None
+    finally:
+        os.close(fd)
+    return os.waitpid(pid, 0)[1]
+
+
+def _runqueue_wait(pid):
+    """Seconds process pid has been runnable but waiting for a core, or None
+    where the kernel does not say (/proc/<pid>/schedstat)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def fork_bytes(make, loop, on_done) -> bool:
