@@ -1145,6 +1145,21 @@ def run_durable(config, txns, tree=None):
     return asyncio.run(main())
 
 
+def _log_ten(config, tree, d):
+    """A DurableLog (snapCount=10, on the running loop) given d's first ten
+    txns, each applied to tree once logged; and the zxids logged so far."""
+    dl = DurableLog(config, asyncio.get_running_loop(), tree)
+    logged = []
+    for t in d.txns[:10]:
+        dl.append(t, lambda txn: (tree.apply(txn), logged.append(txn.zxid)))
+    return dl, logged
+
+
+async def _until(done):
+    while not done():
+        await asyncio.sleep(0.001)
+
+
 def test_a_snapshot_due_while_one_is_written_is_taken_when_it_is_done(tmp_path):
     """Not skipped (as ZooKeeper would): taken, of the tree as it is then,
     once the writer of the last one is done."""
@@ -1154,11 +1169,7 @@ def test_a_snapshot_due_while_one_is_written_is_taken_when_it_is_done(tmp_path):
     tree = restore(snap_dir, log_dir)
 
     async def main():
-        loop = asyncio.get_running_loop()
-        dl = DurableLog(config, loop, tree)
-        logged = []
-        for t in d.txns[:10]:
-            dl.append(t, lambda txn: (tree.apply(txn), logged.append(txn.zxid)))
+        dl, logged = _log_ten(config, tree, d)
         # The writer of an earlier snapshot, still at work until released.
         # Its thread outlives its report that it is done (as any thread
         # does for a moment), until the next snapshot is under way.
@@ -1169,14 +1180,11 @@ def test_a_snapshot_due_while_one_is_written_is_taken_when_it_is_done(tmp_path):
         dl.snapshot_thread = writer
         dl.snapshot_writing = True
 
-        async def until(done):
-            while not done():
-                await asyncio.sleep(0.001)
-        await asyncio.wait_for(until(lambda: len(logged) == 10 and not dl.snapshot_scheduled), 10)
+        await asyncio.wait_for(_until(lambda: len(logged) == 10 and not dl.snapshot_scheduled), 10)
         assert dl.snapshot_wanted and list_snapshots(snap_dir) == []
         release.set()
-        await asyncio.wait_for(until(lambda: dl.snapshot_thread is not writer
-                                     and not dl.snapshot_thread.is_alive()), 10)
+        await asyncio.wait_for(_until(lambda: dl.snapshot_thread is not writer
+                                      and not dl.snapshot_thread.is_alive()), 10)
         linger.set()
         dl.close()
     asyncio.run(main())
@@ -1215,17 +1223,9 @@ def test_a_snapshot_writer_starved_at_sched_idle_is_replaced_by_one_at_nice_10(
     monkeypatch.setattr(forked, "_LOOK_EVERY", 0.05)
 
     async def main():
-        loop = asyncio.get_running_loop()
-        dl = DurableLog(config, loop, tree)
-        logged = []
-        for t in d.txns[:10]:
-            dl.append(t, lambda txn: (tree.apply(txn), logged.append(txn.zxid)))
-
-        async def until(done):
-            while not done():
-                await asyncio.sleep(0.001)
-        await asyncio.wait_for(until(lambda: list_snapshots(snap_dir)
-                                     and not dl.snapshot_writing), 30)
+        dl, logged = _log_ten(config, tree, d)
+        await asyncio.wait_for(_until(lambda: list_snapshots(snap_dir)
+                                      and not dl.snapshot_writing), 30)
         assert dl.idle_writer   # the next one is idle (again)
         dl.close()
     cores = os.sched_getaffinity(0)
