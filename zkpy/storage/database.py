@@ -12,7 +12,6 @@ import time
 
 from ..datatree.tree import DataTree
 from . import forked
-from .forked import enter_child, enter_idle, wait_unless_starved
 from .snapshot import (CorruptSnapshotError, list_snapshots, read_snapshot, snapshot_file_name,
                        write_snapshot)
 from .syncer import TxnLogSyncer
@@ -251,14 +250,11 @@ class DurableLog:
         if pid == 0:  # the child: write, and leave without running any cleanup
             code = 1
             try:
-                enter_child()
+                forked.enter_child()
                 # Background work: the fsync helper and the clients come
                 # first when the cores are busy (a commit waits on the
                 # helper; the snapshot only has to be done by the next one).
-                if idle:
-                    enter_idle()
-                else:
-                    os.nice(10)
+                forked.enter_background(idle)
                 write_snapshot(self.tree, zxid, self.snap_dir, stable=True)
                 code = 0
             finally:
@@ -270,7 +266,7 @@ class DurableLog:
         if not idle:
             _, status = os.waitpid(pid, 0)
         else:
-            status = wait_unless_starved(pid)
+            status = forked.wait_unless_starved(pid)
             if status is None:
                 try:   # what it had written
                     os.unlink(tmp_path(os.path.join(self.snap_dir, snapshot_file_name(zxid))))

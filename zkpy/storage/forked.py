@@ -70,16 +70,17 @@ def _can_watch() -> bool:
 CAN_IDLE = _can_watch()
 
 
-def enter_idle() -> None:
-    """In a background child (after enter_child): SCHED_IDLE where its
-    parent can watch it (wait_unless_starved), else nice 10."""
+def enter_background(idle) -> None:
+    """In a background child (after enter_child): nice 10, and SCHED_IDLE
+    if idle (only where CAN_IDLE: its parent then reaps it with
+    wait_unless_starved)."""
     os.nice(10)
-    if CAN_IDLE:
+    if idle:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 def wait_unless_starved(pid):
-    """Reap child pid, which enter_idle() made idle; or kill it once it has
+    """Reap child pid, which enter_background made idle; or kill it once it has
     waited STARVED_AFTER seconds for a core.  Its wait status, or None if it
     was starved and killed."""
     fd = os.pidfd_open(pid)   # (an unreaped child's pid stays its own)

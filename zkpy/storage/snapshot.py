@@ -222,22 +222,16 @@ def dump_snapshot(tree: DataTree, zxid: int, f, stable: bool = False) -> None:
 
 def _flush_group(w, pack, groups, parent) -> None:
     """Write parent's group now, after what is left of the groups above it
-    (one of which holds parent itself), and start it anew."""
-    above = []
-    p = parent
-    while p != "/":
-        p = p[:p.rfind("/")] or "/"
-        above.append(p)
-    for p in reversed(above):
+    (one of which holds parent itself), and start each anew."""
+    chain = [parent]
+    while chain[-1] != "/":
+        chain.append(parent_of(chain[-1]))
+    for p in reversed(chain):
         short, full = groups[p]
         if short or full:
             _write_group(w, pack, p, short, full)
             short.clear()
             full.clear()
-    short, full = groups[parent]
-    _write_group(w, pack, parent, short, full)
-    short.clear()
-    full.clear()
 
 
 def _write_group(w, pack, parent, short, full) -> None:
